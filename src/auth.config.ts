@@ -1,0 +1,74 @@
+import type { Type } from '@nestjs/common';
+import {
+  DEFAULT_LOGIN_URL,
+  DEFAULT_SESSION_AGE_MS,
+  DEFAULT_SESSION_COOKIE_NAME,
+  REDIRECT_FIELD_NAME,
+} from './auth.constants.js';
+import type { AuthModuleOptions, SessionOptions } from './auth.options.js';
+import type { AuthBackend } from './backends/auth-backend.interface.js';
+import { ImproperlyConfigured } from './errors.js';
+
+/** The module's options with every default filled in, checked once at start-up. */
+export interface AuthConfig {
+  backends: Type<AuthBackend>[];
+  loginUrl: string;
+  redirectFieldName: string;
+  loginRequiredByDefault: boolean;
+  session: (SessionOptions & { name: string }) | false;
+  /** Keys for session auth hashes and tokens: the current one first, then fallbacks. */
+  secrets: string[];
+  loginRedirectUrl: string;
+  options: AuthModuleOptions;
+}
+
+export const AUTH_CONFIG = Symbol('AUTH_CONFIG');
+
+export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
+  if (!options || !Array.isArray(options.backends) || options.backends.length === 0) {
+    throw new ImproperlyConfigured(
+      'No authentication backends have been defined. Pass AuthModule.forRoot({ backends: [ModelBackend] }).',
+    );
+  }
+  for (const backend of options.backends) {
+    if (typeof backend !== 'function') {
+      throw new ImproperlyConfigured(
+        `AuthModule backends must be classes; got ${String(backend)}. List the class, not an instance.`,
+      );
+    }
+  }
+  const session = options.session === false ? false : options.session;
+  if (session !== false && (!session || !hasSecret(session.secret))) {
+    throw new ImproperlyConfigured(
+      'AuthModule needs a session secret: pass session: { secret: process.env.SESSION_SECRET }, ' +
+        'or session: false with secret when the app installs express-session itself.',
+    );
+  }
+  const sessionSecrets = session ? [session.secret].flat() : [];
+  const secret = options.secret ?? sessionSecrets[0];
+  if (!hasSecret(secret)) {
+    throw new ImproperlyConfigured('AuthModule needs a secret: with session: false, pass the secret option.');
+  }
+  return {
+    backends: options.backends,
+    loginUrl: options.loginUrl ?? DEFAULT_LOGIN_URL,
+    redirectFieldName: options.redirectFieldName ?? REDIRECT_FIELD_NAME,
+    loginRequiredByDefault: options.loginRequiredByDefault ?? false,
+    session: session ? { ...session, name: session.name ?? DEFAULT_SESSION_COOKIE_NAME } : false,
+    secrets: [secret as string, ...(options.secretFallbacks ?? [])],
+    loginRedirectUrl: options.loginRedirectUrl ?? '/',
+    options,
+  };
+}
+
+function hasSecret(secret: unknown): boolean {
+  if (Array.isArray(secret)) return secret.length > 0 && secret.every(hasSecret);
+  return typeof secret === 'string' && secret.length > 0;
+}
+
+export const SESSION_COOKIE_DEFAULTS = {
+  path: '/',
+  httpOnly: true,
+  sameSite: 'lax' as const,
+  maxAge: DEFAULT_SESSION_AGE_MS,
+};

@@ -1,0 +1,44 @@
+import { Inject, Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { AUTH_CONFIG, resolveAuthConfig, type AuthConfig } from './auth.config.js';
+import { AuthEvents } from './auth.events.js';
+import { AUTH_OPTIONS, ConfigurableAuthModule } from './auth.module-definition.js';
+import type { AuthModuleOptions } from './auth.options.js';
+import { AuthService } from './auth.service.js';
+import { BackendRegistry } from './backends/backend.registry.js';
+import { PasswordHasher } from './passwords/password-hasher.js';
+import { AccessGuard } from './request/access.guard.js';
+import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
+import { LoginRedirectFilter } from './request/login-redirect.js';
+import { SessionMiddleware } from './request/session.middleware.js';
+import { UserManager } from './user.manager.js';
+
+/**
+ * `AuthModule.forRoot({ backends: [...] })`: sessions, the per-request user, the access guard
+ * and the services, for the whole app (the module is global).
+ */
+@Module({
+  providers: [
+    { provide: AUTH_CONFIG, useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options), inject: [AUTH_OPTIONS] },
+    AuthService,
+    AuthEvents,
+    BackendRegistry,
+    PasswordHasher,
+    UserManager,
+    SessionMiddleware,
+    { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
+    { provide: APP_GUARD, useClass: AccessGuard },
+    { provide: APP_FILTER, useClass: LoginRedirectFilter },
+  ],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordHasher, UserManager, SessionMiddleware],
+})
+export class AuthModule extends ConfigurableAuthModule implements NestModule {
+  constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {
+    super();
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    if (this.config.session === false) return;
+    consumer.apply(SessionMiddleware).forRoutes({ path: '*', method: RequestMethod.ALL });
+  }
+}

@@ -1,0 +1,42 @@
+import type { Type } from '@nestjs/common';
+import type { CookieOptions, Store } from 'express-session';
+import type { AuthBackend } from './backends/auth-backend.interface.js';
+import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
+
+export interface SessionOptions {
+  /** Signs the session cookie; also the default key for session auth hashes. */
+  secret: string | string[];
+  /** Any express-session store; default: `TypeOrmSessionStore` over the app's DataSource. */
+  store?: Store;
+  /** Cookie name, Django's `sessionid` by default. */
+  name?: string;
+  /** Cookie attributes; defaults: HttpOnly, SameSite=Lax, Secure in production, two weeks. */
+  cookie?: CookieOptions;
+  /** Re-send the cookie on every response so its expiry slides (express-session's `rolling`). */
+  rolling?: boolean;
+  /** Trust `X-Forwarded-Proto` from a proxy when deciding whether a request is secure. */
+  proxy?: boolean;
+}
+
+export interface AuthModuleOptions {
+  /** Ordered backend classes; the first that returns a user wins. */
+  backends: Type<AuthBackend>[];
+  /** Where anonymous browsers are sent by `@LoginRequired()`. */
+  loginUrl?: string;
+  /** Query parameter carrying the return URL. */
+  redirectFieldName?: string;
+  /** Every route needs login unless marked `@LoginNotRequired()`. */
+  loginRequiredByDefault?: boolean;
+  /** The module installs express-session unless this is `false` (the app installs it itself). */
+  session?: SessionOptions | false;
+  /** Key for session auth hashes; defaults to the session secret. Required with `session: false`. */
+  secret?: string;
+  /** Older secrets still accepted, so a key can be rotated without logging everybody out. */
+  secretFallbacks?: string[];
+  /** Entity class of the user model; default the built-in `User`. */
+  userEntity?: Type<any>;
+  /** Password hashers, preferred first. */
+  passwordHashers?: (PasswordHasherName | PasswordHashAlgorithm)[];
+  /** Where the built-in login view goes without a safe `next`. */
+  loginRedirectUrl?: string;
+}

@@ -1,0 +1,231 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import { AnonymousUser, isAuthenticated, type RequestUser } from './anonymous-user.js';
+import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
+import { AUTH_SESSION_KEYS, BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY } from './auth.constants.js';
+import { AuthEvents, cleanseCredentials } from './auth.events.js';
+import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
+import { BackendRegistry } from './backends/backend.registry.js';
+import { ImproperlyConfigured, PermissionDenied } from './errors.js';
+import {
+  destroySession,
+  persistSession,
+  requireSession,
+  rotateSessionId,
+  sessionData,
+  storedSessionCookieName,
+} from './request/session-lifecycle.js';
+import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
+import { UserManager } from './user.manager.js';
+
+/** Where the per-request user is memoised. */
+const RESOLVED_USER = Symbol('nestjs-session-auth:user');
+
+/**
+ * The authentication workflow: who are you (`authenticate`), remember it (`login`), forget it
+ * (`logout`), and who is this request (`getUser`). Django's `contrib.auth` in one class.
+ */
+@Injectable()
+export class AuthService {
+  constructor(
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    private readonly backends: BackendRegistry,
+    private readonly events: AuthEvents,
+    private readonly users: UserManager<any>,
+  ) {}
+
+  /**
+   * Ask each backend in order. The first user returned wins and is annotated with its
+   * backend's name; `null` passes to the next backend; `PermissionDenied` stops the walk.
+   */
+  async authenticate<U = any>(request: Request | undefined, credentials: unknown): Promise<U | null> {
+    // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
+    const given: Credentials =
+      credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
+    for (const { name, backend } of this.backends.all) {
+      let user: unknown;
+      try {
+        user = await backend.authenticate(request, given);
+      } catch (error) {
+        if (error instanceof PermissionDenied) break;
+        throw error;
+      }
+      if (user) return annotate(user, name) as U;
+    }
+    await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given) });
+    return null;
+  }
+
+  /**
+   * Persist `user` in the request's session. The session id always changes (fixation defence);
+   * data stored before login is kept unless another user was logged in, whose session is
+   * discarded. The session is written before this resolves.
+   */
+  async login(request: Request, user: any, backend?: string): Promise<void> {
+    if (!user || typeof user !== 'object') throw new TypeError('login() needs the user to log in.');
+    const name = this.backendNameFor(user, backend);
+    const userId = userIdOf(user);
+    const session = requireSession(request);
+    const hash = makeSessionAuthHash(user, this.config.secrets[0]);
+
+    const previousId = session[SESSION_KEY];
+    const sameUser =
+      previousId === undefined ||
+      (previousId === userId && verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) >= 0);
+    const fresh = await rotateSessionId(request, sameUser ? sessionData(session) : {});
+    fresh[SESSION_KEY] = userId;
+    fresh[BACKEND_SESSION_KEY] = name;
+    fresh[HASH_SESSION_KEY] = hash;
+    try {
+      await persistSession(request);
+    } catch (error) {
+      // Leave nothing that could be saved as logged in at the end of the response.
+      for (const key of AUTH_SESSION_KEYS) delete fresh[key];
+      throw error;
+    }
+
+    annotate(user, name);
+    this.remember(request, user);
+    if (this.users.manages(user)) await this.users.touchLastLogin(user);
+    await this.events.emit('userLoggedIn', { request, user });
+  }
+
+  /** Forget the user: the session is deleted from the store and its cookie cleared. */
+  async logout(request: Request): Promise<void> {
+    const user = await this.getUser(request);
+    await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
+    const cookieName = storedSessionCookieName(request) ?? (this.config.session ? this.config.session.name : undefined);
+    await destroySession(request);
+    const response = request.res;
+    if (cookieName && response && !response.headersSent) {
+      const cookie = this.config.session ? this.config.session.cookie : undefined;
+      response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax' });
+    }
+    this.remember(request, new AnonymousUser());
+  }
+
+  /**
+   * The request's user, resolved once per request whatever asks (guards, the interceptor,
+   * decorators). A request without a session cookie costs no store or database work.
+   */
+  getUser<U = any>(request: Request): Promise<RequestUser<U>> {
+    const memo = (request as any)[RESOLVED_USER] as Promise<RequestUser<U>> | undefined;
+    if (memo) return memo;
+    const resolving = this.resolveUser(request);
+    (request as any)[RESOLVED_USER] = resolving;
+    return resolving as Promise<RequestUser<U>>;
+  }
+
+  /**
+   * Keep the current session valid after the user's password changed (others are logged out
+   * by the new hash); the session id is rotated as well.
+   */
+  async updateSessionAuthHash(request: Request, user: any): Promise<void> {
+    const session = requireSession(request);
+    const fresh = await rotateSessionId(request, sessionData(session));
+    if (fresh[SESSION_KEY] === userIdOf(user)) {
+      fresh[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
+    }
+    await persistSession(request);
+  }
+
+  /**
+   * Django's `has_perm`: an active superuser has every permission; otherwise any backend
+   * granting it is enough, and a backend throwing `PermissionDenied` denies at once.
+   */
+  async hasPerm(user: any, perm: string, obj?: unknown): Promise<boolean> {
+    if (user?.isActive && user.isSuperuser && isAuthenticated(user)) return true;
+    for (const { backend } of this.backends.all) {
+      try {
+        if (await backendHasPerm(backend, user, perm, obj)) return true;
+      } catch (error) {
+        if (error instanceof PermissionDenied) return false;
+        throw error;
+      }
+    }
+    return false;
+  }
+
+  /** True when the user has every permission in the list. */
+  async hasPerms(user: any, perms: Iterable<string>, obj?: unknown): Promise<boolean> {
+    if (typeof perms === 'string' || perms == null || typeof (perms as any)[Symbol.iterator] !== 'function') {
+      throw new TypeError('perms must be an iterable of permission names.');
+    }
+    for (const perm of perms) {
+      if (!(await this.hasPerm(user, perm, obj))) return false;
+    }
+    return true;
+  }
+
+  private async resolveUser(request: Request): Promise<RequestUser> {
+    const session = (request as any).session as Record<string, unknown> | undefined;
+    if (!session) return new AnonymousUser();
+    const userId = session[SESSION_KEY];
+    const name = session[BACKEND_SESSION_KEY];
+    if (userId === undefined && name === undefined) return new AnonymousUser();
+
+    const configured = typeof name === 'string' ? this.backends.get(name) : undefined;
+    const user = typeof userId === 'string' && configured ? await configured.backend.getUser(userId) : null;
+    const hashIndex = user ? verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) : -1;
+    if (!user || !canAuthenticate(configured!.backend, user) || hashIndex < 0) {
+      // Stale or tampered: the backend is gone, the user is gone or disabled, or the password
+      // changed since this session logged in.
+      for (const key of AUTH_SESSION_KEYS) delete session[key];
+      return new AnonymousUser();
+    }
+    if (hashIndex > 0) {
+      // Logged in under a secret that is now a fallback: re-sign with the current one.
+      session[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
+    }
+    return annotate(user, configured!.name);
+  }
+
+  private remember(request: Request, user: RequestUser): void {
+    (request as any)[RESOLVED_USER] = Promise.resolve(user);
+    (request as any).user = user;
+  }
+
+  private backendNameFor(user: any, backend: string | undefined): string {
+    const name = backend ?? (typeof user.backend === 'string' ? user.backend : undefined);
+    if (name === undefined) {
+      if (this.backends.all.length === 1) return this.backends.all[0].name;
+      throw new ImproperlyConfigured(
+        'Several authentication backends are configured: pass the backend name to login(), ' +
+          'or log in a user returned by authenticate().',
+      );
+    }
+    if (!this.backends.get(name)) {
+      throw new ImproperlyConfigured(`login() was given backend '${name}', which is not in AuthModule backends.`);
+    }
+    return name;
+  }
+}
+
+function userIdOf(user: any): string {
+  const id = user.id ?? user.pk;
+  if (id === undefined || id === null || id === '') {
+    throw new TypeError('login() needs a saved user: it has no id.');
+  }
+  return String(id);
+}
+
+/** Mark a user as authenticated by `backend`, without making the marker part of its JSON. */
+function annotate<U>(user: U, backend: string): U {
+  const target = user as any;
+  target.backend = backend;
+  if (target.isAuthenticated !== true) {
+    Object.defineProperty(target, 'isAuthenticated', { value: true, configurable: true, enumerable: false });
+  }
+  return user;
+}
+
+function canAuthenticate(backend: AuthBackend, user: any): boolean {
+  const check = (backend as { userCanAuthenticate?: (user: unknown) => boolean }).userCanAuthenticate;
+  return typeof check === 'function' ? check.call(backend, user) : user.isActive !== false;
+}
+
+async function backendHasPerm(backend: AuthBackend, user: any, perm: string, obj: unknown): Promise<boolean> {
+  if (typeof backend.hasPerm === 'function') return backend.hasPerm(user, perm, obj);
+  if (typeof backend.getAllPermissions === 'function') return (await backend.getAllPermissions(user, obj)).has(perm);
+  return false;
+}

@@ -1,0 +1,42 @@
+export { AuthModule } from './auth.module.js';
+export { AUTH_OPTIONS } from './auth.module-definition.js';
+export type { AuthModuleOptions, SessionOptions } from './auth.options.js';
+export { AuthService } from './auth.service.js';
+export { AuthEvents, type AuthEventMap, type AuthEventName } from './auth.events.js';
+export {
+  SESSION_KEY,
+  BACKEND_SESSION_KEY,
+  HASH_SESSION_KEY,
+  REDIRECT_FIELD_NAME,
+} from './auth.constants.js';
+export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUser } from './anonymous-user.js';
+export { PermissionDenied, ImproperlyConfigured } from './errors.js';
+
+export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
+export { BaseBackend } from './backends/base.backend.js';
+export { ModelBackend, AllowAllUsersModelBackend } from './backends/model.backend.js';
+
+export {
+  LoginRequired,
+  LoginNotRequired,
+  PermissionRequired,
+  UserPassesTest,
+  type LoginRequiredOptions,
+  type UserTest,
+} from './decorators/access.decorators.js';
+export { CurrentUser } from './decorators/current-user.decorator.js';
+export { AccessGuard } from './request/access.guard.js';
+export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
+export { SessionMiddleware } from './request/session.middleware.js';
+
+export { User, Group, Permission, SessionRecord, authEntities, TypeOrmSessionStore } from './storage/index.js';
+export type { TypeOrmSessionStoreOptions } from './storage/index.js';
+export { UserManager, type CreateUserInput } from './user.manager.js';
+export {
+  PasswordHasher,
+  BCryptSHA256Hasher,
+  ScryptHasher,
+  isPasswordUsable,
+  type PasswordHashAlgorithm,
+  type PasswordHasherName,
+} from './passwords/password-hasher.js';

@@ -1,0 +1,191 @@
+import { Inject, Injectable } from '@nestjs/common';
+import bcrypt from 'bcryptjs';
+import { createHash, randomBytes, randomInt, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { AUTH_OPTIONS } from '../auth.module-definition.js';
+import type { AuthModuleOptions } from '../auth.options.js';
+import { ImproperlyConfigured } from '../errors.js';
+
+const scrypt = promisify(scryptCallback) as (
+  password: string,
+  salt: string,
+  keylen: number,
+  options: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
+
+/** One password hashing algorithm, encoded as `<algorithm>$<rest>` (Django's hasher format). */
+export interface PasswordHashAlgorithm {
+  readonly algorithm: string;
+  encode(raw: string): Promise<string>;
+  verify(raw: string, encoded: string): Promise<boolean>;
+  /** True when `encoded` was made with other parameters than this hasher uses now. */
+  mustUpdate(encoded: string): boolean;
+}
+
+export type PasswordHasherName = 'bcrypt_sha256' | 'scrypt';
+
+/**
+ * bcrypt over the hex SHA-256 of the password (Django's `bcrypt_sha256`, B63): the pre-hash
+ * keeps bcrypt from silently truncating at 72 bytes, so two long passwords sharing a prefix
+ * never collide.
+ */
+export class BCryptSHA256Hasher implements PasswordHashAlgorithm {
+  readonly algorithm = 'bcrypt_sha256';
+  readonly rounds: number;
+
+  constructor(options: { rounds?: number } = {}) {
+    this.rounds = options.rounds ?? 12;
+  }
+
+  async encode(raw: string): Promise<string> {
+    const hash = await bcrypt.hash(preHash(raw), this.rounds);
+    return `${this.algorithm}$${hash}`;
+  }
+
+  async verify(raw: string, encoded: string): Promise<boolean> {
+    const hash = encoded.slice(this.algorithm.length + 1);
+    if (!/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) return false;
+    return bcrypt.compare(preHash(raw), hash);
+  }
+
+  mustUpdate(encoded: string): boolean {
+    const rounds = Number(encoded.split('$')[3]);
+    return rounds !== this.rounds;
+  }
+}
+
+function preHash(raw: string): string {
+  return createHash('sha256').update(raw, 'utf8').digest('hex');
+}
+
+/** scrypt from `node:crypto`, run on libuv's thread pool; Django's format and parameters. */
+export class ScryptHasher implements PasswordHashAlgorithm {
+  readonly algorithm = 'scrypt';
+  readonly workFactor: number;
+  readonly blockSize = 8;
+  readonly parallelism: number;
+  private readonly keyLength = 64;
+
+  constructor(options: { workFactor?: number; parallelism?: number } = {}) {
+    this.workFactor = options.workFactor ?? 2 ** 14;
+    this.parallelism = options.parallelism ?? 5;
+  }
+
+  async encode(raw: string, salt = randomSalt()): Promise<string> {
+    const key = await this.derive(raw, salt, this.workFactor, this.blockSize, this.parallelism);
+    return [this.algorithm, this.workFactor, salt, this.blockSize, this.parallelism, key.toString('base64')].join('$');
+  }
+
+  async verify(raw: string, encoded: string): Promise<boolean> {
+    const parts = encoded.split('$');
+    if (parts.length !== 6) return false;
+    const [, n, salt, r, p, expected] = parts;
+    const [workFactor, blockSize, parallelism] = [Number(n), Number(r), Number(p)];
+    // Refuse parameters an attacker-controlled row could use to exhaust memory or CPU.
+    if (![workFactor, blockSize, parallelism].every(Number.isSafeInteger)) return false;
+    if (workFactor > 2 ** 20 || blockSize > 32 || parallelism > 16) return false;
+    let key: Buffer;
+    try {
+      key = await this.derive(raw, salt, workFactor, blockSize, parallelism);
+    } catch {
+      return false;
+    }
+    const stored = Buffer.from(expected, 'base64');
+    return stored.length === key.length && timingSafeEqual(stored, key);
+  }
+
+  mustUpdate(encoded: string): boolean {
+    const [, n, , r, p] = encoded.split('$');
+    return Number(n) !== this.workFactor || Number(r) !== this.blockSize || Number(p) !== this.parallelism;
+  }
+
+  private derive(raw: string, salt: string, N: number, r: number, p: number): Promise<Buffer> {
+    return scrypt(raw, salt, this.keyLength, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+  }
+}
+
+const SALT_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+/** 22 characters of [A-Za-z0-9]: at least 128 bits, like Django's salts (B61). */
+function randomSalt(length = 22): string {
+  let salt = '';
+  for (let i = 0; i < length; i++) salt += SALT_CHARS[randomInt(SALT_CHARS.length)];
+  return salt;
+}
+
+export const UNUSABLE_PASSWORD_PREFIX = '!';
+
+/** Only a value starting with `!` is unusable (B65). */
+export function isPasswordUsable(encoded: string | null | undefined): boolean {
+  return encoded == null || !encoded.startsWith(UNUSABLE_PASSWORD_PREFIX);
+}
+
+export interface PasswordCheck {
+  valid: boolean;
+  /** The password was right but is stored with a hasher or parameters no longer preferred. */
+  mustUpdate: boolean;
+}
+
+/**
+ * Hashes and checks passwords with the configured hashers, the first one preferred. Encoded
+ * values carry their algorithm, so a new default can be introduced and old hashes upgraded on
+ * the next successful login.
+ */
+@Injectable()
+export class PasswordHasher {
+  private readonly hashers: PasswordHashAlgorithm[];
+
+  constructor(@Inject(AUTH_OPTIONS) options: AuthModuleOptions) {
+    this.hashers = createHashers(options.passwordHashers ?? ['bcrypt_sha256', 'scrypt']);
+  }
+
+  get preferred(): PasswordHashAlgorithm {
+    return this.hashers[0];
+  }
+
+  /** Hash a raw password with the preferred hasher; `null` gives an unusable password (B64). */
+  async make(raw: string | null): Promise<string> {
+    if (raw === null) return UNUSABLE_PASSWORD_PREFIX + randomBytes(30).toString('base64url').slice(0, 40);
+    if (typeof raw !== 'string') {
+      throw new TypeError(`Password must be a string, got ${typeof raw}.`);
+    }
+    return this.preferred.encode(raw);
+  }
+
+  async check(raw: unknown, encoded: string | null | undefined): Promise<PasswordCheck> {
+    const hasher = typeof encoded === 'string' ? this.identify(encoded) : undefined;
+    if (typeof raw !== 'string' || !hasher || !isPasswordUsable(encoded)) {
+      // Run the preferred hasher once so a missing or unusable hash takes as long as a wrong
+      // password (B67, CVE-2024-39329).
+      await this.runDummyHash();
+      return { valid: false, mustUpdate: false };
+    }
+    const valid = await hasher.verify(raw, encoded!);
+    const mustUpdate = valid && (hasher !== this.preferred || hasher.mustUpdate(encoded!));
+    return { valid, mustUpdate };
+  }
+
+  /** Spend the time of one hash, so unknown usernames cannot be told apart by timing. */
+  async runDummyHash(): Promise<void> {
+    await this.preferred.encode(randomSalt(40));
+  }
+
+  private identify(encoded: string): PasswordHashAlgorithm | undefined {
+    const algorithm = encoded.slice(0, encoded.indexOf('$'));
+    return this.hashers.find((hasher) => hasher.algorithm === algorithm);
+  }
+}
+
+function createHashers(list: (PasswordHasherName | PasswordHashAlgorithm)[]): PasswordHashAlgorithm[] {
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ImproperlyConfigured('passwordHashers must list at least one hasher, e.g. [\'bcrypt_sha256\'].');
+  }
+  return list.map((entry) => {
+    if (typeof entry !== 'string') return entry;
+    if (entry === 'bcrypt_sha256') return new BCryptSHA256Hasher();
+    if (entry === 'scrypt') return new ScryptHasher();
+    throw new ImproperlyConfigured(
+      `Unknown password hasher '${entry}'. Built-in hashers are 'bcrypt_sha256' and 'scrypt'.`,
+    );
+  });
+}

@@ -1,0 +1,73 @@
+import {
+  ForbiddenException,
+  Inject,
+  Injectable,
+  UnauthorizedException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { isAuthenticated } from '../anonymous-user.js';
+import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
+import { AuthService } from '../auth.service.js';
+import {
+  LOGIN_REQUIRED,
+  PERMISSIONS_REQUIRED,
+  USER_TESTS,
+  type LoginRule,
+  type UserTest,
+} from '../decorators/access.decorators.js';
+import { LoginRedirect } from './login-redirect.js';
+
+/**
+ * Decides whether the request's user may reach the handler, from `@LoginRequired()`,
+ * `@LoginNotRequired()`, `@PermissionRequired()`, `@UserPassesTest()` and
+ * `loginRequiredByDefault`. Guards run before interceptors, so it asks the memoised resolver
+ * itself; open routes cost nothing.
+ */
+@Injectable()
+export class AccessGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: AuthService,
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    const rule = this.reflector.getAllAndOverride<LoginRule | undefined>(LOGIN_REQUIRED, targets);
+    const perms = this.reflector.getAllAndMerge<string[]>(PERMISSIONS_REQUIRED, targets) ?? [];
+    const tests = this.reflector.getAllAndMerge<UserTest[]>(USER_TESTS, targets) ?? [];
+    const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
+    if (!loginRequired && perms.length === 0 && tests.length === 0) return true;
+
+    const request = context.switchToHttp().getRequest<Request>();
+    const user = await this.auth.getUser(request);
+    const loggedIn = isAuthenticated(user);
+    if (loginRequired && !loggedIn) this.deny(request, rule, false);
+    if (perms.length > 0 && !(await this.auth.hasPerms(user, perms))) this.deny(request, rule, loggedIn);
+    for (const test of tests) {
+      if (!(await test(user, request))) this.deny(request, rule, loggedIn);
+    }
+    return true;
+  }
+
+  /** Logged-in users get 403; anonymous browsers go to the login page, other clients get 401. */
+  private deny(request: Request, rule: LoginRule | undefined, loggedIn: boolean): never {
+    if (loggedIn) throw new ForbiddenException('You do not have permission to perform this action.');
+    const accept = String(request.headers.accept ?? '');
+    if (!accept.includes('text/html')) {
+      throw new UnauthorizedException('Authentication credentials were not provided; log in first.');
+    }
+    throw new LoginRedirect(this.loginUrlFor(request, rule));
+  }
+
+  private loginUrlFor(request: Request, rule: LoginRule | undefined): string {
+    const loginUrl = rule?.loginUrl ?? this.config.loginUrl;
+    const field = rule?.redirectFieldName ?? this.config.redirectFieldName;
+    const separator = loginUrl.includes('?') ? '&' : '?';
+    return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(request.originalUrl)}`;
+  }
+}

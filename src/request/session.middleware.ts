@@ -1,0 +1,81 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  ServiceUnavailableException,
+  type NestMiddleware,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import session, { type Store } from 'express-session';
+import { DataSource } from 'typeorm';
+import { AUTH_CONFIG, SESSION_COOKIE_DEFAULTS, type AuthConfig } from '../auth.config.js';
+import { ImproperlyConfigured } from '../errors.js';
+import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
+
+/**
+ * Installs express-session with safe defaults: nothing stored and no cookie for a visitor who
+ * stored nothing, no write for a request that changed nothing, HttpOnly + SameSite=Lax cookies,
+ * Secure in production. A store that fails answers 503; the request never continues with a
+ * half-loaded session.
+ */
+@Injectable()
+export class SessionMiddleware implements NestMiddleware, OnApplicationShutdown {
+  private readonly logger = new Logger('SessionMiddleware');
+  /** The store sessions live in; `undefined` with `session: false`. */
+  readonly store?: Store;
+  readonly cookieName?: string;
+  readonly secrets: string[] = [];
+  private readonly handler?: RequestHandler;
+
+  constructor(
+    @Inject(AUTH_CONFIG) config: AuthConfig,
+    @Optional() dataSource?: DataSource,
+  ) {
+    if (config.session === false) return;
+    const options = config.session;
+    if (!options.store && !dataSource) {
+      throw new ImproperlyConfigured(
+        'AuthModule stores sessions in TypeORM by default, but no DataSource is registered: import ' +
+          'TypeOrmModule.forRoot({ ..., entities: [...authEntities] }) or pass session.store.',
+      );
+    }
+    this.store = options.store ?? new TypeOrmSessionStore(dataSource!);
+    this.cookieName = options.name;
+    this.secrets = [options.secret].flat();
+    this.handler = session({
+      secret: this.secrets,
+      store: this.store,
+      name: options.name,
+      resave: false,
+      saveUninitialized: false,
+      rolling: options.rolling ?? false,
+      proxy: options.proxy,
+      cookie: { ...SESSION_COOKIE_DEFAULTS, secure: process.env.NODE_ENV === 'production', ...options.cookie },
+    });
+  }
+
+  async use(request: Request, response: Response, next: NextFunction): Promise<void> {
+    if (!this.handler) return next();
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      this.handler!(request, response, (error?: unknown) => {
+        if (settled) {
+          // express-session reports late failures (saving at the end of a response) here.
+          if (error) this.logger.error(`Saving the session failed: ${(error as Error).message}`);
+          return;
+        }
+        settled = true;
+        if (!error) return resolve();
+        this.logger.error(`Loading the session failed: ${(error as Error).message}`);
+        reject(new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.'));
+      });
+    });
+    next();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.store instanceof TypeOrmSessionStore) this.store.close();
+  }
+}

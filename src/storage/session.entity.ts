@@ -1,0 +1,26 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+
+const epochMilliseconds = {
+  to: (value: number) => value,
+  // PostgreSQL hands bigint back as a string.
+  from: (value: string | number | null) => (value == null ? value : Number(value)),
+};
+
+/** One express-session session; `userId` lets a user's sessions be found and ended. */
+@Entity({ name: 'auth_session' })
+export class SessionRecord {
+  @PrimaryColumn({ type: 'varchar', length: 128 })
+  id!: string;
+
+  @Column({ type: 'text' })
+  data!: string;
+
+  /** Milliseconds since the epoch: portable across SQLite and PostgreSQL, compared as numbers. */
+  @Index('auth_session_expires_at_idx')
+  @Column({ name: 'expires_at', type: 'bigint', transformer: epochMilliseconds })
+  expiresAt!: number;
+
+  @Index('auth_session_user_id_idx')
+  @Column({ name: 'user_id', type: 'varchar', length: 64, nullable: true })
+  userId!: string | null;
+}

@@ -1,0 +1,168 @@
+import { Logger } from '@nestjs/common';
+import session from 'express-session';
+import type { SessionData } from 'express-session';
+import { LessThan, type DataSource, type Repository } from 'typeorm';
+import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
+import { SessionRecord } from './session.entity.js';
+
+export interface TypeOrmSessionStoreOptions {
+  /** Lifetime of a session without a cookie `maxAge`, in milliseconds (two weeks). */
+  ttl?: number;
+  /**
+   * Share of the lifetime that must have passed before a read-only request pushes the expiry
+   * forward. `0` extends on every request (one UPDATE each); the default `0.5` writes at most
+   * once per half-lifetime.
+   */
+  touchAfter?: number;
+  /** How often expired rows are deleted, in milliseconds; `false` turns pruning off. */
+  pruneInterval?: number | false;
+  /** Rows deleted per statement while pruning, so a large backlog never locks the table long. */
+  pruneBatchSize?: number;
+}
+
+type Callback<T = void> = (error?: any, result?: T) => void;
+
+/** Remembered row expiries are dropped past this many, so memory stays bounded. */
+const MAX_REMEMBERED_EXPIRIES = 10_000;
+
+/**
+ * An express-session store over the app's TypeORM DataSource (SQLite, PostgreSQL, …).
+ * One SELECT per request that carries a cookie, one upsert when the session changed, and no
+ * write at all for a read-only request until `touchAfter` of the lifetime has passed.
+ */
+export class TypeOrmSessionStore extends session.Store {
+  private readonly logger = new Logger('TypeOrmSessionStore');
+  private readonly ttl: number;
+  private readonly touchAfter: number;
+  private readonly pruneBatchSize: number;
+  private readonly pruneTimer?: NodeJS.Timeout;
+  /** Expiry of each row as last read, so `touch` can tell whether it is worth a write. */
+  private readonly expiries = new Map<string, number>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    options: TypeOrmSessionStoreOptions = {},
+  ) {
+    super();
+    this.ttl = options.ttl ?? DEFAULT_SESSION_AGE_MS;
+    this.touchAfter = options.touchAfter ?? 0.5;
+    this.pruneBatchSize = options.pruneBatchSize ?? 1000;
+    const interval = options.pruneInterval ?? 15 * 60 * 1000;
+    if (interval !== false) {
+      this.pruneTimer = setInterval(() => {
+        this.prune().catch((error) => this.logger.warn(`Pruning expired sessions failed: ${error.message}`));
+      }, interval);
+      this.pruneTimer.unref();
+    }
+  }
+
+  private get repository(): Repository<SessionRecord> {
+    return this.dataSource.getRepository(SessionRecord);
+  }
+
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    this.read(sid).then((data) => callback(null, data), callback);
+  }
+
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    this.write(sid, data).then(() => callback?.(), (error) => callback?.(error));
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    this.expiries.delete(sid);
+    this.repository.delete({ id: sid }).then(() => callback?.(), (error) => callback?.(error));
+  }
+
+  override touch(sid: string, data: SessionData, callback?: Callback): void {
+    this.extend(sid, data).then(() => callback?.(), (error) => callback?.(error));
+  }
+
+  override clear(callback?: Callback): void {
+    this.expiries.clear();
+    this.repository.clear().then(() => callback?.(), (error) => callback?.(error));
+  }
+
+  override length(callback: Callback<number>): void {
+    this.repository
+      .count({ where: {} })
+      .then((count) => callback(null, count), callback);
+  }
+
+  /** Delete expired rows in batches; resolves the number deleted. */
+  async prune(now = Date.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const batch = await this.repository.find({
+        select: { id: true },
+        where: { expiresAt: LessThan(now) },
+        take: this.pruneBatchSize,
+      });
+      if (batch.length === 0) return total;
+      await this.repository.delete(batch.map((row) => row.id));
+      total += batch.length;
+      if (batch.length < this.pruneBatchSize) return total;
+    }
+  }
+
+  /** Delete every session of a user, e.g. after an administrator disabled the account. */
+  async destroyUserSessions(userId: string | number): Promise<number> {
+    const result = await this.repository.delete({ userId: String(userId) });
+    return result.affected ?? 0;
+  }
+
+  /** Stop the pruning timer (called when the Nest app closes). */
+  close(): void {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+  }
+
+  private async read(sid: string): Promise<SessionData | null> {
+    const row = await this.repository.findOne({
+      select: { data: true, expiresAt: true },
+      where: { id: sid },
+    });
+    if (!row || row.expiresAt <= Date.now()) return null;
+    let data: SessionData;
+    try {
+      data = JSON.parse(row.data);
+    } catch {
+      // A row that does not parse is treated as no session (Django: "Session data corrupted").
+      this.logger.warn('Session data corrupted; starting an empty session.');
+      return null;
+    }
+    if (this.expiries.size >= MAX_REMEMBERED_EXPIRIES) this.expiries.clear();
+    this.expiries.set(sid, row.expiresAt);
+    return data;
+  }
+
+  private async write(sid: string, data: SessionData): Promise<void> {
+    this.expiries.delete(sid);
+    const userId = (data as unknown as Record<string, unknown>)[SESSION_KEY];
+    await this.dataSource
+      .createQueryBuilder()
+      .insert()
+      .into(SessionRecord)
+      .values({
+        id: sid,
+        data: JSON.stringify(data),
+        expiresAt: this.expiryOf(data),
+        userId: typeof userId === 'string' ? userId : null,
+      })
+      .orUpdate(['data', 'expires_at', 'user_id'], ['id'])
+      .execute();
+  }
+
+  private async extend(sid: string, data: SessionData): Promise<void> {
+    const stored = this.expiries.get(sid);
+    this.expiries.delete(sid);
+    const now = Date.now();
+    const lifetime = data.cookie?.originalMaxAge ?? this.ttl;
+    if (stored !== undefined && stored - now > lifetime * (1 - this.touchAfter)) return;
+    await this.repository.update({ id: sid }, { expiresAt: this.expiryOf(data, now) });
+  }
+
+  private expiryOf(data: SessionData, now = Date.now()): number {
+    const expires = data.cookie?.expires;
+    if (expires) return new Date(expires).getTime();
+    return now + this.ttl;
+  }
+}

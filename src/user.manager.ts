@@ -1,0 +1,156 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, type Repository } from 'typeorm';
+import { AUTH_OPTIONS } from './auth.module-definition.js';
+import type { AuthModuleOptions } from './auth.options.js';
+import { PasswordHasher } from './passwords/password-hasher.js';
+import { User } from './storage/user.entity.js';
+
+export interface CreateUserInput {
+  username: string;
+  password?: string | null;
+  email?: string;
+  isActive?: boolean;
+  isStaff?: boolean;
+  isSuperuser?: boolean;
+  [field: string]: unknown;
+}
+
+const MAX_LOOKUP_LENGTH = 255;
+
+/**
+ * Creates, finds and checks users of the configured user entity (Django's `UserManager` plus the
+ * password methods of `AbstractBaseUser`). Lookups take untrusted input: anything that is not a
+ * well-formed value for the column resolves `null` without touching the database.
+ */
+@Injectable()
+export class UserManager<U extends Record<string, any> = User> {
+  readonly entity: new () => U;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly hasher: PasswordHasher,
+    @Inject(AUTH_OPTIONS) options: AuthModuleOptions,
+  ) {
+    this.entity = (options.userEntity ?? User) as new () => U;
+  }
+
+  get repository(): Repository<U> {
+    return this.dataSource.getRepository(this.entity);
+  }
+
+  /** Save a new user; a missing password gives an unusable one (B75). */
+  async createUser(input: CreateUserInput): Promise<U> {
+    const { username, password = null, email = '', ...fields } = input;
+    if (typeof username !== 'string' || username.length === 0) {
+      throw new Error('The given username must be set.');
+    }
+    const user = this.repository.create({
+      isActive: true,
+      isStaff: false,
+      isSuperuser: false,
+      dateJoined: new Date(),
+      ...fields,
+      username: username.normalize('NFKC'),
+      email: normalizeEmail(email),
+    } as any) as unknown as U;
+    await this.setPassword(user, password);
+    // No wrapping transaction: on SQLite it would collide with a concurrent request's one.
+    return this.repository.save(user as any, { transaction: false }) as Promise<U>;
+  }
+
+  /** A user with `isStaff` and `isSuperuser` forced on (B75). */
+  async createSuperuser(input: CreateUserInput): Promise<U> {
+    if (input.isStaff === false) throw new Error('Superuser must have isStaff=true.');
+    if (input.isSuperuser === false) throw new Error('Superuser must have isSuperuser=true.');
+    return this.createUser({ ...input, isStaff: true, isSuperuser: true });
+  }
+
+  /** Hash and set the password on the object without saving it; `null` makes it unusable. */
+  async setPassword(user: U, raw: string | null): Promise<void> {
+    (user as Record<string, unknown>).password = await this.hasher.make(raw);
+  }
+
+  /**
+   * Check a raw password against the stored hash. When it is right but stored with a hasher or
+   * cost no longer preferred, re-hash it and save only the password column (B70).
+   */
+  async checkPassword(user: U, raw: unknown): Promise<boolean> {
+    const { valid, mustUpdate } = await this.hasher.check(raw, user.password);
+    if (valid && mustUpdate) {
+      await this.setPassword(user, raw as string);
+      await this.repository.update(this.primaryKeyOf(user) as any, { password: user.password } as any);
+    }
+    return valid;
+  }
+
+  async findByUsername(username: unknown): Promise<U | null> {
+    if (!isLookupString(username)) return null;
+    return this.repository.findOne({ where: { username } as any });
+  }
+
+  /**
+   * Load a user by primary key, as stored in a session (a string, B2). A missing or malformed
+   * id never reaches TypeORM, whose `findOneBy({ id: undefined })` would load the first row.
+   */
+  async findById(id: unknown): Promise<U | null> {
+    const key = this.parsePrimaryKey(id);
+    if (key === null) return null;
+    return this.repository.findOne({ where: { [this.primaryColumn.propertyName]: key } as any });
+  }
+
+  /** Record a successful login (Django's `update_last_login`); one UPDATE of one column. */
+  async touchLastLogin(user: U): Promise<void> {
+    const now = new Date();
+    await this.repository.update(this.primaryKeyOf(user) as any, { lastLogin: now } as any);
+    (user as Record<string, unknown>).lastLogin = now;
+  }
+
+  /** True when `user` is an instance of this manager's entity (not some backend's own type). */
+  manages(user: unknown): user is U {
+    return user instanceof this.entity;
+  }
+
+  private get primaryColumn() {
+    const columns = this.repository.metadata.primaryColumns;
+    if (columns.length !== 1) {
+      throw new Error(`The user entity ${this.entity.name} must have exactly one primary column.`);
+    }
+    return columns[0];
+  }
+
+  private primaryKeyOf(user: U): Record<string, unknown> {
+    const name = this.primaryColumn.propertyName;
+    const key = this.parsePrimaryKey(user[name]);
+    if (key === null) throw new Error(`The ${this.entity.name} has no saved primary key.`);
+    return { [name]: key };
+  }
+
+  private parsePrimaryKey(id: unknown): string | number | null {
+    const column = this.primaryColumn;
+    const numeric = column.generationStrategy === 'increment' || column.generationStrategy === 'rowid' || column.type === Number
+      || ['int', 'integer', 'int4', 'int8', 'bigint', 'smallint'].includes(String(column.type));
+    if (numeric) {
+      if (typeof id === 'number') return Number.isSafeInteger(id) ? id : null;
+      if (typeof id !== 'string' || !/^-?\d{1,15}$/.test(id)) return null;
+      return Number(id);
+    }
+    if (column.generationStrategy === 'uuid' || column.type === 'uuid') {
+      return typeof id === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)
+        ? id.toLowerCase()
+        : null;
+    }
+    return isLookupString(id) ? id : null;
+  }
+}
+
+function isLookupString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_LOOKUP_LENGTH && !value.includes('\0');
+}
+
+/** Lowercase the domain part only (B73). */
+export function normalizeEmail(email: unknown): string {
+  if (typeof email !== 'string' || email === '') return '';
+  const at = email.lastIndexOf('@');
+  if (at < 0) return email;
+  return email.slice(0, at) + '@' + email.slice(at + 1).toLowerCase();
+}

@@ -1,0 +1,161 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Injectable,
+  Module,
+  Post,
+  Req,
+  UnauthorizedException,
+  type INestApplication,
+  type ModuleMetadata,
+  type Type,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Request } from 'express';
+import {
+  AuthModule,
+  AuthService,
+  CurrentUser,
+  LoginRequired,
+  ModelBackend,
+  UserManager,
+  authEntities,
+  type AuthBackend,
+  type AuthModuleOptions,
+} from 'nestjs-session-auth';
+import { BCryptSHA256Hasher } from '../../src/passwords/password-hasher.js';
+import { SqlCounter } from './sql-counter.js';
+
+/** bcrypt at its lowest cost keeps the suite fast; the algorithm and encoding are the real ones. */
+export const fastHashers = [new BCryptSHA256Hasher({ rounds: 4 }), 'scrypt' as const];
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough';
+
+/** The seed's dictionary backend: alice/wonderland and bob/builder, mapped to local users. */
+@Injectable()
+export class DictionaryBackend implements AuthBackend {
+  constructor(private readonly users: UserManager) {}
+
+  async authenticate(_request: unknown, { username, password }: Record<string, unknown>) {
+    const valid: Record<string, string> = { alice: 'wonderland', bob: 'builder' };
+    if (typeof username !== 'string' || !Object.hasOwn(valid, username) || valid[username] !== password) return null;
+    return this.users.findByUsername(username);
+  }
+
+  getUser(id: string) {
+    return this.users.findById(id);
+  }
+}
+
+/** The controller of SPEC §3. */
+@Controller()
+export class PagesController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Post('login')
+  @HttpCode(200)
+  async login(@Req() request: Request, @Body() body: unknown) {
+    const user = await this.auth.authenticate(request, body);
+    if (!user) throw new UnauthorizedException('Invalid username or password.');
+    await this.auth.login(request, user);
+    return { username: user.username };
+  }
+
+  @Post('logout')
+  @HttpCode(200)
+  async logout(@Req() request: Request) {
+    await this.auth.logout(request);
+    return {};
+  }
+
+  @LoginRequired()
+  @Get('me')
+  me(@CurrentUser() user: any) {
+    return { username: user.username, backend: user.backend };
+  }
+
+  @Get('whoami')
+  whoami(@CurrentUser() user: any) {
+    return { username: user.username, isAuthenticated: user.isAuthenticated };
+  }
+
+  @Post('session/:key/:value')
+  @HttpCode(200)
+  remember(@Req() request: Request & { params: Record<string, string> }) {
+    (request.session as any)[request.params.key] = request.params.value;
+    return {};
+  }
+
+  @Get('session/:key')
+  recall(@Req() request: Request & { params: Record<string, string> }) {
+    return { value: (request.session as any)?.[request.params.key] ?? null };
+  }
+}
+
+export interface TestAppOptions {
+  auth?: Partial<AuthModuleOptions>;
+  imports?: ModuleMetadata['imports'];
+  providers?: ModuleMetadata['providers'];
+  controllers?: Type[];
+  /** A TypeORM connection; defaults to an in-memory SQLite database. */
+  database?: Record<string, unknown>;
+  synchronize?: boolean;
+}
+
+export interface TestApp {
+  app: INestApplication;
+  sql: SqlCounter;
+  users: UserManager;
+  auth: AuthService;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const sql = new SqlCounter();
+
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'better-sqlite3',
+        database: ':memory:',
+        ...options.database,
+        entities: [...authEntities],
+        synchronize: options.synchronize ?? true,
+        logging: true,
+        logger: sql,
+      } as any),
+      AuthModule.forRoot({
+        backends: [ModelBackend, DictionaryBackend],
+        session: { secret: TEST_SECRET },
+        passwordHashers: fastHashers,
+        ...options.auth,
+      } as AuthModuleOptions),
+      ...(options.imports ?? []),
+    ],
+    providers: options.providers ?? [],
+    controllers: options.controllers ?? [PagesController],
+  })
+  class AppModule {}
+
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  sql.reset();
+  return {
+    app,
+    sql,
+    users: app.get(UserManager),
+    auth: app.get(AuthService),
+    close: () => app.close(),
+  };
+}
+
+/** The `name=value` pair of a Set-Cookie header for `name`, or undefined. */
+export function sessionCookie(setCookie: string[] | string | undefined, name = 'sessionid'): string | undefined {
+  const all = [setCookie ?? []].flat();
+  const line = all.find((cookie) => cookie.startsWith(`${name}=`));
+  return line?.split(';')[0];
+}
