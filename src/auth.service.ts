@@ -94,7 +94,11 @@ export class AuthService {
   async logout(request: Request): Promise<void> {
     const user = await this.getUser(request);
     await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
-    const cookieName = storedSessionCookieName(request) ?? (this.config.session ? this.config.session.name : undefined);
+    // A request that brought no session cookie gets no Set-Cookie either (B91).
+    const configuredName = this.config.session ? this.config.session.name : undefined;
+    const cookieName =
+      storedSessionCookieName(request) ??
+      (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);
     await destroySession(request);
     const response = request.res;
     if (cookieName && response && !response.headersSent) {
@@ -199,6 +203,10 @@ export class AuthService {
     }
     return name;
   }
+}
+
+function hasCookie(request: Request, name: string): boolean {
+  return (request.headers?.cookie ?? '').split(';').some((pair) => pair.trim().startsWith(`${name}=`));
 }
 
 function userIdOf(user: any): string {
