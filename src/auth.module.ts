@@ -10,7 +10,7 @@ import { PasswordHasher } from './passwords/password-hasher.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
-import { SessionMiddleware } from './request/session.middleware.js';
+import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 import { UserManager } from './user.manager.js';
 
 /**
@@ -25,12 +25,12 @@ import { UserManager } from './user.manager.js';
     BackendRegistry,
     PasswordHasher,
     UserManager,
-    SessionMiddleware,
+    SessionHandler,
     { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordHasher, UserManager, SessionMiddleware],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordHasher, UserManager, SessionHandler],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
   constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {

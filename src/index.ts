@@ -27,7 +27,7 @@ export {
 export { CurrentUser } from './decorators/current-user.decorator.js';
 export { AccessGuard } from './request/access.guard.js';
 export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
-export { SessionMiddleware } from './request/session.middleware.js';
+export { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 
 export { User, Group, Permission, SessionRecord, authEntities, TypeOrmSessionStore } from './storage/index.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';

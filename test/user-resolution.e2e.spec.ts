@@ -14,7 +14,7 @@ import {
   LoginRequired,
   ModelBackend,
   SESSION_KEY,
-  SessionMiddleware,
+  SessionHandler,
   SessionRecord,
   UserManager,
   type AuthBackend,
@@ -87,7 +87,7 @@ describe('the per-request user', () => {
   });
 
   it('does no store or database work for a request without a session cookie', async () => {
-    const store = t.app.get(SessionMiddleware).store!;
+    const store = t.app.get(SessionHandler).store!;
     const get = jest.spyOn(store, 'get');
     const statements = await t.sql.during(() => request(server).get('/whoami').expect(200, { username: '', isAuthenticated: false }));
     expect(statements).toEqual([]);

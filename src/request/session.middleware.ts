@@ -15,19 +15,19 @@ import { ImproperlyConfigured } from '../errors.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
 
 /**
- * Installs express-session with safe defaults: nothing stored and no cookie for a visitor who
+ * express-session, configured once with safe defaults: nothing stored and no cookie for a visitor who
  * stored nothing, no write for a request that changed nothing, HttpOnly + SameSite=Lax cookies,
  * Secure in production. A store that fails answers 503; the request never continues with a
  * half-loaded session.
  */
 @Injectable()
-export class SessionMiddleware implements NestMiddleware, OnApplicationShutdown {
+export class SessionHandler implements OnApplicationShutdown {
   private readonly logger = new Logger('SessionMiddleware');
   /** The store sessions live in; `undefined` with `session: false`. */
   readonly store?: Store;
   readonly cookieName?: string;
   readonly secrets: string[] = [];
-  private readonly handler?: RequestHandler;
+  readonly handler?: RequestHandler;
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -56,9 +56,10 @@ export class SessionMiddleware implements NestMiddleware, OnApplicationShutdown 
     });
   }
 
-  async use(request: Request, response: Response, next: NextFunction): Promise<void> {
-    if (!this.handler) return next();
-    await new Promise<void>((resolve, reject) => {
+  /** Run express-session for one request; rejects with a 503 when the store fails. */
+  run(request: Request, response: Response): Promise<void> {
+    if (!this.handler) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
       let settled = false;
       this.handler!(request, response, (error?: unknown) => {
         if (settled) {
@@ -72,10 +73,23 @@ export class SessionMiddleware implements NestMiddleware, OnApplicationShutdown 
         reject(new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.'));
       });
     });
-    next();
   }
 
   onApplicationShutdown(): void {
     if (this.store instanceof TypeOrmSessionStore) this.store.close();
+  }
+}
+
+/**
+ * Nest creates middleware instances apart from providers, so the middleware only delegates to
+ * the one `SessionHandler` (and its one store) that services and tests share.
+ */
+@Injectable()
+export class SessionMiddleware implements NestMiddleware {
+  constructor(private readonly sessions: SessionHandler) {}
+
+  async use(request: Request, response: Response, next: NextFunction): Promise<void> {
+    await this.sessions.run(request, response);
+    next();
   }
 }

@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import signature from 'cookie-signature';
 import { AuthService } from '../auth.service.js';
-import { SessionMiddleware } from '../request/session.middleware.js';
+import { SessionHandler } from '../request/session.middleware.js';
 
 /**
  * Log `user` in without a password and resolve the `Cookie` header value for that session
@@ -9,7 +9,7 @@ import { SessionMiddleware } from '../request/session.middleware.js';
  * recorded. The session goes through the same `login()` as a real one, store and events included.
  */
 export async function forceLogin(app: INestApplicationContext, user: any, backendName?: string): Promise<string> {
-  const sessions = app.get(SessionMiddleware, { strict: false });
+  const sessions = app.get(SessionHandler, { strict: false });
   const auth = app.get(AuthService, { strict: false });
   if (!sessions.store || !sessions.cookieName) {
     throw new Error('forceLogin() needs the session the auth module installs; it cannot sign cookies with session: false.');

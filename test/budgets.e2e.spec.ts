@@ -1,0 +1,62 @@
+import request from 'supertest';
+import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
+
+/** Statements counted through a TypeORM logger on the embedded SQLite database. */
+describe('per-request database budgets', () => {
+  let t: TestApp;
+  let server: any;
+
+  beforeEach(async () => {
+    t = await createTestApp();
+    server = t.app.getHttpServer();
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+  });
+  afterEach(() => t.close());
+
+  async function loginCarol(): Promise<string> {
+    const response = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
+    return sessionCookie(response.headers['set-cookie'])!;
+  }
+
+  it('a request without a session cookie runs no statement', async () => {
+    expect(await t.sql.during(() => request(server).get('/whoami').expect(200))).toEqual([]);
+    expect(await t.sql.during(() => request(server).get('/me').expect(401))).toEqual([]);
+  });
+
+  it('an anonymous visitor who stores nothing gets no session row and no cookie', async () => {
+    const statements = await t.sql.during(async () => {
+      const response = await request(server).get('/whoami').expect(200);
+      expect(response.headers['set-cookie']).toBeUndefined();
+    });
+    expect(statements).toEqual([]);
+  });
+
+  it('a logged-in read-only GET /me does at most 2 reads and no write', async () => {
+    const cookie = await loginCarol();
+    for (let i = 0; i < 3; i++) {
+      t.sql.reset();
+      const response = await request(server).get('/me').set('Cookie', cookie).expect(200);
+      expect(response.headers['set-cookie']).toBeUndefined();
+      expect(t.sql.reads.length).toBeLessThanOrEqual(2);
+      expect(t.sql.writes).toEqual([]);
+    }
+  });
+
+  it('a fresh visitor\'s successful login takes at most 4 statements, one session write and no DELETE', async () => {
+    const statements = await t.sql.during(() => loginCarol());
+    expect(statements.length).toBeLessThanOrEqual(4);
+    expect(statements.filter((sql) => /auth_session/.test(sql) && !/^SELECT/i.test(sql))).toHaveLength(1);
+    expect(statements.filter((sql) => /^DELETE/i.test(sql))).toEqual([]);
+  });
+
+  it('a login over a stored anonymous session deletes the old row once and writes the new one once', async () => {
+    const visit = await request(server).post('/session/cart/1').expect(200);
+    const cookie = sessionCookie(visit.headers['set-cookie'])!;
+    t.sql.reset();
+    await request(server).post('/login').set('Cookie', cookie).send({ username: 'carol', password: 'correct horse' }).expect(200);
+    const sessionWrites = t.sql.writes.filter((sql) => /auth_session/.test(sql));
+    expect(sessionWrites.filter((sql) => /^DELETE/i.test(sql))).toHaveLength(1);
+    expect(sessionWrites.filter((sql) => /^INSERT/i.test(sql))).toHaveLength(1);
+    expect(sessionWrites).toHaveLength(2);
+  });
+});
