@@ -1,0 +1,207 @@
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import request from 'supertest';
+import {
+  AuthModule,
+  AuthService,
+  CurrentUser,
+  LoginRequired,
+  ModelBackend,
+  UserManager,
+  authEntities,
+  type AuthBackend,
+} from 'nestjs-session-auth';
+import { forceLogin } from 'nestjs-session-auth/testing';
+import { fastHashers, TEST_SECRET } from './support/test-app.js';
+
+/** A service that lives in the app's own module, not in the auth module. */
+@Injectable()
+class Directory {
+  readonly people = new Map([['ldap-user', 'secret']]);
+}
+
+@Injectable()
+class DirectoryBackend implements AuthBackend {
+  constructor(
+    private readonly directory: Directory,
+    private readonly users: UserManager,
+  ) {}
+  async authenticate(_req: unknown, { username, password }: Record<string, unknown>) {
+    if (typeof username !== 'string' || this.directory.people.get(username) !== password) return null;
+    return (await this.users.findByUsername(username)) ?? this.users.createUser({ username });
+  }
+  getUser(id: string) {
+    return this.users.findById(id);
+  }
+}
+
+/** Needs Directory, which the auth module cannot provide. */
+@Injectable()
+class OrphanBackend implements AuthBackend {
+  constructor(readonly directory: Directory) {}
+  authenticate() {
+    return null;
+  }
+  getUser() {
+    return null;
+  }
+}
+
+@Controller()
+class MeController {
+  @LoginRequired()
+  @Get('me')
+  me(@CurrentUser() user: any) {
+    return { username: user.username, backend: user.backend };
+  }
+}
+
+const database = () =>
+  TypeOrmModule.forRoot({ type: 'better-sqlite3', database: ':memory:', entities: [...authEntities], synchronize: true });
+
+async function boot(imports: any[], providers: any[] = []) {
+  @Module({ imports: [database(), ...imports], providers, controllers: [MeController] })
+  class AppModule {}
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  return app;
+}
+
+describe('AuthModule configuration', () => {
+  it('uses a backend that an app module provides, with that module\'s services injected', async () => {
+    const app = await boot(
+      [AuthModule.forRoot({ backends: [ModelBackend, DirectoryBackend], session: { secret: TEST_SECRET }, passwordHashers: fastHashers })],
+      [Directory, DirectoryBackend],
+    );
+    try {
+      const user = await app.get(AuthService).authenticate(undefined, { username: 'ldap-user', password: 'secret' });
+      expect(user).toMatchObject({ username: 'ldap-user', backend: 'DirectoryBackend' });
+      // The very instance the app module owns, not a copy.
+      app.get(Directory).people.set('added-later', 'pw');
+      expect(await app.get(AuthService).authenticate(undefined, { username: 'added-later', password: 'pw' })).not.toBeNull();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('creates a backend no module provides, with the auth module\'s providers', async () => {
+    const app = await boot([
+      AuthModule.forRoot({ backends: [ModelBackend], session: { secret: TEST_SECRET }, passwordHashers: fastHashers }),
+    ]);
+    try {
+      await app.get(UserManager).createUser({ username: 'carol', password: 'pw' });
+      expect(await app.get(AuthService).authenticate(undefined, { username: 'carol', password: 'pw' })).toMatchObject({
+        backend: 'ModelBackend',
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('fails at start-up naming the backend and the dependency it cannot get', async () => {
+    await expect(
+      boot([AuthModule.forRoot({ backends: [OrphanBackend], session: { secret: TEST_SECRET } })]),
+    ).rejects.toThrow(/OrphanBackend[\s\S]*Directory/);
+  });
+
+  it('refuses an empty backend list with a message saying what to do', async () => {
+    await expect(boot([AuthModule.forRoot({ backends: [], session: { secret: TEST_SECRET } })])).rejects.toThrow(
+      /No authentication backends have been defined/,
+    );
+  });
+
+  it('refuses to start without a session secret', async () => {
+    await expect(boot([AuthModule.forRoot({ backends: [ModelBackend], session: { secret: '' } })])).rejects.toThrow(
+      /session secret/,
+    );
+    await expect(boot([AuthModule.forRoot({ backends: [ModelBackend], session: false })])).rejects.toThrow(/secret/);
+  });
+
+  it('refuses two backends with the same name', async () => {
+    @Injectable()
+    class Twin extends ModelBackend {
+      override readonly name = 'ModelBackend';
+    }
+    await expect(
+      boot([AuthModule.forRoot({ backends: [ModelBackend, Twin], session: { secret: TEST_SECRET } })]),
+    ).rejects.toThrow(/Two authentication backends are named 'ModelBackend'/);
+  });
+
+  it('forRootAsync takes its options from an injected factory', async () => {
+    @Injectable()
+    class Settings {
+      readonly secret = TEST_SECRET;
+    }
+    @Module({ providers: [Settings], exports: [Settings] })
+    class SettingsModule {}
+
+    const app = await boot([
+      AuthModule.forRootAsync({
+        imports: [SettingsModule],
+        inject: [Settings],
+        useFactory: (settings: Settings) => ({
+          backends: [ModelBackend],
+          session: { secret: settings.secret },
+          passwordHashers: fastHashers,
+        }),
+      }),
+    ]);
+    try {
+      const carol = await app.get(UserManager).createUser({ username: 'carol' });
+      const cookie = await forceLogin(app, carol);
+      await request(app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('names a backend by its name property when it has one', async () => {
+    @Injectable()
+    class RenamedBackend extends ModelBackend {
+      override readonly name = 'accounts.ModelBackend';
+    }
+    const app = await boot([
+      AuthModule.forRoot({ backends: [RenamedBackend], session: { secret: TEST_SECRET }, passwordHashers: fastHashers }),
+    ]);
+    try {
+      const carol = await app.get(UserManager).createUser({ username: 'carol' });
+      const cookie = await forceLogin(app, carol);
+      await request(app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'accounts.ModelBackend' });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('session: false (the app installs express-session itself)', () => {
+  it('logs in, resolves and logs out through the app\'s own session middleware', async () => {
+    const { default: session } = await import('express-session');
+    const { PagesController } = await import('./support/test-app.js');
+    @Module({
+      imports: [
+        database(),
+        AuthModule.forRoot({ backends: [ModelBackend], session: false, secret: 'auth-secret', passwordHashers: fastHashers }),
+      ],
+      controllers: [PagesController],
+    })
+    class AppModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    app.use(session({ name: 'app.sid', secret: 'cookie-secret', resave: false, saveUninitialized: false }));
+    await app.init();
+    try {
+      await app.get(UserManager).createUser({ username: 'carol', password: 'pw' });
+      const server = app.getHttpServer();
+      const login = await request(server).post('/login').send({ username: 'carol', password: 'pw' }).expect(200);
+      const cookie = [login.headers['set-cookie']].flat().find((c: string) => c.startsWith('app.sid='))!.split(';')[0];
+      await request(server).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
+      const logout = await request(server).post('/logout').set('Cookie', cookie).expect(200);
+      expect([logout.headers['set-cookie']].flat().some((c: string) => c?.startsWith('app.sid=;'))).toBe(true);
+      await request(server).get('/me').set('Cookie', cookie).expect(401);
+    } finally {
+      await app.close();
+    }
+  });
+});
