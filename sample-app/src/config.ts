@@ -1,0 +1,46 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AppOptions } from './app.module.js';
+
+export const DEVELOPMENT_SECRET = 'development-only-secret-do-not-use-in-production';
+
+/** `sample-app/data/db.sqlite`, wherever the app is started from. */
+const SQLITE_FILE = fileURLToPath(new URL('../data/db.sqlite', import.meta.url));
+
+export interface Config extends AppOptions {
+  port: number;
+}
+
+/** Settings from the environment: PORT, SESSION_SECRET, DATABASE_URL, NODE_ENV. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = console.warn): Config {
+  return {
+    port: Number(env.PORT ?? 3000),
+    sessionSecret: sessionSecret(env, warn),
+    database: env.DATABASE_URL
+      ? { type: 'postgres', url: env.DATABASE_URL }
+      : { type: 'better-sqlite3', database: sqliteFile() },
+  };
+}
+
+function sessionSecret(env: NodeJS.ProcessEnv, warn: (message: string) => void): string {
+  const secret = env.SESSION_SECRET || DEVELOPMENT_SECRET;
+  if (secret !== DEVELOPMENT_SECRET) return secret;
+  if (env.NODE_ENV === 'production') {
+    throw new Error('SESSION_SECRET must be set to a secret of your own when NODE_ENV=production.');
+  }
+  warn(
+    [
+      '',
+      '!!! SESSION_SECRET is not set: using a development secret known to everybody. !!!',
+      '!!! Anyone can forge sessions. Set SESSION_SECRET before exposing this app.   !!!',
+      '',
+    ].join('\n'),
+  );
+  return secret;
+}
+
+function sqliteFile(): string {
+  mkdirSync(dirname(SQLITE_FILE), { recursive: true });
+  return SQLITE_FILE;
+}
