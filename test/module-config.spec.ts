@@ -122,7 +122,7 @@ describe('AuthModule configuration', () => {
   it('refuses two backends with the same name', async () => {
     @Injectable()
     class Twin extends ModelBackend {
-      override readonly name = 'ModelBackend';
+      readonly name = 'ModelBackend';
     }
     await expect(
       boot([AuthModule.forRoot({ backends: [ModelBackend, Twin], session: { secret: TEST_SECRET } })]),
@@ -160,7 +160,7 @@ describe('AuthModule configuration', () => {
   it('names a backend by its name property when it has one', async () => {
     @Injectable()
     class RenamedBackend extends ModelBackend {
-      override readonly name = 'accounts.ModelBackend';
+      readonly name = 'accounts.ModelBackend';
     }
     const app = await boot([
       AuthModule.forRoot({ backends: [RenamedBackend], session: { secret: TEST_SECRET }, passwordHashers: fastHashers }),

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import { LessThan, type DataSource, type Repository } from 'typeorm';
+import { In, LessThan, type DataSource, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { SessionRecord } from './session.entity.js';
 
@@ -98,8 +98,9 @@ export class TypeOrmSessionStore extends session.Store {
         take: this.pruneBatchSize,
       });
       if (batch.length === 0) return total;
-      await this.repository.delete(batch.map((row) => row.id));
-      total += batch.length;
+      // The expiry is checked again: a request may have extended one of these rows meanwhile.
+      const result = await this.repository.delete({ id: In(batch.map((row) => row.id)), expiresAt: LessThan(now) });
+      total += result.affected ?? batch.length;
       if (batch.length < this.pruneBatchSize) return total;
     }
   }
@@ -121,11 +122,15 @@ export class TypeOrmSessionStore extends session.Store {
       where: { id: sid },
     });
     if (!row || row.expiresAt <= Date.now()) return null;
-    let data: SessionData;
+    let data: unknown;
     try {
       data = JSON.parse(row.data);
     } catch {
-      // A row that does not parse is treated as no session (Django: "Session data corrupted").
+      data = undefined;
+    }
+    if (!isSessionData(data)) {
+      // A row that is not a session is treated as no session (Django: "Session data corrupted").
+      // express-session throws on one without a cookie object: every request with that cookie got a 503.
       this.logger.warn('Session data corrupted; starting an empty session.');
       return null;
     }
@@ -165,4 +170,10 @@ export class TypeOrmSessionStore extends session.Store {
     if (expires) return new Date(expires).getTime();
     return now + this.ttl;
   }
+}
+
+function isSessionData(value: unknown): value is SessionData {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const cookie = (value as { cookie?: unknown }).cookie;
+  return !!cookie && typeof cookie === 'object' && !Array.isArray(cookie);
 }

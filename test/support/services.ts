@@ -1,0 +1,39 @@
+/**
+ * External services some suites run against. Each URL comes from the environment; when it is not
+ * set, the suites that need it are left out (never `it.skip`) and that is said once, loudly, so a
+ * green run without the services cannot pass for a full one. `.ci/run` always sets both.
+ */
+const reported = new Set<string>();
+
+function fromEnv(variable: string, what: string): string | undefined {
+  const value = process.env[variable]?.trim();
+  if (value) return value;
+  if (!reported.has(variable)) {
+    reported.add(variable);
+    console.warn(
+      `${what} tests NOT RUN: ${variable} is not set (e.g. ${variable}=${EXAMPLES[variable]}). ` +
+        '.ci/run sets it; set it locally to run them.',
+    );
+  }
+  return undefined;
+}
+
+const EXAMPLES: Record<string, string> = {
+  TEST_POSTGRES_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  TEST_REDIS_URL: 'redis://127.0.0.1:6379',
+};
+
+/** The PostgreSQL URL to test against, or undefined (reported once) when none is configured. */
+export function postgresUrl(): string | undefined {
+  return fromEnv('TEST_POSTGRES_URL', 'PostgreSQL');
+}
+
+/** The Redis URL to test against, or undefined (reported once) when none is configured. */
+export function redisUrl(): string | undefined {
+  return fromEnv('TEST_REDIS_URL', 'Redis');
+}
+
+/** A name no other run (or concurrent Jest worker) uses: for schemas, key prefixes, … */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
