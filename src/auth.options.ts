@@ -1,6 +1,7 @@
 import type { Type } from '@nestjs/common';
 import type { CookieOptions, Store } from 'express-session';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
+import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store.js';
 import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
 
 export interface SessionOptions {
@@ -8,6 +9,8 @@ export interface SessionOptions {
   secret: string | string[];
   /** Any express-session store; default: `TypeOrmSessionStore` over the app's DataSource. */
   store?: Store;
+  /** Settings of the default `TypeOrmSessionStore` (touch threshold, pruning). */
+  storeOptions?: TypeOrmSessionStoreOptions;
   /** Cookie name, Django's `sessionid` by default. */
   name?: string;
   /** Cookie attributes; defaults: HttpOnly, SameSite=Lax, Secure in production, two weeks. */

@@ -92,10 +92,14 @@ export class AuthService {
 
   /** Forget the user: the session is deleted from the store and its cookie cleared. */
   async logout(request: Request): Promise<void> {
+    const configuredName = this.config.session ? this.config.session.name : undefined;
+    if (!(request as any).session && hasCookie(request, configuredName)) {
+      // The store is unreachable: answering "logged out" would leave the session alive in it.
+      requireSession(request);
+    }
     const user = await this.getUser(request);
     await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
     // A request that brought no session cookie gets no Set-Cookie either (B91).
-    const configuredName = this.config.session ? this.config.session.name : undefined;
     const cookieName =
       storedSessionCookieName(request) ??
       (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);
@@ -205,8 +209,10 @@ export class AuthService {
   }
 }
 
-function hasCookie(request: Request, name: string): boolean {
-  return (request.headers?.cookie ?? '').split(';').some((pair) => pair.trim().startsWith(`${name}=`));
+/** Whether the request carries the named cookie (any cookie when the name is unknown). */
+function hasCookie(request: Request, name: string | undefined): boolean {
+  const pairs = (request.headers?.cookie ?? '').split(';').filter((pair) => pair.includes('='));
+  return name === undefined ? pairs.length > 0 : pairs.some((pair) => pair.trim().startsWith(`${name}=`));
 }
 
 function userIdOf(user: any): string {

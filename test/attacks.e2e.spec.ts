@@ -166,6 +166,8 @@ describe('a disconnected session store', () => {
       store.emit('disconnect');
       await request(server).get('/me').set('Cookie', cookie).expect(401);
       await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(503);
+      // Saying "logged out" now would leave the session alive in the store.
+      await request(server).post('/logout').set('Cookie', cookie).expect(503);
       store.emit('connect');
       await request(server).get('/me').set('Cookie', cookie).expect(200);
     } finally {

@@ -59,4 +59,19 @@ describe('per-request database budgets', () => {
     expect(sessionWrites.filter((sql) => /^INSERT/i.test(sql))).toHaveLength(1);
     expect(sessionWrites).toHaveLength(2);
   });
+
+  it('with storeOptions.touchAfter 0, every read-only request extends the row (one UPDATE)', async () => {
+    const eager = await createTestApp({ auth: { session: { secret: 'x'.repeat(32), storeOptions: { touchAfter: 0, pruneInterval: false } } } });
+    try {
+      await eager.users.createUser({ username: 'carol', password: 'correct horse' });
+      const login = await request(eager.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' });
+      const cookie = sessionCookie(login.headers['set-cookie'])!;
+      eager.sql.reset();
+      await request(eager.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200);
+      expect(eager.sql.writes).toHaveLength(1);
+      expect(eager.sql.writes[0]).toMatch(/^UPDATE "auth_session" SET "expires_at"/);
+    } finally {
+      await eager.close();
+    }
+  });
 });

@@ -41,7 +41,7 @@ export class SessionHandler implements OnApplicationShutdown {
           'TypeOrmModule.forRoot({ ..., entities: [...authEntities] }) or pass session.store.',
       );
     }
-    this.store = options.store ?? new TypeOrmSessionStore(dataSource!);
+    this.store = options.store ?? new TypeOrmSessionStore(dataSource!, options.storeOptions);
     this.cookieName = options.name;
     this.secrets = [options.secret].flat();
     this.handler = session({
