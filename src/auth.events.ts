@@ -7,7 +7,7 @@ export interface AuthEventMap {
   /** Before `logout()` destroys the session; `user` is `null` for an anonymous request. */
   userLoggedOut: { request: Request; user: any | null };
   /** Once per failed `authenticate()`, with secrets in the credentials masked. */
-  userLoginFailed: { request: Request | undefined; credentials: Record<string, unknown> };
+  userLoginFailed: { request: Request | undefined; credentials: Record<string, unknown>; lockedOut?: boolean };
 }
 
 export type AuthEventName = keyof AuthEventMap;

@@ -6,6 +6,7 @@ import { AUTH_OPTIONS, ConfigurableAuthModule } from './auth.module-definition.j
 import type { AuthModuleOptions } from './auth.options.js';
 import { AuthService } from './auth.service.js';
 import { BackendRegistry } from './backends/backend.registry.js';
+import { LoginThrottle } from './login-throttle.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
@@ -23,6 +24,7 @@ import { UserManager } from './user.manager.js';
     AuthService,
     AuthEvents,
     BackendRegistry,
+    LoginThrottle,
     PasswordHasher,
     UserManager,
     SessionHandler,

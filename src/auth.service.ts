@@ -7,6 +7,7 @@ import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
+import { LoginThrottle } from './login-throttle.js';
 import {
   destroySession,
   persistSession,
@@ -32,16 +33,23 @@ export class AuthService {
     private readonly backends: BackendRegistry,
     private readonly events: AuthEvents,
     private readonly users: UserManager<any>,
+    private readonly throttle: LoginThrottle,
   ) {}
 
   /**
    * Ask each backend in order. The first user returned wins and is annotated with its
    * backend's name; `null` passes to the next backend; `PermissionDenied` stops the walk.
+   * A username that failed too often from this address is refused without asking anyone.
    */
   async authenticate<U = any>(request: Request | undefined, credentials: unknown): Promise<U | null> {
     // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
     const given: Credentials =
       credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
+    const ticket = await this.throttle.check(request, given);
+    if (ticket?.locked) {
+      await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given), lockedOut: true });
+      return null;
+    }
     for (const { name, backend } of this.backends.all) {
       let user: unknown;
       try {
@@ -50,8 +58,12 @@ export class AuthService {
         if (error instanceof PermissionDenied) break;
         throw error;
       }
-      if (user) return annotate(user, name) as U;
+      if (user) {
+        if (ticket) await this.throttle.succeeded(ticket);
+        return annotate(user, name) as U;
+      }
     }
+    if (ticket) await this.throttle.failed(ticket);
     await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given) });
     return null;
   }

@@ -1,0 +1,132 @@
+import request from 'supertest';
+import { createClient } from 'redis';
+import { DataSource } from 'typeorm';
+import { AuthEvents, LoginLockout, ModelBackend, RedisLockoutStore } from 'nestjs-session-auth';
+import { redisUrl, uniqueName } from './support/services.js';
+import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
+
+describe('login throttling (5 failures in 15 minutes per username and address)', () => {
+  let t: TestApp;
+  let server: any;
+
+  beforeEach(async () => {
+    t = await createTestApp({ auth: { backends: [ModelBackend] } });
+    server = t.app.getHttpServer();
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+  });
+  afterEach(() => t.close());
+
+  const attempt = (password: string, username = 'carol', forwardedFor?: string) => {
+    const call = request(server).post('/login').send({ username, password });
+    if (forwardedFor) call.set('X-Forwarded-For', forwardedFor);
+    return call;
+  };
+
+  async function failTimes(n: number, username = 'carol') {
+    for (let i = 0; i < n; i++) await attempt(`wrong ${i}`, username).expect(401);
+  }
+
+  it('refuses even the right password after 5 failures, without asking the backends', async () => {
+    await failTimes(5);
+    const lockedOut: boolean[] = [];
+    t.app.get(AuthEvents).on('userLoginFailed', (event) => void lockedOut.push(!!event.lockedOut));
+    t.sql.reset();
+    const response = await attempt('correct horse').expect(401);
+    expect(sessionCookie(response.headers['set-cookie'])).toBeUndefined();
+    expect(lockedOut).toEqual([true]);
+    expect(t.sql.statements.some((sql) => /FROM "auth_user"/.test(sql))).toBe(false);
+  });
+
+  it('allows the right password after 4 failures and clears the counter', async () => {
+    await failTimes(4);
+    await attempt('correct horse').expect(200);
+    expect(await t.app.get(DataSource).getRepository(LoginLockout).count()).toBe(0);
+    await failTimes(4);
+    await attempt('correct horse').expect(200);
+  });
+
+  it('counts usernames case-insensitively, so CAROL and carol share a counter', async () => {
+    await failTimes(3, 'CAROL');
+    await failTimes(2, 'Carol');
+    await attempt('correct horse').expect(401);
+  });
+
+  it('does not lock out other usernames', async () => {
+    await t.users.createUser({ username: 'dave', password: 'dave password' });
+    await failTimes(5);
+    await attempt('dave password', 'dave').expect(200);
+  });
+
+  it('starts a new window once the old one has passed', async () => {
+    await failTimes(5);
+    const lockouts = t.app.get(DataSource).getRepository(LoginLockout);
+    const [row] = await lockouts.find();
+    await lockouts.update({ key: row.key }, { windowStart: Date.now() - 16 * 60 * 1000 });
+    await attempt('correct horse').expect(200);
+  });
+
+  it('stores no username or address in clear', async () => {
+    await failTimes(1);
+    const [row] = await t.app.get(DataSource).getRepository(LoginLockout).find();
+    expect(row.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(row.failures).toBe(1);
+  });
+
+  it('keeps a successful login within the statement budget (one lockout read, no lockout write)', async () => {
+    t.sql.reset();
+    await attempt('correct horse').expect(200);
+    expect(t.sql.statements.filter((sql) => /auth_login_lockout/.test(sql))).toHaveLength(1);
+    expect(t.sql.statements.length).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('throttle options', () => {
+  it('throttle: false turns it off', async () => {
+    const t = await createTestApp({ auth: { backends: [ModelBackend], throttle: false } });
+    try {
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      for (let i = 0; i < 7; i++) await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'no' }).expect(401);
+      await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('maxFailures sets the limit', async () => {
+    const t = await createTestApp({ auth: { backends: [ModelBackend], throttle: { maxFailures: 2 } } });
+    try {
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      for (let i = 0; i < 2; i++) await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'no' }).expect(401);
+      await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(401);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+// Runs only when TEST_REDIS_URL is set; redisUrl() reports when it is not.
+const url = redisUrl();
+if (url) describe('RedisLockoutStore', () => {
+  it('shares counters between two app instances', async () => {
+    const client = createClient({ url });
+    await client.connect();
+    const prefix = `${uniqueName('lockout')}:`;
+    const store = new RedisLockoutStore(client as any, prefix);
+    const a = await createTestApp({ auth: { backends: [ModelBackend], throttle: { store } } });
+    const b = await createTestApp({ auth: { backends: [ModelBackend], throttle: { store } } });
+    try {
+      for (const t of [a, b]) await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      for (let i = 0; i < 3; i++) await request(a.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'no' }).expect(401);
+      for (let i = 0; i < 2; i++) await request(b.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'no' }).expect(401);
+      await request(a.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(401);
+      const keys = await client.keys(`${prefix}*`);
+      expect(keys).toHaveLength(1);
+      expect(await client.pTTL(keys[0])).toBeGreaterThan(0);
+    } finally {
+      for (const key of await client.keys(`${prefix}*`)) await client.del(key);
+      await a.close();
+      await b.close();
+      client.destroy();
+    }
+  });
+});
