@@ -3,6 +3,7 @@ import type { CookieOptions, Store } from 'express-session';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
 import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store.js';
 import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
+import type { PasswordValidator, PasswordValidatorName } from './passwords/password-validation.js';
 
 export interface SessionOptions {
   /** Signs the session cookie; also the default key for session auth hashes. */
@@ -40,6 +41,8 @@ export interface AuthModuleOptions {
   userEntity?: Type<any>;
   /** Password hashers, preferred first. */
   passwordHashers?: (PasswordHasherName | PasswordHashAlgorithm)[];
+  /** Password validators run by `UserManager.validatePassword`, the views and the CLI; default Django's four, `[]` turns them off. */
+  passwordValidators?: (PasswordValidatorName | PasswordValidator)[];
   /** Where the built-in login view goes without a safe `next`. */
   loginRedirectUrl?: string;
 }

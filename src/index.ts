@@ -40,3 +40,16 @@ export {
   type PasswordHashAlgorithm,
   type PasswordHasherName,
 } from './passwords/password-hasher.js';
+export {
+  MinimumLengthValidator,
+  UserAttributeSimilarityValidator,
+  CommonPasswordValidator,
+  NumericPasswordValidator,
+  PasswordValidationError,
+  ValidationError,
+  DEFAULT_PASSWORD_VALIDATORS,
+  type PasswordValidator,
+  type PasswordValidatorName,
+  type PasswordValidationIssue,
+  type PasswordUser,
+} from './passwords/password-validation.js';

@@ -3,6 +3,13 @@ import { DataSource, type Repository } from 'typeorm';
 import { AUTH_OPTIONS } from './auth.module-definition.js';
 import type { AuthModuleOptions } from './auth.options.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
+import {
+  passwordValidatorsHelpTexts,
+  resolvePasswordValidators,
+  validatePassword,
+  type PasswordUser,
+  type PasswordValidator,
+} from './passwords/password-validation.js';
 import { User } from './storage/user.entity.js';
 
 export interface CreateUserInput {
@@ -25,6 +32,7 @@ const MAX_LOOKUP_LENGTH = 255;
 @Injectable()
 export class UserManager<U extends Record<string, any> = User> {
   readonly entity: new () => U;
+  private readonly passwordValidators: PasswordValidator[];
 
   constructor(
     private readonly dataSource: DataSource,
@@ -32,6 +40,7 @@ export class UserManager<U extends Record<string, any> = User> {
     @Inject(AUTH_OPTIONS) options: AuthModuleOptions,
   ) {
     this.entity = (options.userEntity ?? User) as new () => U;
+    this.passwordValidators = resolvePasswordValidators(options.passwordValidators);
   }
 
   get repository(): Repository<U> {
@@ -68,6 +77,19 @@ export class UserManager<U extends Record<string, any> = User> {
   /** Hash and set the password on the object without saving it; `null` makes it unusable. */
   async setPassword(user: U, raw: string | null): Promise<void> {
     (user as Record<string, unknown>).password = await this.hasher.make(raw);
+  }
+
+  /**
+   * Run every configured password validator; throws one `PasswordValidationError` whose
+   * `errors` lists every broken rule (B86). `user` (saved or not) feeds the similarity check.
+   */
+  validatePassword(raw: unknown, user?: Partial<U> | PasswordUser | null): Promise<void> {
+    return validatePassword(raw, user as PasswordUser | null | undefined, this.passwordValidators);
+  }
+
+  /** What the configured validators ask of a password, for the help text of a form. */
+  passwordHelpTexts(): string[] {
+    return passwordValidatorsHelpTexts(this.passwordValidators);
   }
 
   /**
