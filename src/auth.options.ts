@@ -1,6 +1,7 @@
 import type { Type } from '@nestjs/common';
 import type { CookieOptions, Store } from 'express-session';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
+import type { ThrottleOptions } from './login-throttle.js';
 import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store.js';
 import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
 import type { PasswordValidator, PasswordValidatorName } from './passwords/password-validation.js';
@@ -43,6 +44,8 @@ export interface AuthModuleOptions {
   passwordHashers?: (PasswordHasherName | PasswordHashAlgorithm)[];
   /** Password validators run by `UserManager.validatePassword`, the views and the CLI; default Django's four, `[]` turns them off. */
   passwordValidators?: (PasswordValidatorName | PasswordValidator)[];
+  /** Lock a username out from one address after repeated failures; `false` turns it off. */
+  throttle?: ThrottleOptions | boolean;
   /** Where the built-in login view goes without a safe `next`. */
   loginRedirectUrl?: string;
 }

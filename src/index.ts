@@ -29,9 +29,17 @@ export { AccessGuard } from './request/access.guard.js';
 export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 export { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 
-export { User, Group, Permission, SessionRecord, authEntities, TypeOrmSessionStore } from './storage/index.js';
+export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, TypeOrmSessionStore } from './storage/index.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
 export { UserManager, type CreateUserInput } from './user.manager.js';
+export {
+  LoginThrottle,
+  TypeOrmLockoutStore,
+  RedisLockoutStore,
+  type LockoutStore,
+  type LockoutState,
+  type ThrottleOptions,
+} from './login-throttle.js';
 export {
   PasswordHasher,
   BCryptSHA256Hasher,
