@@ -4,7 +4,7 @@ import session from 'express-session';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { ModelBackend, SessionHandler, SessionRecord } from 'nestjs-session-auth';
-import { createTestApp, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
+import { createTestApp, logIn, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 function sign(id: string, secret: string): string {
   const mac = createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
@@ -22,10 +22,7 @@ describe('attacks and bad input', () => {
   });
   afterEach(() => t.close());
 
-  async function loginCarol(): Promise<string> {
-    const response = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
-    return sessionCookie(response.headers['set-cookie'])!;
-  }
+  const loginCarol = () => logIn(t.app, 'carol', 'correct horse');
 
   async function sessionRows(): Promise<number> {
     return t.app.get(DataSource).getRepository(SessionRecord).count();

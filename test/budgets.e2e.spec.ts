@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
+import { createTestApp, logIn, sessionCookie, type TestApp } from './support/test-app.js';
 
 /** Statements counted through a TypeORM logger on the embedded SQLite database. */
 describe('per-request database budgets', () => {
@@ -13,10 +13,7 @@ describe('per-request database budgets', () => {
   });
   afterEach(() => t.close());
 
-  async function loginCarol(): Promise<string> {
-    const response = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
-    return sessionCookie(response.headers['set-cookie'])!;
-  }
+  const loginCarol = () => logIn(t.app, 'carol', 'correct horse');
 
   it('a request without a session cookie runs no statement', async () => {
     expect(await t.sql.during(() => request(server).get('/whoami').expect(200))).toEqual([]);

@@ -19,7 +19,7 @@ import {
   UserManager,
   type AuthBackend,
 } from 'nestjs-session-auth';
-import { createTestApp, PagesController, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
+import { createTestApp, logIn, PagesController, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 let getUserCalls = 0;
 
@@ -74,10 +74,7 @@ describe('the per-request user', () => {
   });
   afterEach(() => t.close());
 
-  async function loginCarol(): Promise<string> {
-    const response = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
-    return sessionCookie(response.headers['set-cookie'])!;
-  }
+  const loginCarol = () => logIn(t.app, 'carol', 'correct horse');
 
   it('calls getUser at most once per request, however many places ask', async () => {
     const cookie = await loginCarol();

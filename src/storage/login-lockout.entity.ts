@@ -1,9 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-
-const epochMilliseconds = {
-  to: (value: number) => value,
-  from: (value: string | number | null) => (value == null ? value : Number(value)),
-};
+import { epochMilliseconds } from './epoch-milliseconds.js';
 
 /** Failed logins for one username from one address, counted within a window. */
 @Entity({ name: 'auth_login_lockout' })

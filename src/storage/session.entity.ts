@@ -1,10 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-
-const epochMilliseconds = {
-  to: (value: number) => value,
-  // PostgreSQL hands bigint back as a string.
-  from: (value: string | number | null) => (value == null ? value : Number(value)),
-};
+import { epochMilliseconds } from './epoch-milliseconds.js';
 
 /** One express-session session; `userId` lets a user's sessions be found and ended. */
 @Entity({ name: 'auth_session' })

@@ -159,3 +159,12 @@ export function sessionCookie(setCookie: string[] | string | undefined, name = '
   const line = all.find((cookie) => cookie.startsWith(`${name}=`));
   return line?.split(';')[0];
 }
+
+/** POST /login as `username` and resolve the session cookie it set (the login must succeed). */
+export async function logIn(app: INestApplication, username: string, password: string): Promise<string> {
+  const { default: request } = await import('supertest');
+  const response = await request(app.getHttpServer()).post('/login').send({ username, password }).expect(200);
+  const cookie = sessionCookie(response.headers['set-cookie']);
+  if (!cookie) throw new Error(`Logging in as ${username} set no session cookie.`);
+  return cookie;
+}
