@@ -11,6 +11,7 @@ export {
 } from './auth.constants.js';
 export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUser } from './anonymous-user.js';
 export { PermissionDenied, ImproperlyConfigured } from './errors.js';
+export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
 
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 export { BaseBackend } from './backends/base.backend.js';
