@@ -19,6 +19,8 @@ export interface AuthConfig {
   /** Keys for session auth hashes and tokens: the current one first, then fallbacks. */
   secrets: string[];
   loginRedirectUrl: string;
+  /** Seconds a password reset token stays valid. */
+  passwordResetTimeout: number;
   options: AuthModuleOptions;
 }
 
@@ -57,8 +59,17 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     session: session ? { ...session, name: session.name ?? DEFAULT_SESSION_COOKIE_NAME } : false,
     secrets: [secret as string, ...(options.secretFallbacks ?? [])],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
+    passwordResetTimeout: resolvePasswordResetTimeout(options.passwordResetTimeout),
     options,
   };
+}
+
+function resolvePasswordResetTimeout(seconds: number | undefined): number {
+  if (seconds === undefined) return 3 * 24 * 60 * 60;
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+    throw new ImproperlyConfigured(`passwordResetTimeout is in seconds and must be a positive integer; got ${String(seconds)}.`);
+  }
+  return seconds;
 }
 
 function hasSecret(secret: unknown): boolean {

@@ -7,6 +7,7 @@ import type { AuthModuleOptions } from './auth.options.js';
 import { AuthService } from './auth.service.js';
 import { BackendRegistry } from './backends/backend.registry.js';
 import { LoginThrottle } from './login-throttle.js';
+import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
@@ -26,13 +27,14 @@ import { UserManager } from './user.manager.js';
     BackendRegistry,
     LoginThrottle,
     PasswordHasher,
+    PasswordResetTokens,
     UserManager,
     SessionHandler,
     { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordHasher, UserManager, SessionHandler],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, PasswordHasher, UserManager, SessionHandler],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
   constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {

@@ -48,4 +48,6 @@ export interface AuthModuleOptions {
   throttle?: ThrottleOptions | boolean;
   /** Where the built-in login view goes without a safe `next`. */
   loginRedirectUrl?: string;
+  /** Seconds a password reset link stays valid (Django's PASSWORD_RESET_TIMEOUT); default three days. */
+  passwordResetTimeout?: number;
 }

@@ -34,6 +34,12 @@ export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, Typ
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
 export { UserManager, type CreateUserInput } from './user.manager.js';
 export {
+  PasswordResetTokens,
+  DEFAULT_PASSWORD_RESET_TIMEOUT,
+  type ResetTokenUser,
+  type PasswordResetTokenSettings,
+} from './password-reset-tokens.js';
+export {
   LoginThrottle,
   TypeOrmLockoutStore,
   RedisLockoutStore,
