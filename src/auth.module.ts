@@ -9,6 +9,7 @@ import { BackendRegistry } from './backends/backend.registry.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
+import { PermissionManager } from './permission.manager.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
@@ -28,13 +29,14 @@ import { UserManager } from './user.manager.js';
     LoginThrottle,
     PasswordHasher,
     PasswordResetTokens,
+    PermissionManager,
     UserManager,
     SessionHandler,
     { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, PasswordHasher, UserManager, SessionHandler],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, SessionHandler],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
   constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {

@@ -166,15 +166,51 @@ export class AuthService {
     return false;
   }
 
-  /** True when the user has every permission in the list. */
+  /** True when the user has every permission in the list (B78); an empty list is always true. */
   async hasPerms(user: any, perms: Iterable<string>, obj?: unknown): Promise<boolean> {
     if (typeof perms === 'string' || perms == null || typeof (perms as any)[Symbol.iterator] !== 'function') {
-      throw new TypeError('perms must be an iterable of permission names.');
+      throw new TypeError("permList must be an iterable of permissions, such as ['blog.add_post'].");
     }
     for (const perm of perms) {
       if (!(await this.hasPerm(user, perm, obj))) return false;
     }
     return true;
+  }
+
+  /**
+   * True when the user has any permission of the app `appLabel` (B77's `has_module_perms`):
+   * same rules as `hasPerm`, asking each backend's `hasModulePerms` or its permission list.
+   */
+  async hasModulePerms(user: any, appLabel: string): Promise<boolean> {
+    if (user?.isActive && user.isSuperuser && isAuthenticated(user)) return true;
+    for (const { backend } of this.backends.all) {
+      try {
+        if (await backendHasModulePerms(backend, user, appLabel)) return true;
+      } catch (error) {
+        if (error instanceof PermissionDenied) return false;
+        throw error;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Every permission the backends list for the user (Django's `get_all_permissions`). Backends
+   * that only answer `hasPerm` cannot list theirs; a backend throwing `PermissionDenied` makes
+   * the answer empty, as it would make every `hasPerm` false.
+   */
+  async getAllPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    const all = new Set<string>();
+    for (const { backend } of this.backends.all) {
+      if (typeof backend.getAllPermissions !== 'function') continue;
+      try {
+        for (const perm of await backend.getAllPermissions(user, obj)) all.add(perm);
+      } catch (error) {
+        if (error instanceof PermissionDenied) return new Set();
+        throw error;
+      }
+    }
+    return all;
   }
 
   private async resolveUser(request: Request): Promise<RequestUser> {
@@ -248,6 +284,16 @@ function annotate<U>(user: U, backend: string): U {
 function canAuthenticate(backend: AuthBackend, user: any): boolean {
   const check = (backend as { userCanAuthenticate?: (user: unknown) => boolean }).userCanAuthenticate;
   return typeof check === 'function' ? check.call(backend, user) : user.isActive !== false;
+}
+
+async function backendHasModulePerms(backend: AuthBackend, user: any, appLabel: string): Promise<boolean> {
+  const check = (backend as { hasModulePerms?: (user: unknown, appLabel: string) => boolean | Promise<boolean> }).hasModulePerms;
+  if (typeof check === 'function') return check.call(backend, user, appLabel);
+  if (typeof backend.getAllPermissions !== 'function') return false;
+  for (const perm of await backend.getAllPermissions(user)) {
+    if (perm.slice(0, perm.indexOf('.')) === appLabel) return true;
+  }
+  return false;
 }
 
 async function backendHasPerm(backend: AuthBackend, user: any, perm: string, obj: unknown): Promise<boolean> {

@@ -16,7 +16,7 @@ export { messages, MESSAGES_SESSION_KEY, type FlashMessage, type MessageLevel } 
 
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 export { BaseBackend } from './backends/base.backend.js';
-export { ModelBackend, AllowAllUsersModelBackend } from './backends/model.backend.js';
+export { ModelBackend, AllowAllUsersModelBackend, clearPermissionCache } from './backends/model.backend.js';
 
 export {
   LoginRequired,
@@ -40,6 +40,13 @@ export {
   type ResetTokenUser,
   type PasswordResetTokenSettings,
 } from './password-reset-tokens.js';
+export {
+  PermissionManager,
+  checkPermissionName,
+  type PermissionRef,
+  type GroupRef,
+  type UsersWithPermOptions,
+} from './permission.manager.js';
 export {
   LoginThrottle,
   TypeOrmLockoutStore,

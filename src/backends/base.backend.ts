@@ -22,4 +22,12 @@ export abstract class BaseBackend<U = any> implements AuthBackend<U> {
   async hasPerm(user: U, perm: string, obj?: unknown): Promise<boolean> {
     return (await this.getAllPermissions(user, obj)).has(perm);
   }
+
+  /** True when the user has any permission of the app `appLabel` (Django's `has_module_perms`). */
+  async hasModulePerms(user: U, appLabel: string): Promise<boolean> {
+    for (const perm of await this.getAllPermissions(user)) {
+      if (perm.slice(0, perm.indexOf('.')) === appLabel) return true;
+    }
+    return false;
+  }
 }

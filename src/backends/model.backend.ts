@@ -9,8 +9,18 @@ import { BaseBackend } from './base.backend.js';
 const PERMISSION_CACHE = Symbol('nestjs-session-auth:permission-cache');
 
 interface PermissionCache {
-  user?: Set<string>;
-  group?: Set<string>;
+  user?: Promise<Set<string>>;
+  group?: Promise<Set<string>>;
+  all?: Promise<Set<string>>;
+}
+
+/**
+ * Forget the permissions cached on `user`, so the next check reads the database again. Checks
+ * are cached on the user instance (B79); a fresh instance per request never sees stale grants,
+ * but code that changes grants and checks the same instance again calls this.
+ */
+export function clearPermissionCache(user: unknown): void {
+  if (user && typeof user === 'object') delete (user as any)[PERMISSION_CACHE];
 }
 
 /**
@@ -50,45 +60,66 @@ export class ModelBackend extends BaseBackend {
     return user.isActive !== false;
   }
 
-  override async getUserPermissions(user: any, obj?: unknown): Promise<Set<string>> {
-    return this.cachedPermissions(user, obj, 'user', () =>
-      this.dataSource.createQueryBuilder().relation(this.users.entity, 'userPermissions').of(user).loadMany<Permission>(),
-    );
+  override getUserPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.cached(user, obj, 'user', () => this.loadCodenames(user, 'userPermissions'));
   }
 
-  override async getGroupPermissions(user: any, obj?: unknown): Promise<Set<string>> {
-    return this.cachedPermissions(user, obj, 'group', async () => {
-      const groups = await this.dataSource
-        .createQueryBuilder()
-        .relation(this.users.entity, 'groups')
-        .of(user)
-        .loadMany<{ id: number }>();
-      if (groups.length === 0) return [];
-      return this.dataSource
-        .getRepository(Permission)
-        .createQueryBuilder('permission')
-        .innerJoin('auth_group_permissions', 'grant', 'grant.permission_id = permission.id')
-        .where('grant.group_id IN (:...ids)', { ids: groups.map((group) => group.id) })
-        .getMany();
+  override getGroupPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.cached(user, obj, 'group', () => this.loadCodenames(user, 'groups'));
+  }
+
+  override getAllPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.cached(user, obj, 'all', async () => {
+      if (user.isSuperuser) return this.everyPermission();
+      const [own, groups] = await Promise.all([this.getUserPermissions(user), this.getGroupPermissions(user)]);
+      return new Set([...own, ...groups]);
     });
   }
 
-  /** Object-level checks get nothing here (B79); a backend that knows the object answers them. */
-  private async cachedPermissions(
-    user: any,
-    obj: unknown,
-    kind: keyof PermissionCache,
-    load: () => Promise<Permission[]>,
-  ): Promise<Set<string>> {
-    if (!user?.isAuthenticated || user.isActive === false || obj != null) return new Set();
-    const cache: PermissionCache = (user[PERMISSION_CACHE] ??= {});
+  /**
+   * Only active, authenticated users of this backend's user entity hold permissions here;
+   * anything else, and every object-level check, gets none (B79). A user object some other
+   * backend built is not a row of the user table, even when its id happens to match one.
+   */
+  protected holdsPermissions(user: any, obj: unknown): boolean {
+    return obj == null && this.users.manages(user) && user.isAnonymous !== true && user.isActive !== false;
+  }
+
+  /** Results live on the user instance, as a promise so concurrent checks share one query. */
+  private cached(user: any, obj: unknown, kind: keyof PermissionCache, load: () => Promise<Set<string>>): Promise<Set<string>> {
+    if (!this.holdsPermissions(user, obj)) return Promise.resolve(new Set());
+    if (!Object.hasOwn(user, PERMISSION_CACHE)) {
+      Object.defineProperty(user, PERMISSION_CACHE, { value: {}, configurable: true, enumerable: false, writable: true });
+    }
+    const cache: PermissionCache = user[PERMISSION_CACHE];
     if (!cache[kind]) {
-      const permissions = user.isSuperuser
-        ? await this.dataSource.getRepository(Permission).find()
-        : await load();
-      cache[kind] = new Set(permissions.map((permission) => permission.codename));
+      const loading = load();
+      cache[kind] = loading;
+      // A failed query is not remembered: the next check asks the database again.
+      loading.catch(() => {
+        if (cache[kind] === loading) delete cache[kind];
+      });
     }
     return cache[kind]!;
+  }
+
+  /** Codenames granted to the user directly (`userPermissions`) or through `groups`. */
+  private async loadCodenames(user: any, via: 'userPermissions' | 'groups'): Promise<Set<string>> {
+    if (user.isSuperuser) return this.everyPermission();
+    const metadata = this.users.repository.metadata;
+    // A custom user entity without the relation simply grants nothing through it.
+    if (!metadata.findRelationWithPropertyPath(via)) return new Set();
+    const key = metadata.primaryColumns[0].propertyName;
+    const query = this.users.repository.createQueryBuilder('member').select('permission.codename', 'codename');
+    if (via === 'userPermissions') query.innerJoin('member.userPermissions', 'permission');
+    else query.innerJoin('member.groups', 'grp').innerJoin('grp.permissions', 'permission');
+    const rows = await query.where(`member.${key} = :key`, { key: user[key] }).getRawMany<{ codename: string }>();
+    return new Set(rows.map((row) => row.codename));
+  }
+
+  private async everyPermission(): Promise<Set<string>> {
+    const rows = await this.dataSource.getRepository(Permission).find({ select: { codename: true } });
+    return new Set(rows.map((row) => row.codename));
   }
 }
 

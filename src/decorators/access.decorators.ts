@@ -1,4 +1,4 @@
-import { SetMetadata, applyDecorators } from '@nestjs/common';
+import { SetMetadata } from '@nestjs/common';
 import type { Request } from 'express';
 
 export const LOGIN_REQUIRED = 'nestjs-session-auth:login-required';
@@ -18,6 +18,16 @@ export interface LoginRule extends LoginRequiredOptions {
 
 export type UserTest = (user: any, request: Request) => boolean | Promise<boolean>;
 
+/** One `@PermissionRequired()`: every perm is needed; options say where anonymous users go. */
+export interface PermissionRule extends LoginRequiredOptions {
+  perms: string[];
+}
+
+/** One `@UserPassesTest()`. */
+export interface UserTestRule extends LoginRequiredOptions {
+  test: UserTest;
+}
+
 /**
  * Only logged-in users reach the handler (method or controller). Anonymous browsers are
  * redirected to the login page with `?next=`; other clients get 401 JSON.
@@ -32,8 +42,10 @@ export function LoginNotRequired(): MethodDecorator & ClassDecorator {
 }
 
 /**
- * The user needs every listed permission (`'app.action'`). Anonymous: as `@LoginRequired()`;
- * logged in but lacking one: 403.
+ * The user needs every listed permission (`'app.action'`), as `AuthService.hasPerms` answers.
+ * A user lacking one is sent to log in when anonymous (redirect or 401, as `@LoginRequired()`)
+ * and gets 403 when logged in. On a controller and a method, both lists are needed. It never
+ * loosens a `@LoginRequired()` or `loginRequiredByDefault` around it.
  */
 export function PermissionRequired(
   perm: string | string[],
@@ -41,22 +53,16 @@ export function PermissionRequired(
 ): MethodDecorator & ClassDecorator {
   const perms = [perm].flat();
   if (perms.length === 0 || perms.some((p) => typeof p !== 'string' || p === '')) {
-    throw new TypeError('PermissionRequired() needs one or more permission names such as \'blog.add_post\'.');
+    throw new TypeError("PermissionRequired() needs one or more permission names such as 'blog.add_post'.");
   }
-  return applyDecorators(
-    SetMetadata<string, LoginRule>(LOGIN_REQUIRED, { required: true, ...options }),
-    SetMetadata(PERMISSIONS_REQUIRED, perms),
-  );
+  return SetMetadata<string, PermissionRule[]>(PERMISSIONS_REQUIRED, [{ ...options, perms }]);
 }
 
 /**
  * The user must pass `test(user, request)`. Anonymous users failing it are sent to log in;
- * logged-in users failing it get 403.
+ * logged-in users failing it get 403. It never loosens a `@LoginRequired()` around it.
  */
 export function UserPassesTest(test: UserTest, options: LoginRequiredOptions = {}): MethodDecorator & ClassDecorator {
   if (typeof test !== 'function') throw new TypeError('UserPassesTest() needs a function (user, request) => boolean.');
-  return applyDecorators(
-    SetMetadata<string, LoginRule>(LOGIN_REQUIRED, { required: false, ...options }),
-    SetMetadata(USER_TESTS, [test]),
-  );
+  return SetMetadata<string, UserTestRule[]>(USER_TESTS, [{ ...options, test }]);
 }

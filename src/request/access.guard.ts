@@ -15,8 +15,10 @@ import {
   LOGIN_REQUIRED,
   PERMISSIONS_REQUIRED,
   USER_TESTS,
+  type LoginRequiredOptions,
   type LoginRule,
-  type UserTest,
+  type PermissionRule,
+  type UserTestRule,
 } from '../decorators/access.decorators.js';
 import { LoginRedirect } from './login-redirect.js';
 
@@ -38,24 +40,27 @@ export class AccessGuard implements CanActivate {
     if (context.getType() !== 'http') return true;
     const targets = [context.getHandler(), context.getClass()];
     const rule = this.reflector.getAllAndOverride<LoginRule | undefined>(LOGIN_REQUIRED, targets);
-    const perms = this.reflector.getAllAndMerge<string[]>(PERMISSIONS_REQUIRED, targets) ?? [];
-    const tests = this.reflector.getAllAndMerge<UserTest[]>(USER_TESTS, targets) ?? [];
+    const permRules = this.reflector.getAllAndMerge<PermissionRule[]>(PERMISSIONS_REQUIRED, targets) ?? [];
+    const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
     const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
-    if (!loginRequired && perms.length === 0 && tests.length === 0) return true;
+    if (!loginRequired && permRules.length === 0 && testRules.length === 0) return true;
 
     const request = context.switchToHttp().getRequest<Request>();
     const user = await this.auth.getUser(request);
     const loggedIn = isAuthenticated(user);
     if (loginRequired && !loggedIn) this.deny(request, rule, false);
-    if (perms.length > 0 && !(await this.auth.hasPerms(user, perms))) this.deny(request, rule, loggedIn);
-    for (const test of tests) {
-      if (!(await test(user, request))) this.deny(request, rule, loggedIn);
+    // Anonymous users are asked too: a backend may grant them permissions (B76), as in Django.
+    for (const permRule of permRules) {
+      if (!(await this.auth.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn);
+    }
+    for (const testRule of testRules) {
+      if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn);
     }
     return true;
   }
 
-  /** Logged-in users get 403; anonymous browsers go to the login page, other clients get 401. */
-  private deny(request: Request, rule: LoginRule | undefined, loggedIn: boolean): never {
+  /** Logged-in users get 403, never a redirect; anonymous browsers go to log in, other clients get 401. */
+  private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean): never {
     if (loggedIn) throw new ForbiddenException('You do not have permission to perform this action.');
     const accept = String(request.headers.accept ?? '');
     if (!accept.includes('text/html')) {
@@ -64,7 +69,7 @@ export class AccessGuard implements CanActivate {
     throw new LoginRedirect(this.loginUrlFor(request, rule));
   }
 
-  private loginUrlFor(request: Request, rule: LoginRule | undefined): string {
+  private loginUrlFor(request: Request, rule: LoginRequiredOptions | undefined): string {
     const loginUrl = rule?.loginUrl ?? this.config.loginUrl;
     const field = rule?.redirectFieldName ?? this.config.redirectFieldName;
     const separator = loginUrl.includes('?') ? '&' : '?';
