@@ -62,7 +62,9 @@ export {
   isPasswordUsable,
   type PasswordHashAlgorithm,
   type PasswordHasherName,
+  type BCryptSHA256HasherOptions,
 } from './passwords/password-hasher.js';
+export { BcryptWorkerPool, type BcryptWorkerPoolOptions } from './passwords/bcrypt.worker-pool.js';
 export {
   MinimumLengthValidator,
   UserAttributeSimilarityValidator,

@@ -1,10 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import bcrypt from 'bcryptjs';
 import { createHash, randomBytes, randomInt, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { AUTH_OPTIONS } from '../auth.module-definition.js';
 import type { AuthModuleOptions } from '../auth.options.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { BcryptWorkerPool } from './bcrypt.worker-pool.js';
 
 const scrypt = promisify(scryptCallback) as (
   password: string,
@@ -24,28 +25,49 @@ export interface PasswordHashAlgorithm {
 
 export type PasswordHasherName = 'bcrypt_sha256' | 'scrypt';
 
+export interface BCryptSHA256HasherOptions {
+  /** log2 of the bcrypt work factor; default 12 (Django's, B62). */
+  rounds?: number;
+  /**
+   * Run bcryptjs on worker threads (default `true`), so hashing never holds up other requests.
+   * `false` runs it on the main thread, as bcryptjs alone would.
+   */
+  offThread?: boolean;
+  /** The worker pool to use; default one pool shared by every bcrypt hasher of the process. */
+  pool?: BcryptWorkerPool;
+}
+
 /**
  * bcrypt over the hex SHA-256 of the password (Django's `bcrypt_sha256`, B63): the pre-hash
  * keeps bcrypt from silently truncating at 72 bytes, so two long passwords sharing a prefix
- * never collide.
+ * never collide. The SHA-256 is cheap and stays on the main thread; bcrypt itself runs on a
+ * worker pool.
  */
 export class BCryptSHA256Hasher implements PasswordHashAlgorithm {
   readonly algorithm = 'bcrypt_sha256';
   readonly rounds: number;
+  /** The worker pool bcrypt runs on; `null` when it runs on the main thread. */
+  readonly pool: BcryptWorkerPool | null;
 
-  constructor(options: { rounds?: number } = {}) {
+  constructor(options: BCryptSHA256HasherOptions = {}) {
     this.rounds = options.rounds ?? 12;
+    if (!Number.isInteger(this.rounds) || this.rounds < 4 || this.rounds > 31) {
+      throw new ImproperlyConfigured(`bcrypt rounds must be an integer from 4 to 31, got ${options.rounds}.`);
+    }
+    this.pool = options.offThread === false ? null : (options.pool ?? BcryptWorkerPool.shared());
   }
 
   async encode(raw: string): Promise<string> {
-    const hash = await bcrypt.hash(preHash(raw), this.rounds);
+    const password = preHash(raw);
+    const hash = this.pool ? await this.pool.hash(password, this.rounds) : await bcrypt.hash(password, this.rounds);
     return `${this.algorithm}$${hash}`;
   }
 
   async verify(raw: string, encoded: string): Promise<boolean> {
     const hash = encoded.slice(this.algorithm.length + 1);
     if (!/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) return false;
-    return bcrypt.compare(preHash(raw), hash);
+    const password = preHash(raw);
+    return this.pool ? this.pool.compare(password, hash) : bcrypt.compare(password, hash);
   }
 
   mustUpdate(encoded: string): boolean {
@@ -132,11 +154,21 @@ export interface PasswordCheck {
  * the next successful login.
  */
 @Injectable()
-export class PasswordHasher {
+export class PasswordHasher implements OnApplicationShutdown {
   private readonly hashers: PasswordHashAlgorithm[];
+  private readonly pools: BcryptWorkerPool[];
 
   constructor(@Inject(AUTH_OPTIONS) options: AuthModuleOptions) {
     this.hashers = createHashers(options.passwordHashers ?? ['bcrypt_sha256', 'scrypt']);
+    this.pools = [
+      ...new Set(this.hashers.flatMap((hasher) => (hasher instanceof BCryptSHA256Hasher && hasher.pool ? [hasher.pool] : []))),
+    ];
+    for (const pool of this.pools) pool.retain();
+  }
+
+  /** Stop the bcrypt threads with the app (once no other app of the process uses them). */
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.pools.splice(0).map((pool) => pool.release()));
   }
 
   get preferred(): PasswordHashAlgorithm {

@@ -1,0 +1,182 @@
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * The worker's whole program. It is passed as a string (`eval: true`) rather than as a file so
+ * the pool works the same from compiled `dist/` and from TypeScript sources run by a test
+ * runner, where no `.js` file sits next to this module. bcryptjs is loaded by the absolute path
+ * the main thread resolved, so the worker needs no module resolution of its own.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const bcrypt = require(workerData.bcryptPath);
+parentPort.on('message', (job) => {
+  const { id, op, password, rounds, hash } = job;
+  try {
+    const result = op === 'hash' ? bcrypt.hashSync(password, rounds) : bcrypt.compareSync(password, hash);
+    parentPort.postMessage({ id, result });
+  } catch (error) {
+    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+  }
+});
+`;
+
+type JobRequest = { op: 'hash'; password: string; rounds: number } | { op: 'compare'; password: string; hash: string };
+
+interface Job {
+  id: number;
+  request: JobRequest;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface Thread {
+  worker: Worker;
+  job: Job | null;
+  stopping: boolean;
+}
+
+export interface BcryptWorkerPoolOptions {
+  /** Number of worker threads; default `min(4, availableParallelism())`. */
+  size?: number;
+}
+
+let bcryptPath: string | undefined;
+
+function resolveBcrypt(): string {
+  bcryptPath ??= createRequire(import.meta.url).resolve('bcryptjs');
+  return bcryptPath;
+}
+
+let sharedPool: BcryptWorkerPool | undefined;
+
+/**
+ * Runs bcryptjs on a few worker threads. bcrypt costs tens to hundreds of milliseconds of pure
+ * JavaScript per call; on the main thread a burst of logins would hold every other request
+ * back for that long. Threads start on the first job, and an idle pool does not keep the
+ * process alive (idle workers are `unref()`'d), so scripts and test runners exit on their own.
+ */
+export class BcryptWorkerPool {
+  readonly size: number;
+  private readonly threads: Thread[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private users = 0;
+
+  constructor(options: BcryptWorkerPoolOptions = {}) {
+    this.size = options.size ?? Math.min(4, availableParallelism());
+    if (!Number.isInteger(this.size) || this.size < 1) {
+      throw new RangeError(`BcryptWorkerPool size must be a positive integer, got ${options.size}.`);
+    }
+  }
+
+  /** The pool the bcrypt hashers share unless given their own. */
+  static shared(): BcryptWorkerPool {
+    sharedPool ??= new BcryptWorkerPool();
+    return sharedPool;
+  }
+
+  /** Worker threads currently running. */
+  get threadCount(): number {
+    return this.threads.length;
+  }
+
+  hash(password: string, rounds: number): Promise<string> {
+    return this.run({ op: 'hash', password, rounds }) as Promise<string>;
+  }
+
+  compare(password: string, hash: string): Promise<boolean> {
+    return this.run({ op: 'compare', password, hash }) as Promise<boolean>;
+  }
+
+  /**
+   * Note a user of the pool (an application's `PasswordHasher`). Several applications in one
+   * process can share a pool; it is closed when the last of them releases it.
+   */
+  retain(): void {
+    this.users++;
+  }
+
+  async release(): Promise<void> {
+    if (this.users === 0) return;
+    this.users--;
+    if (this.users === 0) await this.close();
+  }
+
+  /**
+   * Stop every thread now. Jobs not finished are rejected, never left hanging; a later job
+   * starts threads again.
+   */
+  async close(): Promise<void> {
+    const closed = new Error('The bcrypt worker pool was closed before the password was hashed.');
+    for (const job of this.queue.splice(0)) job.reject(closed);
+    const threads = this.threads.splice(0);
+    for (const thread of threads) {
+      thread.stopping = true;
+      thread.job?.reject(closed);
+      thread.job = null;
+    }
+    await Promise.all(threads.map((thread) => thread.worker.terminate()));
+  }
+
+  private run(request: JobRequest): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, request, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let thread = this.threads.find((candidate) => candidate.job === null);
+      if (!thread) {
+        if (this.threads.length >= this.size) return;
+        thread = this.spawn();
+      }
+      this.assign(thread, this.queue.shift()!);
+    }
+  }
+
+  private assign(thread: Thread, job: Job): void {
+    thread.job = job;
+    // A thread with work keeps the process alive until the caller gets its answer.
+    thread.worker.ref();
+    thread.worker.postMessage({ id: job.id, ...job.request });
+  }
+
+  private spawn(): Thread {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bcryptPath: resolveBcrypt() } });
+    const thread: Thread = { worker, job: null, stopping: false };
+    worker.unref();
+    worker.on('message', (message: { id: number; result?: unknown; error?: string }) => {
+      const job = thread.job;
+      if (!job || job.id !== message.id) return;
+      thread.job = null;
+      if (message.error === undefined) job.resolve(message.result);
+      else job.reject(new Error(`bcrypt failed: ${message.error}`));
+      if (this.queue.length > 0) this.assign(thread, this.queue.shift()!);
+      else worker.unref();
+    });
+    let failure: Error | undefined;
+    // Without a listener, a worker's uncaught error would be thrown in the main thread.
+    worker.on('error', (error) => {
+      failure = error;
+    });
+    worker.on('exit', (code) => {
+      if (thread.stopping) return;
+      // The thread died on its own: fail its job rather than leave the caller waiting, and let
+      // the next job start a replacement.
+      const index = this.threads.indexOf(thread);
+      if (index >= 0) this.threads.splice(index, 1);
+      const job = thread.job;
+      thread.job = null;
+      job?.reject(
+        new Error(`The bcrypt worker thread stopped (exit code ${code})${failure ? `: ${failure.message}` : ''}.`),
+      );
+      this.dispatch();
+    });
+    this.threads.push(thread);
+    return thread;
+  }
+}

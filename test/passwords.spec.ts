@@ -1,0 +1,138 @@
+import { jest } from '@jest/globals';
+import bcrypt from 'bcryptjs';
+import { Worker } from 'node:worker_threads';
+import request from 'supertest';
+import {
+  BCryptSHA256Hasher,
+  BcryptWorkerPool,
+  ImproperlyConfigured,
+  ModelBackend,
+  PasswordHasher,
+} from 'nestjs-session-auth';
+import { createTestApp } from './support/test-app.js';
+
+describe('bcrypt off the main thread', () => {
+  const pools: BcryptWorkerPool[] = [];
+  function ownPool(size?: number): BcryptWorkerPool {
+    const pool = new BcryptWorkerPool({ size });
+    pools.push(pool);
+    return pool;
+  }
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await Promise.all(pools.splice(0).map((pool) => pool.close()));
+  });
+
+  it('hashes and verifies on worker threads: bcryptjs never runs on the main thread', async () => {
+    const onMainThread = [
+      jest.spyOn(bcrypt, 'hash'),
+      jest.spyOn(bcrypt, 'compare'),
+      jest.spyOn(bcrypt, 'hashSync'),
+      jest.spyOn(bcrypt, 'compareSync'),
+    ];
+    const pool = ownPool();
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool });
+    const encoded = await hasher.encode('correct horse');
+    expect(encoded).toMatch(/^bcrypt_sha256\$\$2b\$04\$[./A-Za-z0-9]{53}$/);
+    expect(await hasher.verify('correct horse', encoded)).toBe(true);
+    expect(await hasher.verify('Correct horse', encoded)).toBe(false);
+    expect(pool.threadCount).toBe(1);
+    for (const spy of onMainThread) expect(spy).not.toHaveBeenCalled();
+  });
+
+  it('keeps a main-thread mode (offThread: false) whose hashes are interchangeable with the pool’s', async () => {
+    const compare = jest.spyOn(bcrypt, 'compare');
+    const mainThread = new BCryptSHA256Hasher({ rounds: 4, offThread: false });
+    const offThread = new BCryptSHA256Hasher({ rounds: 4, pool: ownPool() });
+    expect(mainThread.pool).toBeNull();
+    expect(await mainThread.verify('pw', await offThread.encode('pw'))).toBe(true);
+    expect(compare).toHaveBeenCalledTimes(1);
+    expect(await offThread.verify('pw', await mainThread.encode('pw'))).toBe(true);
+  });
+
+  it('keeps the SHA-256 pre-hash: passwords equal in their first 72 bytes stay different (B63)', async () => {
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool: ownPool() });
+    const prefix = 'x'.repeat(72);
+    expect(await hasher.verify(prefix + 'B', await hasher.encode(prefix + 'A'))).toBe(false);
+  });
+
+  it('queues a burst larger than the pool and never starts more threads than its size', async () => {
+    const pool = ownPool(2);
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool });
+    const passwords = Array.from({ length: 9 }, (_, i) => `password-${i}`);
+    const encoded = await Promise.all(passwords.map((password) => hasher.encode(password)));
+    expect(pool.threadCount).toBe(2);
+    const checks = await Promise.all(passwords.map((password, i) => hasher.verify(password, encoded[(i + 1) % 9])));
+    expect(checks).toEqual(passwords.map(() => false));
+    expect(await Promise.all(passwords.map((password, i) => hasher.verify(password, encoded[i])))).toEqual(passwords.map(() => true));
+  });
+
+  it('rejects the job of a worker that crashes, instead of hanging, and serves the next job on a new thread', async () => {
+    const pool = ownPool(1);
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool });
+    await hasher.encode('warm up');
+    // A message the worker cannot read makes it throw outside its handler and die.
+    const post = Worker.prototype.postMessage;
+    jest.spyOn(Worker.prototype, 'postMessage').mockImplementationOnce(function (this: Worker) {
+      post.call(this, null);
+    });
+    await expect(hasher.encode('lost')).rejects.toThrow(/The bcrypt worker thread stopped \(exit code 1\)/);
+    expect(pool.threadCount).toBe(0);
+    expect(await hasher.verify('next', await hasher.encode('next'))).toBe(true);
+    expect(pool.threadCount).toBe(1);
+  });
+
+  it('close() rejects the jobs still waiting, and a later job starts threads again', async () => {
+    const pool = ownPool(1);
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool });
+    const running = hasher.encode('one');
+    const queued = hasher.encode('two');
+    await pool.close();
+    await expect(running).rejects.toThrow('The bcrypt worker pool was closed before the password was hashed.');
+    await expect(queued).rejects.toThrow('The bcrypt worker pool was closed before the password was hashed.');
+    expect(pool.threadCount).toBe(0);
+    expect(await hasher.verify('three', await hasher.encode('three'))).toBe(true);
+  });
+
+  it('stops the threads when the app shuts down, but not while another app of the process uses them', async () => {
+    const pool = ownPool();
+    const hashers = [new BCryptSHA256Hasher({ rounds: 4, pool })];
+    const first = await createTestApp({ auth: { backends: [ModelBackend], passwordHashers: hashers } });
+    const second = await createTestApp({ auth: { backends: [ModelBackend], passwordHashers: hashers } });
+    try {
+      await first.users.createUser({ username: 'carol', password: 'correct horse' });
+      await second.users.createUser({ username: 'carol', password: 'correct horse' });
+      expect(pool.threadCount).toBeGreaterThan(0);
+      await first.close();
+      expect(pool.threadCount).toBeGreaterThan(0);
+      await request(second.app.getHttpServer())
+        .post('/login')
+        .send({ username: 'carol', password: 'correct horse' })
+        .expect(200, { username: 'carol' });
+    } finally {
+      await second.close();
+    }
+    expect(pool.threadCount).toBe(0);
+  });
+
+  it('runs the default hasher (bcrypt_sha256, 12 rounds) on the shared pool', async () => {
+    const t = await createTestApp({ auth: { backends: [ModelBackend], passwordHashers: undefined } });
+    try {
+      const preferred = t.app.get(PasswordHasher).preferred as BCryptSHA256Hasher;
+      expect(preferred).toBeInstanceOf(BCryptSHA256Hasher);
+      expect(preferred.rounds).toBe(12);
+      expect(preferred.pool).toBe(BcryptWorkerPool.shared());
+      const user = await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      expect(user.password).toMatch(/^bcrypt_sha256\$\$2b\$12\$/);
+      expect(await t.users.checkPassword(user, 'correct horse')).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses a bcrypt cost outside 4–31 and a pool without threads at start-up', () => {
+    expect(() => new BCryptSHA256Hasher({ rounds: 3 })).toThrow(ImproperlyConfigured);
+    expect(() => new BCryptSHA256Hasher({ rounds: 32 })).toThrow('bcrypt rounds must be an integer from 4 to 31, got 32.');
+    expect(() => new BcryptWorkerPool({ size: 0 })).toThrow('BcryptWorkerPool size must be a positive integer, got 0.');
+  });
+});
