@@ -17,6 +17,7 @@ export { messages, MESSAGES_SESSION_KEY, type FlashMessage, type MessageLevel } 
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 export { BaseBackend } from './backends/base.backend.js';
 export { ModelBackend, AllowAllUsersModelBackend, clearPermissionCache } from './backends/model.backend.js';
+export { RemoteUserBackend, AllowAllUsersRemoteUserBackend, REMOTE_USER } from './backends/remote-user.backend.js';
 
 export {
   LoginRequired,
@@ -30,6 +31,7 @@ export { CurrentUser } from './decorators/current-user.decorator.js';
 export { AccessGuard } from './request/access.guard.js';
 export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 export { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 
 export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, TypeOrmSessionStore } from './storage/index.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
