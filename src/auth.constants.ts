@@ -9,6 +9,3 @@ export const DEFAULT_LOGIN_URL = '/accounts/login';
 export const DEFAULT_SESSION_COOKIE_NAME = 'sessionid';
 /** Django's SESSION_COOKIE_AGE: two weeks. */
 export const DEFAULT_SESSION_AGE_MS = 14 * 24 * 60 * 60 * 1000;
-
-/** Metadata keys read by the access guard. */
-export const LOGIN_REQUIRED_METADATA = 'nestjs-session-auth:login-required';
