@@ -100,6 +100,8 @@ export interface TestAppOptions {
   imports?: ModuleMetadata['imports'];
   providers?: ModuleMetadata['providers'];
   controllers?: Type[];
+  /** Extra entities for the DataSource, besides the auth entities. */
+  entities?: Function[];
   /** A TypeORM connection; defaults to an in-memory SQLite database. */
   database?: Record<string, unknown>;
   synchronize?: boolean;
@@ -122,7 +124,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
         type: 'better-sqlite3',
         database: ':memory:',
         ...options.database,
-        entities: [...authEntities],
+        entities: [...authEntities, ...(options.entities ?? [])],
         synchronize: options.synchronize ?? true,
         logging: true,
         logger: sql,

@@ -1,0 +1,76 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import request from 'supertest';
+import { ModelBackend, SESSION_KEY, UserManager } from 'nestjs-session-auth';
+import { createTestApp, logIn, type TestApp } from './support/test-app.js';
+
+/** An app's own user model: UUID keys and a field the built-in User does not have. */
+@Entity({ name: 'member' })
+class Member {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ type: 'varchar', length: 150, unique: true })
+  username!: string;
+
+  @Column({ type: 'varchar', length: 255 })
+  password!: string;
+
+  @Column({ type: 'varchar', length: 254, default: '' })
+  email!: string;
+
+  @Column({ type: 'boolean', default: true })
+  isActive!: boolean;
+
+  @Column({ type: 'boolean', default: false })
+  isStaff!: boolean;
+
+  @Column({ type: 'boolean', default: false })
+  isSuperuser!: boolean;
+
+  @Column({ type: Date, nullable: true })
+  lastLogin!: Date | null;
+
+  @Column({ type: Date })
+  dateJoined!: Date;
+
+  @Column({ type: 'varchar', length: 50, default: 'free' })
+  plan!: string;
+}
+
+describe('a custom user entity (option userEntity)', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp({ auth: { backends: [ModelBackend], userEntity: Member }, entities: [Member] });
+  });
+  afterEach(() => t.close());
+
+  it('creates, logs in and resolves users of that entity, with UUID keys stored as strings (B2)', async () => {
+    const users = t.app.get(UserManager) as unknown as UserManager<Member>;
+    const member = await users.createUser({ username: 'mia', password: 'correct horse', plan: 'pro' });
+    expect(member).toBeInstanceOf(Member);
+    expect(member.id).toMatch(/^[0-9a-f-]{36}$/);
+    const cookie = await logIn(t.app, 'mia', 'correct horse');
+    await request(t.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'mia', backend: 'ModelBackend' });
+    expect((await users.findById(member.id))!.lastLogin).not.toBeNull();
+  });
+
+  it('never loads a member for an id that is not a UUID', async () => {
+    const users = t.app.get(UserManager) as unknown as UserManager<Member>;
+    await users.createUser({ username: 'mia', password: 'pw' });
+    for (const id of ['1', '', 'not-a-uuid', '00000000-0000-0000-0000-00000000000g']) {
+      expect(await t.sql.during(async () => expect(await users.findById(id)).toBeNull())).toEqual([]);
+    }
+  });
+
+  it('keeps the id in the session as the UUID string', async () => {
+    const users = t.app.get(UserManager) as unknown as UserManager<Member>;
+    const member = await users.createUser({ username: 'mia', password: 'pw' });
+    const req: any = { headers: {} };
+    const { SessionHandler } = await import('nestjs-session-auth');
+    const store = t.app.get(SessionHandler).store as any;
+    req.sessionStore = store;
+    store.generate(req);
+    await t.auth.login(req, member);
+    expect(req.session[SESSION_KEY]).toBe(member.id);
+  });
+});
