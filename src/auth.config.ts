@@ -21,6 +21,8 @@ export interface AuthConfig {
   loginRedirectUrl: string;
   /** Seconds a password reset token stays valid. */
   passwordResetTimeout: number;
+  /** Origin (and optional path) for links in emails, without a trailing slash. */
+  siteUrl: string | undefined;
   options: AuthModuleOptions;
 }
 
@@ -60,6 +62,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     secrets: [secret as string, ...(options.secretFallbacks ?? [])],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
     passwordResetTimeout: resolvePasswordResetTimeout(options.passwordResetTimeout),
+    siteUrl: resolveSiteUrl(options.siteUrl),
     options,
   };
 }
@@ -70,6 +73,20 @@ function resolvePasswordResetTimeout(seconds: number | undefined): number {
     throw new ImproperlyConfigured(`passwordResetTimeout is in seconds and must be a positive integer; got ${String(seconds)}.`);
   }
   return seconds;
+}
+
+function resolveSiteUrl(siteUrl: string | undefined): string | undefined {
+  if (siteUrl === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(siteUrl);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username) {
+    throw new ImproperlyConfigured(`siteUrl must be the site's public address such as https://example.com; got '${siteUrl}'.`);
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
 
 function hasSecret(secret: unknown): boolean {

@@ -1,8 +1,13 @@
-import { Inject, Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Inject, Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { AUTH_CONFIG, resolveAuthConfig, type AuthConfig } from './auth.config.js';
 import { AuthEvents } from './auth.events.js';
-import { AUTH_OPTIONS, ConfigurableAuthModule } from './auth.module-definition.js';
+import {
+  AUTH_ASYNC_OPTIONS_TYPE,
+  AUTH_OPTIONS,
+  AUTH_OPTIONS_TYPE,
+  ConfigurableAuthModule,
+} from './auth.module-definition.js';
 import type { AuthModuleOptions } from './auth.options.js';
 import { AuthService } from './auth.service.js';
 import { BackendRegistry } from './backends/backend.registry.js';
@@ -15,6 +20,7 @@ import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 import { UserManager } from './user.manager.js';
+import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
 
 /**
  * `AuthModule.forRoot({ backends: [...] })`: sessions, the per-request user, the access guard
@@ -41,6 +47,20 @@ import { UserManager } from './user.manager.js';
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
   constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {
     super();
+  }
+
+  /** `views: true` adds the built-in views' controller, at `loginUrl` for the login view. */
+  static forRoot(options: typeof AUTH_OPTIONS_TYPE): DynamicModule {
+    return mountAuthViews(super.forRoot(options), options);
+  }
+
+  /**
+   * Options from a factory. Controllers are fixed before the factory runs: to mount the built-in
+   * views, pass `views: true` (and `loginUrl` if not the default) here, next to `useFactory`.
+   */
+  static forRootAsync(options: typeof AUTH_ASYNC_OPTIONS_TYPE & AuthViewsMount): DynamicModule {
+    const { views, loginUrl, ...asyncOptions } = options;
+    return mountAuthViews(super.forRootAsync(asyncOptions), { views, loginUrl });
   }
 
   configure(consumer: MiddlewareConsumer): void {

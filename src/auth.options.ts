@@ -5,6 +5,7 @@ import type { ThrottleOptions } from './login-throttle.js';
 import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store.js';
 import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
 import type { PasswordValidator, PasswordValidatorName } from './passwords/password-validation.js';
+import type { AuthMailer } from './views/auth-mailer.js';
 
 export interface SessionOptions {
   /** Signs the session cookie; also the default key for session auth hashes. */
@@ -50,4 +51,13 @@ export interface AuthModuleOptions {
   loginRedirectUrl?: string;
   /** Seconds a password reset link stays valid (Django's PASSWORD_RESET_TIMEOUT); default three days. */
   passwordResetTimeout?: number;
+  /**
+   * Mount the built-in login, logout, password change and password reset views. With
+   * `forRootAsync`, pass it next to `useFactory` (routes are fixed when the module is defined).
+   */
+  views?: boolean;
+  /** Public address of the site (`https://example.com`), used for links in emails. */
+  siteUrl?: string;
+  /** Sends the password reset emails; default: written to the log (development only). */
+  mailer?: Type<AuthMailer>;
 }

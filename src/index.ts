@@ -13,6 +13,17 @@ export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUse
 export { PermissionDenied, ImproperlyConfigured } from './errors.js';
 export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
 export { messages, MESSAGES_SESSION_KEY, type FlashMessage, type MessageLevel } from './messages.js';
+export { AuthMailer, LoggingAuthMailer, type AuthMail } from './views/auth-mailer.js';
+export {
+  csrfToken,
+  verifyCsrfToken,
+  CsrfGuard,
+  CsrfFailure,
+  CSRF_FIELD_NAME,
+  CSRF_HEADER_NAME,
+} from './views/csrf.js';
+export { AUTH_VIEW_PATHS } from './views/auth-views.controller.js';
+export type { AuthViewsMount } from './views/auth-views.mount.js';
 
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 export { BaseBackend } from './backends/base.backend.js';

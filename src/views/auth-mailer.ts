@@ -1,0 +1,42 @@
+import { Injectable, Logger } from '@nestjs/common';
+
+/** An email the built-in views send (today: the password reset link). */
+export interface AuthMail {
+  kind: 'password_reset';
+  /** The address stored on the user, never the one typed into the form (B54). */
+  to: string;
+  /** One line: newlines are removed before the mailer sees it. */
+  subject: string;
+  text: string;
+  /** What the text was made from, for a mailer that renders its own template. */
+  context: {
+    user: unknown;
+    uid: string;
+    token: string;
+    resetUrl: string;
+    siteName: string;
+  };
+}
+
+/**
+ * Sends the emails of the built-in views. Give your own class as the `mailer` option (an
+ * instance your app provides is used as such); it may return a promise. A failure is logged,
+ * never shown to the visitor (B54).
+ */
+export abstract class AuthMailer {
+  abstract send(mail: AuthMail): void | Promise<void>;
+}
+
+/**
+ * The default mailer writes each mail to the log, like Django's console email backend: good for
+ * development, where the reset link can be copied from the terminal. Replace it in production:
+ * whoever reads a log holding reset links can take over those accounts.
+ */
+@Injectable()
+export class LoggingAuthMailer extends AuthMailer {
+  private readonly logger = new Logger('AuthMailer');
+
+  send(mail: AuthMail): void {
+    this.logger.log(`To: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text}`);
+  }
+}
