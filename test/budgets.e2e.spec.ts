@@ -72,3 +72,33 @@ describe('per-request database budgets', () => {
     }
   });
 });
+
+describe('a request that fails with a 5xx', () => {
+  it('saves none of its session changes (B91)', async () => {
+    const { Controller, Post, Req, InternalServerErrorException } = await import('@nestjs/common');
+    const { PagesController } = await import('./support/test-app.js');
+    @Controller('broken')
+    class BrokenController {
+      @Post(':value')
+      fail(@Req() req: any) {
+        req.session.cart = req.params.value;
+        throw new InternalServerErrorException('something broke half-way');
+      }
+    }
+    const t = await createTestApp({ controllers: [PagesController, BrokenController] });
+    try {
+      const server = t.app.getHttpServer();
+      const visit = await request(server).post('/session/cart/kept').expect(200);
+      const cookie = sessionCookie(visit.headers['set-cookie'])!;
+      await request(server).post('/broken/lost').set('Cookie', cookie).expect(500);
+      await request(server).get('/session/cart').set('Cookie', cookie).expect(200, { value: 'kept' });
+      // A fresh visitor's failed request leaves no row behind either.
+      t.sql.reset();
+      const failed = await request(server).post('/broken/lost').expect(500);
+      expect(sessionCookie(failed.headers['set-cookie'])).toBeUndefined();
+      expect(t.sql.writes).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -68,7 +68,10 @@ export class SessionHandler implements OnApplicationShutdown {
           return;
         }
         settled = true;
-        if (!error) return resolve();
+        if (!error) {
+          discardSessionChangesOnServerError(request, response, this.cookieName!);
+          return resolve();
+        }
         this.logger.error(`Loading the session failed: ${(error as Error).message}`);
         reject(new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.'));
       });
@@ -78,6 +81,35 @@ export class SessionHandler implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     if (this.store instanceof TypeOrmSessionStore) this.store.close();
   }
+}
+
+/**
+ * A request that ends in a 5xx saves nothing to the session (Django, B91): a handler that
+ * failed half-way must not leave half its changes behind. express-session replaced `res.end`
+ * while it ran; this wraps that, so it runs first and can turn the session's save into a no-op.
+ */
+function discardSessionChangesOnServerError(request: Request, response: Response, cookieName: string): void {
+  const end = response.end;
+  response.end = function (this: Response, ...args: unknown[]) {
+    const session = (request as any).session;
+    if (response.statusCode >= 500 && session) {
+      Object.defineProperty(session, 'save', {
+        configurable: true,
+        enumerable: false,
+        writable: true,
+        value: (callback?: () => void) => callback && process.nextTick(callback),
+      });
+      // Nor does it hand out a cookie for a session that was never stored.
+      const setHeader = response.setHeader;
+      response.setHeader = function (this: Response, name: string, value: unknown) {
+        if (name.toLowerCase() === 'set-cookie') {
+          value = [value].flat().filter((cookie) => !String(cookie).startsWith(`${cookieName}=`));
+        }
+        return setHeader.call(this, name, value as string[]);
+      } as Response['setHeader'];
+    }
+    return (end as (...a: unknown[]) => Response).apply(this, args);
+  } as Response['end'];
 }
 
 /**
