@@ -19,8 +19,9 @@ import {
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
 import { UserManager } from './user.manager.js';
 
-/** Where the per-request user is memoised. */
-const RESOLVED_USER = Symbol('nestjs-session-auth:user');
+/** Where the per-request user is memoised: once known, and while it is being resolved. */
+const KNOWN_USER = Symbol('nestjs-session-auth:user');
+const RESOLVING_USER = Symbol('nestjs-session-auth:resolving-user');
 
 /**
  * The authentication workflow: who are you (`authenticate`), remember it (`login`), forget it
@@ -129,11 +130,30 @@ export class AuthService {
    * decorators). A request without a session cookie costs no store or database work.
    */
   getUser<U = any>(request: Request): Promise<RequestUser<U>> {
-    const memo = (request as any)[RESOLVED_USER] as Promise<RequestUser<U>> | undefined;
+    const known = this.peekUser(request);
+    if (known) return Promise.resolve(known as RequestUser<U>);
+    const memo = (request as any)[RESOLVING_USER] as Promise<RequestUser<U>> | undefined;
     if (memo) return memo;
-    const resolving = this.resolveUser(request);
-    (request as any)[RESOLVED_USER] = resolving;
+    const resolving = this.resolveUser(request).then((user) => {
+      (request as any)[KNOWN_USER] = user;
+      return user;
+    });
+    (request as any)[RESOLVING_USER] = resolving;
     return resolving as Promise<RequestUser<U>>;
+  }
+
+  /**
+   * The request's user when it is known without any I/O: already resolved, or anonymous
+   * because the session names nobody. `undefined` means `getUser()` has work to do.
+   */
+  peekUser<U = any>(request: Request): RequestUser<U> | undefined {
+    const known = (request as any)[KNOWN_USER] as RequestUser<U> | undefined;
+    if (known) return known;
+    const session = (request as any).session as Record<string, unknown> | undefined;
+    if (session && (session[SESSION_KEY] !== undefined || session[BACKEND_SESSION_KEY] !== undefined)) return undefined;
+    const anonymous = new AnonymousUser();
+    (request as any)[KNOWN_USER] = anonymous;
+    return anonymous;
   }
 
   /**
@@ -237,7 +257,8 @@ export class AuthService {
   }
 
   private remember(request: Request, user: RequestUser): void {
-    (request as any)[RESOLVED_USER] = Promise.resolve(user);
+    (request as any)[KNOWN_USER] = user;
+    (request as any)[RESOLVING_USER] = undefined;
     (request as any).user = user;
   }
 

@@ -10,6 +10,12 @@ export class CurrentUserInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
     const request = context.switchToHttp().getRequest();
+    const known = this.auth.peekUser(request);
+    if (known) {
+      // Most anonymous requests, and any whose guard already resolved the user: nothing to wait for.
+      request.user = known;
+      return next.handle();
+    }
     return from(this.auth.getUser(request)).pipe(
       switchMap((user) => {
         request.user = user;
