@@ -1,14 +1,52 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { UserManager } from 'nestjs-session-auth';
+import { DataSource } from 'typeorm';
+import { Group, Permission, UserManager, isPasswordUsable, type User } from 'nestjs-session-auth';
 import { AppModule } from '../sample-app/src/app.module.js';
 import { DEVELOPMENT_SECRET, configFromEnv } from '../sample-app/src/config.js';
-import { seedDemoUsers } from '../sample-app/src/seed.js';
+import { DictionaryBackend } from '../sample-app/src/dictionary.backend.js';
+import { DirectoryService } from '../sample-app/src/directory.service.js';
+import { seedDemoData } from '../sample-app/src/seed.js';
+import { createSuperuser, type Questions } from '../sample-app/src/superuser.js';
+
+type Agent = ReturnType<typeof request.agent>;
+
+const PASSWORDS: Record<string, string> = {
+  alice: 'wonderland',
+  bob: 'builder',
+  carol: 'correct horse battery staple',
+  dana: 'daylight',
+  erin: 'evergreen',
+};
+
+/** The hidden CSRF field of the form on `path`; fetching it gives the visitor a session. */
+async function formToken(browser: Agent, path = '/login'): Promise<string> {
+  const { text } = await browser.get(path).expect(200);
+  const token = /name="csrfmiddlewaretoken" value="([^"]+)"/.exec(text)?.[1];
+  if (!token) throw new Error(`No CSRF token in the page at ${path}`);
+  return token;
+}
+
+/** Submit the login form as a browser would; resolves the response to the POST. */
+async function submitLogin(browser: Agent, fields: Record<string, string>) {
+  const csrfmiddlewaretoken = await formToken(browser);
+  return browser.post('/login').type('form').send({ csrfmiddlewaretoken, ...fields });
+}
+
+async function logIn(browser: Agent, username: string, password = PASSWORDS[username]) {
+  const response = await submitLogin(browser, { username, password });
+  expect(response.status).toBe(302);
+  return response;
+}
+
+const asBrowser = { Accept: 'text/html,application/xhtml+xml' };
 
 /** The sample app as `npm start` runs it, on an in-memory SQLite database. */
 describe('sample-app', () => {
   let app: INestApplication;
+  let server: any;
+  let users: UserManager;
 
   beforeEach(async () => {
     const moduleRef = await Test.createTestingModule({
@@ -21,45 +59,355 @@ describe('sample-app', () => {
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
-    await seedDemoUsers(app.get(UserManager));
+    await seedDemoData(app);
+    server = app.getHttpServer();
+    users = app.get(UserManager);
   });
   afterEach(() => app.close());
 
-  it('logs alice in through the dictionary backend, mapped to her local user', async () => {
-    const browser = request.agent(app.getHttpServer());
-    expect((await browser.get('/').expect(200)).body.message).toContain('anonymous');
-    await browser.post('/login').send({ username: 'alice', password: 'wonderland' }).expect(200);
-    const { body } = await browser.get('/me').expect(200);
-    expect(body).toMatchObject({ username: 'alice', backend: 'DictionaryBackend' });
-    await browser.get('/').expect(200, { message: 'Hello, alice!' });
+  describe('home page', () => {
+    it('greets a visitor with a login link and lists the demo accounts', async () => {
+      const { text } = await request(server).get('/').expect(200);
+      expect(text).toContain('<h1>Hello, visitor</h1>');
+      expect(text).toContain('href="/login"');
+      expect(text).not.toContain('action="/logout"');
+      for (const name of Object.keys(PASSWORDS)) expect(text).toContain(`<td>${name}`);
+    });
+
+    it('greets alice by name, with a logout button carrying the CSRF token', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'alice');
+      const { text } = await browser.get('/').expect(200);
+      expect(text).toContain('<h1>Hello, alice</h1>');
+      expect(text).toMatch(/<form class="inline" method="post" action="\/logout">\s*<input type="hidden" name="csrfmiddlewaretoken" value="[0-9a-f]{64}">/);
+      expect(text).not.toContain('<a class="button" href="/login">');
+    });
   });
 
-  it('logs carol in through ModelBackend with her own password', async () => {
-    const browser = request.agent(app.getHttpServer());
-    await browser.post('/login').send({ username: 'carol', password: 'correct horse battery staple' }).expect(200);
-    const { body } = await browser.get('/me').expect(200);
-    expect(body).toMatchObject({ username: 'carol', backend: 'ModelBackend' });
+  describe('logging in', () => {
+    it('logs alice in through DictionaryBackend and welcomes her once, on the dashboard (B19, B95)', async () => {
+      const browser = request.agent(server);
+      const response = await logIn(browser, 'alice');
+      expect(response.headers.location).toBe('/dashboard');
+      const first = await browser.get('/dashboard').expect(200);
+      expect(first.text).toContain('Welcome back!');
+      expect(first.text).toContain('<dt>Logged in by</dt><dd><span class="badge">DictionaryBackend</span></dd>');
+      expect(first.text).toContain('<code>sample.view_staff_page</code>');
+      const second = await browser.get('/dashboard').expect(200);
+      expect(second.text).not.toContain('Welcome back!');
+    });
+
+    it('records the backend that vouched for each demo user: ModelBackend, DictionaryBackend, DirectoryBackend', async () => {
+      for (const [username, backend] of [
+        ['carol', 'ModelBackend'],
+        ['bob', 'DictionaryBackend'],
+        ['erin', 'DirectoryBackend'],
+      ]) {
+        const browser = request.agent(server);
+        await logIn(browser, username);
+        const { text } = await browser.get('/dashboard').expect(200);
+        expect(text).toContain(`<dd>${username}</dd>`);
+        expect(text).toContain(`<span class="badge">${backend}</span>`);
+      }
+    });
+
+    it('answers every failure with the same message and no login, whichever backend would have answered (B59)', async () => {
+      const attempts = [
+        { username: 'alice', password: 'looking-glass' },
+        { username: 'carol', password: 'wonderland' },
+        { username: 'dana', password: 'nightfall' },
+        { username: 'nobody', password: 'wonderland' },
+        // A missing password must not match a dictionary entry or a name the dictionary lacks.
+        { username: 'carol' },
+        { username: 'nobody' },
+        // Names every JavaScript object has are not dictionary entries.
+        { username: 'constructor', password: '' },
+        { username: '__proto__', password: '[object Object]' },
+      ];
+      for (const fields of attempts) {
+        const browser = request.agent(server);
+        const response = await submitLogin(browser, fields as Record<string, string>);
+        expect(response.status).toBe(200);
+        expect(response.text).toContain('<p class="alert" role="alert">Invalid username or password.</p>');
+        await browser.get('/dashboard').set(asBrowser).expect(302);
+      }
+    });
+
+    it('keeps the username in the form after a failure, escaped like everything a visitor typed', async () => {
+      const browser = request.agent(server);
+      const response = await submitLogin(browser, { username: '"><script>alert(1)</script>', password: 'x' });
+      expect(response.text).toContain('value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"');
+      expect(response.text).not.toContain('<script>alert(1)');
+    });
+
+    it('refuses credentials in shapes no form sends with 400, and logs nobody in', async () => {
+      const browser = request.agent(server);
+      const token = await formToken(browser);
+      const bodies = [
+        `csrfmiddlewaretoken=${token}&username[]=alice&password=wonderland`,
+        `csrfmiddlewaretoken=${token}&username=alice&password[$ne]=x`,
+        `csrfmiddlewaretoken=${token}&username=alice&password=${'x'.repeat(5000)}`,
+        `csrfmiddlewaretoken=${token}&username=alice%00&password=wonderland`,
+      ];
+      for (const body of bodies) {
+        const response = await browser.post('/login').type('form').set(asBrowser).send(body).expect(400);
+        expect(response.text).toContain('Something in that request was wrong');
+      }
+      await browser.get('/dashboard').set(asBrowser).expect(302);
+    });
   });
 
-  it('answers 401 to a wrong or missing password, for either backend', async () => {
-    const server = app.getHttpServer();
-    await request(server).post('/login').send({ username: 'alice', password: 'looking-glass' }).expect(401);
-    await request(server).post('/login').send({ username: 'carol', password: 'wonderland' }).expect(401);
-    // No password at all must not slip through the dictionary lookup.
-    await request(server).post('/login').send({ username: 'carol' }).expect(401);
+  describe('next: coming back where you were', () => {
+    it('sends a visitor from the dashboard and the staff page to the login page with next (302)', async () => {
+      await request(server).get('/dashboard').set(asBrowser).expect(302).expect('Location', '/login?next=%2Fdashboard');
+      await request(server).get('/staff').set(asBrowser).expect(302).expect('Location', '/login?next=%2Fstaff');
+    });
+
+    it('puts a safe next in the login form and goes there after logging in (B46)', async () => {
+      const browser = request.agent(server);
+      const { text } = await browser.get('/login?next=%2Fstaff').expect(200);
+      expect(text).toContain('<input type="hidden" name="next" value="/staff">');
+      const response = await submitLogin(browser, { username: 'alice', password: 'wonderland', next: '/staff' });
+      expect(response.headers.location).toBe('/staff');
+      await browser.get('/staff').expect(200);
+    });
+
+    it('drops a next that leaves the site, in the form and after logging in (B42–B45)', async () => {
+      for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)', ' ']) {
+        const browser = request.agent(server);
+        const { text } = await browser.get(`/login?next=${encodeURIComponent(next)}`).expect(200);
+        expect(text).not.toContain('name="next"');
+        const response = await submitLogin(browser, { username: 'bob', password: 'builder', next });
+        expect(response.headers.location).toBe('/dashboard');
+      }
+    });
   });
 
-  it('logs out: /me is 401 afterwards', async () => {
-    const browser = request.agent(app.getHttpServer());
-    await browser.post('/login').send({ username: 'bob', password: 'builder' }).expect(200);
-    await browser.get('/me').expect(200);
-    await browser.post('/logout').expect(200);
-    await browser.get('/me').expect(401);
+  describe('CSRF, from the attacker’s side', () => {
+    it('refuses a login POST without the session’s token with a 403 page, and logs nobody in', async () => {
+      const victim = request.agent(server);
+      await formToken(victim);
+      const attacker = request.agent(server);
+      const attackersToken = await formToken(attacker);
+      for (const body of [
+        { username: 'alice', password: 'wonderland' },
+        { username: 'alice', password: 'wonderland', csrfmiddlewaretoken: attackersToken },
+      ]) {
+        const response = await victim.post('/login').type('form').set(asBrowser).send(body).expect(403);
+        expect(response.text).toContain('This form has expired');
+      }
+      await victim.get('/dashboard').set(asBrowser).expect(302);
+    });
+
+    it('refuses a logout POST without the token: the user stays logged in', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'alice');
+      await browser.post('/logout').type('form').set(asBrowser).send({}).expect(403);
+      await browser.get('/dashboard').expect(200);
+    });
+
+    it('answers JSON clients with JSON', async () => {
+      await request(server).post('/logout').set('Accept', 'application/json').expect(403).expect('Content-Type', /json/);
+    });
   });
 
-  it('seeds only the users that are missing', async () => {
-    await seedDemoUsers(app.get(UserManager));
-    expect(await app.get(UserManager).repository.count()).toBe(3);
+  describe('logging out', () => {
+    it('is a POST that ends the session for good and says goodbye on the login page (B24, B50)', async () => {
+      const browser = request.agent(server);
+      const login = await logIn(browser, 'alice');
+      const oldCookie = String(login.headers['set-cookie']).split(';')[0];
+      const token = await formToken(browser, '/');
+
+      const response = await browser.post('/logout').type('form').send({ csrfmiddlewaretoken: token }).expect(302);
+      expect(response.headers.location).toBe('/login?logged_out=1');
+      expect((await browser.get(response.headers.location).expect(200)).text).toContain('You have been logged out.');
+      await browser.get('/dashboard').set(asBrowser).expect(302);
+      // The cookie an attacker may have copied before is dead too.
+      await request(server).get('/dashboard').set(asBrowser).set('Cookie', oldCookie).expect(302);
+    });
+
+    it('has no GET route: a link cannot log anybody out', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'alice');
+      await browser.get('/logout').set(asBrowser).expect(404);
+      await browser.get('/dashboard').expect(200);
+    });
+  });
+
+  describe('staff page (@PermissionRequired)', () => {
+    it('shows the holders of the permission to alice, who is in the staff group', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'alice');
+      const { text } = await browser.get('/staff').expect(200);
+      expect(text).toContain('<h1>Staff page</h1>');
+      expect(text).toContain('<td>alice</td>');
+      expect(text).not.toContain('<td>bob</td>');
+    });
+
+    it('answers 403 with a page of the site to bob, who lacks the permission; JSON to JSON clients', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'bob');
+      const { text } = await browser.get('/staff').set(asBrowser).expect(403).expect('Content-Type', /html/);
+      expect(text).toContain('You can’t see this page');
+      expect(text).toContain('Signed in as <strong>bob</strong>');
+      await browser.get('/staff').set('Accept', 'application/json').expect(403).expect('Content-Type', /json/);
+    });
+
+    it('opens to a superuser made with createsuperuser', async () => {
+      const answers = ['', 'alice', 'root', 'root@example.com', 'short', 'short', 'a long new secret', 'a different one', 'a long new secret', 'a long new secret'];
+      const complaints: string[] = [];
+      const questions: Questions = {
+        ask: async () => answers.shift() ?? '',
+        complain: (message) => complaints.push(message),
+      };
+      const root = await createSuperuser(users, questions);
+      expect(root).toMatchObject({ username: 'root', email: 'root@example.com', isSuperuser: true, isStaff: true });
+      expect(complaints).toEqual([
+        'The username cannot be blank.',
+        'The username alice is already taken.',
+        'This password is too short. It must contain at least 8 characters.',
+        'This password is too common.',
+        'The passwords didn’t match.',
+      ]);
+      const browser = request.agent(server);
+      await logIn(browser, 'root', 'a long new secret');
+      await browser.get('/staff').expect(200);
+    });
+  });
+
+  describe('password change', () => {
+    const change = async (browser: Agent, fields: Record<string, string>) =>
+      browser.post('/password').type('form').send({ csrfmiddlewaretoken: await formToken(browser, '/password'), ...fields });
+
+    it('changes carol’s password: the old one stops working, this session stays, her other sessions end (B51)', async () => {
+      const laptop = request.agent(server);
+      const phone = request.agent(server);
+      await logIn(laptop, 'carol');
+      await logIn(phone, 'carol');
+      const response = await change(laptop, {
+        old_password: PASSWORDS.carol,
+        new_password1: 'a brand new passphrase',
+        new_password2: 'a brand new passphrase',
+      });
+      expect(response.status).toBe(302);
+      expect(response.headers.location).toBe('/dashboard');
+      expect((await laptop.get('/dashboard').expect(200)).text).toContain('Your password was changed.');
+      await phone.get('/dashboard').set(asBrowser).expect(302);
+      expect((await submitLogin(request.agent(server), { username: 'carol', password: PASSWORDS.carol })).status).toBe(200);
+      await logIn(request.agent(server), 'carol', 'a brand new passphrase');
+    });
+
+    it('reports every problem at once and changes nothing', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'carol');
+      const before = (await users.findByUsername('carol'))!.password;
+      const wrongCurrent = await change(browser, { old_password: 'guess', new_password1: 'password', new_password2: 'password' });
+      expect(wrongCurrent.status).toBe(200);
+      expect(wrongCurrent.text).toContain('Your current password was entered incorrectly.');
+      expect(wrongCurrent.text).toContain('This password is too common.');
+      const mismatch = await change(browser, { old_password: PASSWORDS.carol, new_password1: 'one long phrase', new_password2: 'another long phrase' });
+      expect(mismatch.text).toContain('The two new passwords didn’t match.');
+      expect((await users.findByUsername('carol'))!.password).toBe(before);
+    });
+
+    it('tells users whose password another system checks that it cannot be changed here (400 to a POST)', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'alice');
+      expect((await browser.get('/password').expect(200)).text).toContain('<strong>DictionaryBackend</strong> checks it');
+      const response = await change(browser, { old_password: '', new_password1: 'a long new secret', new_password2: 'a long new secret' });
+      expect(response.status).toBe(400);
+      expect(isPasswordUsable((await users.findByUsername('alice'))!.password)).toBe(false);
+    });
+
+    it('sends a visitor who is not logged in to log in, even for a POST', async () => {
+      await request(server).get('/password').set(asBrowser).expect(302).expect('Location', '/login?next=%2Fpassword');
+      await request(server).post('/password').set(asBrowser).expect(302);
+    });
+  });
+
+  describe('the dictionary (DictionaryBackend)', () => {
+    it('vouches only for its own entries, with the right password given as a string', async () => {
+      const dictionary = app.get(DictionaryBackend);
+      expect(await dictionary.authenticate(undefined, { username: 'alice', password: 'wonderland' })).toMatchObject({ username: 'alice' });
+      // carol exists locally but not in the dictionary: a missing password must not match a missing entry.
+      expect(await dictionary.authenticate(undefined, { username: 'carol' })).toBeNull();
+      expect(await dictionary.authenticate(undefined, { username: 'carol', password: undefined })).toBeNull();
+      expect(await dictionary.authenticate(undefined, { username: 'alice', password: ['wonderland'] })).toBeNull();
+      expect(await dictionary.authenticate(undefined, { username: ['alice'], password: 'wonderland' })).toBeNull();
+      for (const username of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+        expect(await dictionary.authenticate(undefined, { username, password: String(({} as any)[username]) })).toBeNull();
+      }
+    });
+
+    it('refuses a local user an administrator deactivated', async () => {
+      await users.repository.update({ username: 'bob' }, { isActive: false });
+      expect(await app.get(DictionaryBackend).authenticate(undefined, { username: 'bob', password: 'builder' })).toBeNull();
+    });
+  });
+
+  describe('the external directory (DirectoryBackend)', () => {
+    it('creates dana’s local user at her first login, from the directory, with no usable local password', async () => {
+      expect(await users.findByUsername('dana')).toBeNull();
+      await logIn(request.agent(server), 'dana');
+      const dana = (await users.findByUsername('dana'))!;
+      expect(dana).toMatchObject({ email: 'dana@directory.example', isStaff: true, isSuperuser: false });
+      expect(isPasswordUsable(dana.password)).toBe(false);
+      await logIn(request.agent(server), 'dana');
+      expect(await users.repository.countBy({ username: 'dana' })).toBe(1);
+    });
+
+    it('brings her local user back in line with the directory at every login: email, staff flag, staff page', async () => {
+      const before = request.agent(server);
+      await logIn(before, 'dana');
+      await before.get('/staff').expect(200);
+
+      app.get(DirectoryService).update('dana', { email: 'dana@new.example', staff: false });
+      const after = request.agent(server);
+      await logIn(after, 'dana');
+      expect(await users.findByUsername('dana')).toMatchObject({ email: 'dana@new.example', isStaff: false });
+      await after.get('/staff').set(asBrowser).expect(403);
+
+      app.get(DirectoryService).update('dana', { staff: true });
+      await logIn(after, 'dana');
+      await after.get('/staff').expect(200);
+    });
+
+    it('creates nobody for a wrong directory password', async () => {
+      const response = await submitLogin(request.agent(server), { username: 'dana', password: 'nightfall' });
+      expect(response.text).toContain('Invalid username or password.');
+      expect(await users.findByUsername('dana')).toBeNull();
+    });
+
+    it('lets a local administrator lock a directory account out', async () => {
+      await logIn(request.agent(server), 'erin');
+      await users.repository.update({ username: 'erin' }, { isActive: false });
+      const response = await submitLogin(request.agent(server), { username: 'erin', password: PASSWORDS.erin });
+      expect(response.text).toContain('Invalid username or password.');
+    });
+  });
+
+  it('sends pages that are never cached, never framed and run no script', async () => {
+    const response = await request(server).get('/login').expect(200);
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['x-frame-options']).toBe('DENY');
+    expect(response.headers['content-security-policy']).toMatch(/^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/=]+'; form-action 'self'; frame-ancestors 'none'/);
+  });
+
+  it('answers an unknown address with a 404 page', async () => {
+    const { text } = await request(server).get('/nowhere').set(asBrowser).expect(404);
+    expect(text).toContain('Page not found');
+  });
+
+  it('seeds only what is missing, so restarts keep what changed', async () => {
+    const carol = (await users.findByUsername('carol'))!;
+    await users.setPassword(carol, 'changed since the first start');
+    await users.repository.save(carol);
+    await seedDemoData(app);
+    const data = app.get(DataSource);
+    expect(await users.repository.count()).toBe(3);
+    expect(await data.getRepository(Permission).countBy({ codename: 'sample.view_staff_page' })).toBe(1);
+    expect(await data.getRepository(Group).countBy({ name: 'staff' })).toBe(1);
+    expect(await users.checkPassword((await users.findByUsername('carol')) as User, 'changed since the first start')).toBe(true);
   });
 });
 

@@ -1,8 +1,14 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, ModelBackend, authEntities } from 'nestjs-session-auth';
 import { AccountsController } from './accounts.controller.js';
 import { DictionaryBackend } from './dictionary.backend.js';
+import { DirectoryBackend } from './directory.backend.js';
+import { DirectoryService } from './directory.service.js';
+import { ErrorPageFilter } from './error-page.filter.js';
+import { PagesController } from './pages.controller.js';
+import { securityHeaders } from './security-headers.middleware.js';
 
 /** Where users, groups, permissions and sessions live. */
 export type DatabaseOptions =
@@ -16,20 +22,41 @@ export interface AppOptions {
 }
 
 @Module({})
-export class AppModule {
+export class AppModule implements NestModule {
   static forRoot({ database, sessionSecret }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         TypeOrmModule.forRoot({ ...database, entities: [...authEntities], synchronize: true }),
         AuthModule.forRoot({
-          // Asked in this order; the first backend that returns a user wins.
-          backends: [ModelBackend, DictionaryBackend],
+          // Asked in this order for every login; the first backend that returns a user wins.
+          backends: [
+            // 1. Users whose password hash is stored here (carol, and anyone `npm run
+            //    createsuperuser` creates). Built in: unknown names take as long as wrong
+            //    passwords, inactive users are refused, permissions come from the user table.
+            ModelBackend,
+            // 2. The seed's dictionary of names and passwords, mapped to local users (alice, bob).
+            DictionaryBackend,
+            // 3. An external directory; local users are created and kept in sync (dana, erin).
+            DirectoryBackend,
+          ],
           session: { secret: sessionSecret },
+          // Where `@LoginRequired()` sends visitors who are not logged in (with `?next=`).
+          loginUrl: '/login',
         }),
       ],
-      controllers: [AccountsController],
-      providers: [DictionaryBackend],
+      controllers: [PagesController, AccountsController],
+      providers: [
+        // Backends provided here are used as these instances, with this module's injections.
+        DictionaryBackend,
+        DirectoryBackend,
+        DirectoryService,
+        { provide: APP_FILTER, useClass: ErrorPageFilter },
+      ],
     };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(securityHeaders).forRoutes({ path: '*', method: RequestMethod.ALL });
   }
 }

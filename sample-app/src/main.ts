@@ -1,13 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { UserManager } from 'nestjs-session-auth';
 import { AppModule } from './app.module.js';
 import { configFromEnv } from './config.js';
-import { seedDemoUsers } from './seed.js';
+import { seedDemoData } from './seed.js';
 
 const config = configFromEnv();
 const app = await NestFactory.create(AppModule.forRoot(config));
-await seedDemoUsers(app.get(UserManager));
+await seedDemoData(app);
 await app.listen(config.port);
 
-new Logger('Sample').log(`Listening on http://localhost:${config.port}`);
+new Logger('Sample').log(`Sample site ready: open http://localhost:${config.port}/ (demo accounts on the home page)`);

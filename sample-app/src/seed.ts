@@ -1,19 +1,41 @@
-import type { UserManager } from 'nestjs-session-auth';
+import type { INestApplicationContext } from '@nestjs/common';
+import { PermissionManager, UserManager } from 'nestjs-session-auth';
+import { STAFF_GROUP, VIEW_STAFF_PAGE } from './permissions.js';
 
 /**
- * Demo users, created only when missing (so restarts keep what you changed).
- * - alice and bob have no usable password here: `DictionaryBackend` holds theirs
- *   (alice/wonderland, bob/builder) and maps them to these local users.
- * - carol has a password of her own, checked by `ModelBackend`.
+ * The accounts the home page lists. Which backend accepts each one is the point of the demo:
+ * - alice and bob have no usable password here: `DictionaryBackend` holds theirs and maps them
+ *   to these local users. alice is staff (and in the staff group), bob is not.
+ * - carol has a password of her own, checked by `ModelBackend`; she can change it.
+ * - dana and erin are not created here: `DirectoryBackend` creates them at their first login.
  */
-export const DEMO_USERS = [
-  { username: 'alice', email: 'alice@example.com' },
-  { username: 'bob', email: 'bob@example.com' },
-  { username: 'carol', email: 'carol@example.com', password: 'correct horse battery staple' },
-];
+export const DEMO_ACCOUNTS = [
+  { username: 'alice', password: 'wonderland', backend: 'DictionaryBackend', staff: true },
+  { username: 'bob', password: 'builder', backend: 'DictionaryBackend', staff: false },
+  { username: 'carol', password: 'correct horse battery staple', backend: 'ModelBackend', staff: false },
+  { username: 'dana', password: 'daylight', backend: 'DirectoryBackend', staff: true },
+  { username: 'erin', password: 'evergreen', backend: 'DirectoryBackend', staff: false },
+] as const;
 
-export async function seedDemoUsers(users: UserManager): Promise<void> {
-  for (const demo of DEMO_USERS) {
-    if (!(await users.findByUsername(demo.username))) await users.createUser(demo);
+/**
+ * Create what the demo needs, leaving alone whatever exists: running it at every start keeps
+ * the changes you made (a new password, a grant) across restarts.
+ */
+export async function seedDemoData(app: INestApplicationContext): Promise<void> {
+  const users = app.get(UserManager);
+  const permissions = app.get(PermissionManager);
+
+  await permissions.createPermission(VIEW_STAFF_PAGE, 'Can view the staff page');
+  await permissions.createGroup(STAFF_GROUP, [VIEW_STAFF_PAGE]);
+
+  const local = [
+    { username: 'alice', email: 'alice@example.com', isStaff: true, groups: [STAFF_GROUP] },
+    { username: 'bob', email: 'bob@example.com', groups: [] },
+    { username: 'carol', email: 'carol@example.com', password: 'correct horse battery staple', groups: [] },
+  ];
+  for (const { groups, ...fields } of local) {
+    if (await users.findByUsername(fields.username)) continue;
+    const user = await users.createUser(fields);
+    for (const group of groups) await permissions.addUserToGroup(user, group);
   }
 }

@@ -1,0 +1,215 @@
+import { CSRF_FIELD_NAME, isAuthenticated, type User } from 'nestjs-session-auth';
+import { DEMO_ACCOUNTS } from '../seed.js';
+import { VIEW_STAFF_PAGE } from '../permissions.js';
+import { html, type SafeHtml } from './html.js';
+import { layout, type LayoutContext } from './layout.js';
+
+/** What each backend did when it let someone in, for the dashboard. */
+const BACKEND_STORIES: Record<string, string> = {
+  ModelBackend: 'checked your password against the hash stored in this app’s user table.',
+  DictionaryBackend: 'found your name and password in its dictionary, and mapped you to the local user of that name.',
+  DirectoryBackend:
+    'asked the external directory, which checked your password; your local user was created at your first login and updated from the directory at this one.',
+};
+
+export function homePage(context: LayoutContext): string {
+  const { user } = context;
+  const greeting = isAuthenticated(user)
+    ? html`<h1>Hello, ${user.username}</h1>
+        <p class="lead">You are logged in through <span class="badge">${user.backend}</span>.</p>
+        <div class="actions"><a class="button" href="/dashboard">Open your dashboard</a></div>`
+    : html`<h1>Hello, visitor</h1>
+        <p class="lead">A small site on <code>nestjs-session-auth</code>: three ways to log in, one session.</p>
+        <div class="actions"><a class="button" href="/login">Log in</a></div>`;
+  return layout(
+    context,
+    'Home',
+    html`<section class="card">${greeting}</section>
+      <div class="grid spaced">
+        <section class="card">
+          <h2>Demo accounts</h2>
+          ${demoAccounts()}
+        </section>
+        <section class="card">
+          <h2>How a login is decided</h2>
+          <p class="muted">The backends are asked in this order; the first one that knows you wins.</p>
+          <ol>
+            <li><strong>ModelBackend</strong>: users with a password stored here (carol).</li>
+            <li><strong>DictionaryBackend</strong>: a fixed dictionary of names and passwords (alice, bob).</li>
+            <li><strong>DirectoryBackend</strong>: an external directory; local users are created on first login (dana, erin).</li>
+          </ol>
+        </section>
+      </div>`,
+  );
+}
+
+export interface LoginForm {
+  csrfToken: string;
+  username?: string;
+  /** A safe place to return to after logging in, or empty. */
+  next?: string;
+  error?: string;
+  notice?: string;
+}
+
+export function loginPage(context: LayoutContext, form: LoginForm): string {
+  return layout(
+    context,
+    'Log in',
+    html`<div class="split">
+      <section class="card">
+        <h1>Log in</h1>
+        <p class="muted">Use one of the demo accounts.</p>
+        ${form.notice && html`<p class="flash info" role="status">${form.notice}</p>`}
+        ${form.error && html`<p class="alert" role="alert">${form.error}</p>`}
+        <form class="stack" method="post" action="/login">
+          <input type="hidden" name="${CSRF_FIELD_NAME}" value="${form.csrfToken}">
+          ${form.next && html`<input type="hidden" name="next" value="${form.next}">`}
+          <div>
+            <label for="username">Username</label>
+            <input type="text" id="username" name="username" value="${form.username ?? ''}" autocomplete="username"
+              autocapitalize="none" spellcheck="false" required autofocus>
+          </div>
+          <div>
+            <label for="password">Password</label>
+            <input type="password" id="password" name="password" autocomplete="current-password" required>
+          </div>
+          <div><button type="submit">Log in</button></div>
+        </form>
+      </section>
+      <aside class="card">
+        <h2>Demo accounts</h2>
+        ${demoAccounts()}
+      </aside>
+    </div>`,
+  );
+}
+
+export interface DashboardFacts {
+  permissions: string[];
+}
+
+export function dashboardPage(context: LayoutContext, user: User, { permissions }: DashboardFacts): string {
+  const backend = user.backend ?? '';
+  return layout(
+    context,
+    'Dashboard',
+    html`<h1>Dashboard</h1>
+      <p class="lead">Only logged-in visitors reach this page: its handler is marked <code>@LoginRequired()</code>.</p>
+      <div class="grid">
+        <section class="card">
+          <h2>You</h2>
+          <dl class="facts">
+            <dt>Username</dt><dd>${user.username}</dd>
+            <dt>Email</dt><dd>${user.email || html`<span class="muted">none</span>`}</dd>
+            <dt>Logged in by</dt><dd><span class="badge">${backend}</span></dd>
+            <dt>Staff</dt><dd>${user.isStaff ? 'yes' : 'no'}</dd>
+            <dt>Superuser</dt><dd>${user.isSuperuser ? 'yes' : 'no'}</dd>
+            <dt>Permissions</dt><dd>${permissions.length > 0 ? permissions.map((perm, i) => html`${i > 0 && ', '}<code>${perm}</code>`) : html`<span class="muted">none</span>`}</dd>
+          </dl>
+        </section>
+        <section class="card">
+          <h2>How you got in</h2>
+          <p><strong>${backend}</strong> ${BACKEND_STORIES[backend] ?? 'let you in.'}</p>
+          <p class="muted">The session remembers the backend, and every request asks that same backend to reload you.</p>
+          <div class="actions">
+            <a href="/staff">Staff page</a>
+            <a href="/password">Change your password</a>
+          </div>
+        </section>
+      </div>`,
+  );
+}
+
+export function staffPage(context: LayoutContext, holders: User[]): string {
+  return layout(
+    context,
+    'Staff',
+    html`<h1>Staff page</h1>
+      <p class="lead">You see this page because you hold <code>${VIEW_STAFF_PAGE}</code>
+        (<code>@PermissionRequired('${VIEW_STAFF_PAGE}')</code>).</p>
+      <section class="card">
+        <h2>Everyone who can see it</h2>
+        <table>
+          <thead><tr><th scope="col">Username</th><th scope="col">Email</th><th scope="col">Why</th></tr></thead>
+          <tbody>
+            ${holders.map(
+              (holder) => html`<tr>
+                <td>${holder.username}</td>
+                <td>${holder.email}</td>
+                <td>${holder.isSuperuser ? 'superuser' : 'member of the staff group'}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>
+      </section>`,
+  );
+}
+
+export interface PasswordForm {
+  csrfToken: string;
+  /** Set when the password is kept by another system (the backend that checks it). */
+  managedBy?: string;
+  errors?: Record<string, string[]>;
+  helpTexts: string[];
+}
+
+export function passwordPage(context: LayoutContext, form: PasswordForm): string {
+  const errors = form.errors ?? {};
+  const field = (name: string, label: string, autocomplete: string, help?: SafeHtml) => html`<div>
+      <label for="${name}">${label}</label>
+      <input type="password" id="${name}" name="${name}" autocomplete="${autocomplete}" required
+        ${errors[name] && html`aria-invalid="true" aria-describedby="${name}-errors"`}>
+      ${errors[name] && html`<ul class="field-error" id="${name}-errors">${errors[name].map((error) => html`<li>${error}</li>`)}</ul>`}
+      ${help}
+    </div>`;
+  const body = form.managedBy
+    ? html`<p>Your password is not kept by this site: <strong>${form.managedBy}</strong> checks it when you log in.
+        Change it where that system lets you.</p>
+        <p class="muted">carol’s password is kept here: log in as carol to try this page.</p>`
+    : html`<form class="stack" method="post" action="/password">
+        <input type="hidden" name="${CSRF_FIELD_NAME}" value="${form.csrfToken}">
+        ${field('old_password', 'Current password', 'current-password')}
+        ${field('new_password1', 'New password', 'new-password', html`<ul class="hint">${form.helpTexts.map((text) => html`<li>${text}</li>`)}</ul>`)}
+        ${field('new_password2', 'New password (again)', 'new-password')}
+        <div><button type="submit">Change password</button></div>
+      </form>`;
+  return layout(context, 'Change password', html`<section class="card narrow"><h1>Change password</h1>${body}</section>`);
+}
+
+export interface ErrorDescription {
+  status: number;
+  title: string;
+  message: string;
+}
+
+export function errorPage(context: LayoutContext, { status, title, message }: ErrorDescription): string {
+  return layout(
+    context,
+    title,
+    html`<section class="card narrow">
+      <p class="big-status">${status}</p>
+      <h1>${title}</h1>
+      <p>${message}</p>
+      <div class="actions">
+        <a class="button" href="/">Back to the home page</a>
+        ${!isAuthenticated(context.user) && status === 403 && html`<a href="/login">Log in</a>`}
+      </div>
+    </section>`,
+  );
+}
+
+function demoAccounts(): SafeHtml {
+  return html`<table>
+    <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Checked by</th></tr></thead>
+    <tbody>
+      ${DEMO_ACCOUNTS.map(
+        (account) => html`<tr>
+          <td>${account.username}${account.staff && html` <span class="badge">staff</span>`}</td>
+          <td><code>${account.password}</code></td>
+          <td>${account.backend}</td>
+        </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}

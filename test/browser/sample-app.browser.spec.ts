@@ -1,0 +1,164 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { AppModule } from '../../sample-app/src/app.module.js';
+import { seedDemoData } from '../../sample-app/src/seed.js';
+
+/**
+ * The sample site as a person uses it: Debian's Chromium (no browser download) driven by
+ * playwright-core against the app listening on a loopback port, on a fresh SQLite file. The
+ * same run saves the screenshots the README shows.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const chromiumFound = existsSync(CHROMIUM);
+if (!chromiumFound) {
+  console.warn(
+    `browser tests NOT RUN: chromium not found at ${CHROMIUM}. Install Debian's chromium ` +
+      '(apt-get install chromium) or set CHROMIUM_PATH; .ci/run does.',
+  );
+}
+
+const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+
+describe('the sample site on a loopback port', () => {
+  let app: INestApplication;
+  let dataDir: string;
+  let baseURL: string;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'sample-app-browser-'));
+    app = await NestFactory.create(
+      AppModule.forRoot({
+        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
+        sessionSecret: 'browser-test-secret-that-is-long-enough',
+      }),
+      { logger: false },
+    );
+    await seedDemoData(app);
+    await app.listen(0, '127.0.0.1');
+    baseURL = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('creates its SQLite file and serves the home and login pages over HTTP', async () => {
+    expect(existsSync(join(dataDir, 'db.sqlite'))).toBe(true);
+    const home = await fetch(`${baseURL}/`);
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain('<h1>Hello, visitor</h1>');
+    const login = await fetch(`${baseURL}/login`);
+    expect(await login.text()).toContain('<label for="username">Username</label>');
+  });
+
+  if (chromiumFound) {
+    describe('in Chromium', () => {
+      let browser: Browser;
+      let context: BrowserContext;
+      let page: Page;
+      /** What the browser reports as an error, e.g. a style the CSP refused (error statuses are tested apart). */
+      let consoleErrors: string[];
+
+      beforeAll(async () => {
+        browser = await chromium.launch({
+          executablePath: CHROMIUM,
+          args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+        });
+      });
+      afterAll(() => browser?.close());
+
+      beforeEach(async () => {
+        // A fresh context per test: its own cookie jar, like a new visitor.
+        context = await browser.newContext({ baseURL, viewport: { width: 1100, height: 600 } });
+        page = await context.newPage();
+        consoleErrors = [];
+        page.on('console', (message) => {
+          if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) consoleErrors.push(message.text());
+        });
+      });
+      afterEach(async () => {
+        await context.close();
+        expect(consoleErrors).toEqual([]);
+      });
+
+      const heading = () => page.getByRole('heading', { level: 1 }).innerText();
+      const path = () => {
+        const url = new URL(page.url());
+        return url.pathname + url.search;
+      };
+
+      async function logInWithTheForm(username: string, password: string): Promise<void> {
+        await page.getByLabel('Username').fill(username);
+        await page.getByLabel('Password').fill(password);
+        await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Log in' }).click()]);
+      }
+
+      it('follows the login link from home, logs alice in by the labelled fields and shows the dashboard with the flash', async () => {
+        await page.goto('/');
+        expect(await heading()).toBe('Hello, visitor');
+        await page.getByRole('main').getByRole('link', { name: 'Log in' }).click();
+        await page.waitForURL('**/login');
+        expect(await heading()).toBe('Log in');
+        mkdirSync(SCREENSHOTS, { recursive: true });
+        await page.screenshot({ path: join(SCREENSHOTS, 'login.png'), animations: 'disabled' });
+
+        await logInWithTheForm('alice', 'wonderland');
+        expect(path()).toBe('/dashboard');
+        expect(await page.getByRole('status').innerText()).toBe('Welcome back!');
+        expect(await heading()).toBe('Dashboard');
+        expect(await page.getByText('Logged in by').locator('xpath=following-sibling::dd[1]').innerText()).toBe('DictionaryBackend');
+        await page.screenshot({ path: join(SCREENSHOTS, 'dashboard.png'), animations: 'disabled' });
+
+        await page.getByRole('link', { name: 'Home' }).click();
+        await page.waitForURL(`${baseURL}/`);
+        expect(await heading()).toBe('Hello, alice');
+        expect(await page.getByRole('button', { name: 'Log out' }).isVisible()).toBe(true);
+      });
+
+      it('sends a visitor from a protected page to log in, then back to that page (next)', async () => {
+        await page.goto('/staff');
+        expect(path()).toBe('/login?next=%2Fstaff');
+        await logInWithTheForm('alice', 'wonderland');
+        expect(path()).toBe('/staff');
+        expect(await heading()).toBe('Staff page');
+      });
+
+      it('shows the error for a wrong password, keeps the username and logs nobody in', async () => {
+        await page.goto('/login');
+        await logInWithTheForm('alice', 'looking-glass');
+        expect(await page.getByRole('alert').innerText()).toBe('Invalid username or password.');
+        expect(await page.getByLabel('Username').inputValue()).toBe('alice');
+        expect(await page.getByLabel('Password').inputValue()).toBe('');
+        await page.goto('/dashboard');
+        expect(path()).toBe('/login?next=%2Fdashboard');
+      });
+
+      it('logs out with the button: back on the login page, told so, and the dashboard is closed again', async () => {
+        await page.goto('/login');
+        await logInWithTheForm('bob', 'builder');
+        expect(path()).toBe('/dashboard');
+        await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Log out' }).click()]);
+        expect(path()).toBe('/login?logged_out=1');
+        expect(await page.getByRole('status').innerText()).toBe('You have been logged out.');
+        expect(await page.getByRole('button', { name: 'Log out' }).count()).toBe(0);
+        await page.goto('/dashboard');
+        expect(path()).toBe('/login?next=%2Fdashboard');
+      });
+
+      it('shows bob, who lacks the permission, the 403 page of the site on the staff page', async () => {
+        await page.goto('/login');
+        await logInWithTheForm('bob', 'builder');
+        const response = await page.goto('/staff');
+        expect(response?.status()).toBe(403);
+        expect(await heading()).toBe('You can’t see this page');
+      });
+    });
+  }
+});
