@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DataSourceOptions } from 'typeorm';
@@ -100,7 +101,26 @@ function fromDatabaseUrl(url: string, cwd: string): CliConfig {
   if (!existsSync(file)) {
     throw new CommandError(`SQLite database file not found: ${file}. Set DATABASE_URL to the file your app uses.`);
   }
-  return { dataSource: { type: 'better-sqlite3', database: file }, auth: {}, source: `DATABASE_URL ${file}` };
+  const dataSource = { type: sqliteDriver(), database: file } as DataSourceOptions;
+  return { dataSource, auth: {}, source: `DATABASE_URL ${file}` };
+}
+
+/**
+ * The SQLite driver the app has installed: `better-sqlite3` (TypeORM 1 knows no other), else
+ * `sqlite3`, which TypeORM 0.3 calls `sqlite`. Resolved from this package, which finds the app's
+ * node_modules as TypeORM does; with neither installed, TypeORM names the package to install.
+ */
+function sqliteDriver(): 'better-sqlite3' | 'sqlite' {
+  const require = createRequire(import.meta.url);
+  for (const [driver, type] of [['better-sqlite3', 'better-sqlite3'], ['sqlite3', 'sqlite']] as const) {
+    try {
+      require.resolve(driver);
+      return type;
+    } catch {
+      // not installed; try the next one
+    }
+  }
+  return 'better-sqlite3';
 }
 
 function withAuthEntities(options: DataSourceOptions, auth: Partial<AuthModuleOptions>): DataSourceOptions {

@@ -38,13 +38,23 @@ export async function saveNewUser<U>(username: string, create: () => Promise<U>)
   try {
     return await create();
   } catch (error) {
-    const code = (error as { driverError?: { code?: unknown } }).driverError?.code;
-    // SQLite and PostgreSQL (23505) report a unique violation with these codes.
-    if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') {
+    if (isUniqueViolation(error)) {
       throw new CommandError(`The username '${username.normalize('NFKC')}' is already taken.`);
     }
     throw error;
   }
+}
+
+/**
+ * A unique-constraint failure: PostgreSQL's 23505, better-sqlite3's SQLITE_CONSTRAINT_UNIQUE, or
+ * sqlite3's (TypeORM 0.3) plain SQLITE_CONSTRAINT, which only its message tells from a NOT NULL
+ * or CHECK failure.
+ */
+function isUniqueViolation(error: unknown): boolean {
+  const driverError = (error as { driverError?: { code?: unknown; message?: unknown } } | null)?.driverError;
+  const code = driverError?.code;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') return true;
+  return code === 'SQLITE_CONSTRAINT' && String(driverError?.message).includes('UNIQUE constraint failed');
 }
 
 /** Why `email` is not an address, or `null`; an empty email is allowed (B73 stores it as ""). */
