@@ -1,14 +1,19 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { Group, Permission, UserManager, isPasswordUsable, type User } from 'nestjs-session-auth';
-import { AppModule } from '../sample-app/src/app.module.js';
+import { runCli } from '../src/cli/cli.program.js';
+import { AppModule, type DatabaseOptions } from '../sample-app/src/app.module.js';
+import cliConfig from '../sample-app/src/cli.config.js';
 import { DEVELOPMENT_SECRET, configFromEnv } from '../sample-app/src/config.js';
 import { DictionaryBackend } from '../sample-app/src/dictionary.backend.js';
 import { DirectoryService } from '../sample-app/src/directory.service.js';
 import { seedDemoData } from '../sample-app/src/seed.js';
-import { createSuperuser, type Questions } from '../sample-app/src/superuser.js';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -42,24 +47,25 @@ async function logIn(browser: Agent, username: string, password = PASSWORDS[user
 
 const asBrowser = { Accept: 'text/html,application/xhtml+xml' };
 
-/** The sample app as `npm start` runs it, on an in-memory SQLite database. */
+/** The sample app as `npm start` runs it (tables created, demo data seeded). */
+async function startSampleApp(database: DatabaseOptions): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.forRoot({ database, sessionSecret: 'sample-app-test-secret' })],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: false });
+  await app.init();
+  await seedDemoData(app);
+  return app;
+}
+
+/** The sample app on an in-memory SQLite database. */
 describe('sample-app', () => {
   let app: INestApplication;
   let server: any;
   let users: UserManager;
 
   beforeEach(async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        AppModule.forRoot({
-          database: { type: 'better-sqlite3', database: ':memory:' },
-          sessionSecret: 'sample-app-test-secret',
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    await seedDemoData(app);
+    app = await startSampleApp({ type: 'better-sqlite3', database: ':memory:' });
     server = app.getHttpServer();
     users = app.get(UserManager);
   });
@@ -252,27 +258,6 @@ describe('sample-app', () => {
       expect(text).toContain('Signed in as <strong>bob</strong>');
       await browser.get('/staff').set('Accept', 'application/json').expect(403).expect('Content-Type', /json/);
     });
-
-    it('opens to a superuser made with createsuperuser', async () => {
-      const answers = ['', 'alice', 'root', 'root@example.com', 'short', 'short', 'a long new secret', 'a different one', 'a long new secret', 'a long new secret'];
-      const complaints: string[] = [];
-      const questions: Questions = {
-        ask: async () => answers.shift() ?? '',
-        complain: (message) => complaints.push(message),
-      };
-      const root = await createSuperuser(users, questions);
-      expect(root).toMatchObject({ username: 'root', email: 'root@example.com', isSuperuser: true, isStaff: true });
-      expect(complaints).toEqual([
-        'The username cannot be blank.',
-        'The username alice is already taken.',
-        'This password is too short. It must contain at least 8 characters.',
-        'This password is too common.',
-        'The passwords didn’t match.',
-      ]);
-      const browser = request.agent(server);
-      await logIn(browser, 'root', 'a long new secret');
-      await browser.get('/staff').expect(200);
-    });
   });
 
   describe('password change', () => {
@@ -408,6 +393,51 @@ describe('sample-app', () => {
     expect(await data.getRepository(Permission).countBy({ codename: 'sample.view_staff_page' })).toBe(1);
     expect(await data.getRepository(Group).countBy({ name: 'staff' })).toBe(1);
     expect(await users.checkPassword((await users.findByUsername('carol')) as User, 'changed since the first start')).toBe(true);
+  });
+});
+
+describe('npm run createsuperuser: the library’s CLI on the app’s database', () => {
+  let dir: string;
+  let app: INestApplication;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sample-app-cli-'));
+    app = await startSampleApp({ type: 'better-sqlite3', database: join(dir, 'db.sqlite') });
+  });
+  afterEach(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects the CLI to the database the app uses, SQLite file or PostgreSQL', () => {
+    for (const env of [{}, { DATABASE_URL: 'postgres://db.example/sample' }]) {
+      expect(cliConfig(env)).toEqual({ dataSource: configFromEnv({ ...env, SESSION_SECRET: 'x'.repeat(32) }).database });
+    }
+  });
+
+  it('creates a superuser there, who logs in through ModelBackend and sees the staff page', async () => {
+    // The CLI loads dist/cli.config.js when run by npm; here the same options go through a JSON file.
+    const { dataSource } = cliConfig({});
+    const configFile = join(dir, 'cli.config.json');
+    writeFileSync(configFile, JSON.stringify({ dataSource: { ...dataSource, database: join(dir, 'db.sqlite') } }));
+    const stderr = new PassThrough();
+    const code = await runCli(['--config', configFile, 'createsuperuser', '--noinput'], {
+      stdin: Readable.from([]),
+      stdout: new PassThrough(),
+      stderr,
+      cwd: dir,
+      env: {
+        NESTJS_SESSION_AUTH_SUPERUSER_USERNAME: 'root',
+        NESTJS_SESSION_AUTH_SUPERUSER_EMAIL: 'root@example.com',
+        NESTJS_SESSION_AUTH_SUPERUSER_PASSWORD: 'a long new secret',
+      },
+    });
+    expect({ code, stderr: String(stderr.read() ?? '') }).toEqual({ code: 0, stderr: '' });
+
+    const browser = request.agent(app.getHttpServer());
+    await logIn(browser, 'root', 'a long new secret');
+    expect((await browser.get('/dashboard').expect(200)).text).toContain('<span class="badge">ModelBackend</span>');
+    expect((await browser.get('/staff').expect(200)).text).toContain('<td>superuser</td>');
   });
 });
 

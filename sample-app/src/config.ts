@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppOptions } from './app.module.js';
+import type { AppOptions, DatabaseOptions } from './app.module.js';
 
 export const DEVELOPMENT_SECRET = 'development-only-secret-do-not-use-in-production';
 
@@ -17,10 +17,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = conso
   return {
     port: Number(env.PORT ?? 3000),
     sessionSecret: sessionSecret(env, warn),
-    database: env.DATABASE_URL
-      ? { type: 'postgres', url: env.DATABASE_URL }
-      : { type: 'better-sqlite3', database: sqliteFile() },
+    database: databaseFromEnv(env),
   };
+}
+
+/** PostgreSQL when DATABASE_URL is set, else `sample-app/data/db.sqlite` (created on first start). */
+export function databaseFromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
+  return env.DATABASE_URL ? { type: 'postgres', url: env.DATABASE_URL } : { type: 'better-sqlite3', database: sqliteFile() };
 }
 
 function sessionSecret(env: NodeJS.ProcessEnv, warn: (message: string) => void): string {
