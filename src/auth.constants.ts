@@ -9,3 +9,6 @@ export const DEFAULT_LOGIN_URL = '/accounts/login';
 export const DEFAULT_SESSION_COOKIE_NAME = 'sessionid';
 /** Django's SESSION_COOKIE_AGE: two weeks. */
 export const DEFAULT_SESSION_AGE_MS = 14 * 24 * 60 * 60 * 1000;
+
+/** Session key of the CSRF token (Django's CSRF_SESSION_KEY); `login()` drops it (B20). */
+export const CSRF_SESSION_KEY = '_csrftoken';

@@ -2,7 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { AnonymousUser, isAuthenticated, type RequestUser } from './anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
-import { AUTH_SESSION_KEYS, BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY } from './auth.constants.js';
+import {
+  AUTH_SESSION_KEYS,
+  BACKEND_SESSION_KEY,
+  CSRF_SESSION_KEY,
+  HASH_SESSION_KEY,
+  SESSION_KEY,
+} from './auth.constants.js';
 import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
@@ -85,7 +91,10 @@ export class AuthService {
     const sameUser =
       previousId === undefined ||
       (previousId === userId && verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) >= 0);
-    const fresh = await rotateSessionId(request, sameUser ? sessionData(session) : {});
+    const kept = sameUser ? sessionData(session) : {};
+    // A CSRF token seen before login must not work after it: the next form gets a new one (B20).
+    delete kept[CSRF_SESSION_KEY];
+    const fresh = await rotateSessionId(request, kept);
     fresh[SESSION_KEY] = userId;
     fresh[BACKEND_SESSION_KEY] = name;
     fresh[HASH_SESSION_KEY] = hash;

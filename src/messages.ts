@@ -62,6 +62,11 @@ function isFlashMessage(value: unknown): value is FlashMessage {
 
 function sessionOf(request: Request): Record<string, unknown> {
   const req = request as any;
+  if (!req.session && req.sessionStore && typeof req.sessionStore.generate === 'function') {
+    // After logout() destroyed the session: start a new one for the message ("You are logged
+    // out."), stored only because something is written to it.
+    req.sessionStore.generate(request);
+  }
   if (!req.session && !req.sessionStore) {
     throw new ImproperlyConfigured(
       'Flash messages are kept in the session, and this request has none: let AuthModule install ' +

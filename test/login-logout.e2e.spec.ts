@@ -10,6 +10,7 @@ import {
   SESSION_KEY,
   SessionRecord,
   User,
+  messages,
 } from 'nestjs-session-auth';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 
@@ -29,6 +30,19 @@ class InspectController {
     await this.auth.login(req, user);
     const row = await this.dataSource.getRepository(SessionRecord).findOneBy({ id: req.sessionID });
     return { stored: row ? JSON.parse(row.data) : null, requestUser: (req as any).user?.username };
+  }
+
+  @Post('logout-with-goodbye')
+  @HttpCode(200)
+  async logoutWithGoodbye(@Req() req: Request) {
+    await this.auth.logout(req);
+    messages.info(req, 'You are logged out.');
+    return {};
+  }
+
+  @Get('messages')
+  pending(@Req() req: Request) {
+    return messages.list(req);
   }
 
   @Get('session')
@@ -153,5 +167,27 @@ describe('login() and logout() over HTTP', () => {
     const carol = (await t.users.findByUsername('carol')) as User;
     const req: any = { headers: {}, session: {}, sessionStore: {} };
     await expect(t.auth.login(req, carol, 'LdapBackend')).rejects.toThrow(/LdapBackend/);
+  });
+
+  it('drops the CSRF token at login, so a token seen before login is useless after it (B20)', async () => {
+    const visit = await request(server).post('/session/_csrftoken/seen-by-attacker').expect(200);
+    const before = sessionCookie(visit.headers['set-cookie'])!;
+    await request(server).post('/session/cart/7').set('Cookie', before).expect(200);
+    const after = await login('carol', 'correct horse', before);
+    const { body } = await request(server).get('/inspect/session').set('Cookie', after).expect(200);
+    expect(body).not.toHaveProperty('_csrftoken');
+    expect(body.cart).toBe('7');
+  });
+
+  it('lets a flash message be added right after logout, in a new session that holds only it', async () => {
+    const cookie = await login('carol', 'correct horse');
+    const response = await request(server).post('/inspect/logout-with-goodbye').set('Cookie', cookie).expect(200);
+    const fresh = [response.headers['set-cookie']].flat().filter((line: string) => /^sessionid=[^;]/.test(line)).pop();
+    expect(fresh).toBeDefined();
+    const next = fresh!.split(';')[0];
+    expect(next).not.toBe(cookie);
+    await request(server).get('/inspect/messages').set('Cookie', next).expect(200, [{ level: 'info', text: 'You are logged out.' }]);
+    await request(server).get('/me').set('Cookie', next).expect(401);
+    await request(server).get('/me').set('Cookie', cookie).expect(401);
   });
 });

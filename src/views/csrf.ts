@@ -2,15 +2,16 @@ import { ForbiddenException, Injectable, type CanActivate, type ExecutionContext
 import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import { timingSafeEqual } from 'node:crypto';
+import { CSRF_SESSION_KEY } from '../auth.constants.js';
 import { requireSession } from '../request/session-lifecycle.js';
+
+export { CSRF_SESSION_KEY };
 
 /** Hidden form field carrying the token (Django's name). */
 export const CSRF_FIELD_NAME = 'csrfmiddlewaretoken';
 /** Header a script sends the token in; Django's `X-CSRFToken` spelling is accepted too. */
 export const CSRF_HEADER_NAME = 'x-csrf-token';
 const DJANGO_CSRF_HEADER_NAME = 'x-csrftoken';
-/** Session key of the token (Django's CSRF_SESSION_KEY). */
-export const CSRF_SESSION_KEY = '_csrftoken';
 
 /**
  * Synchronizer tokens kept in the session, by csrf-sync. The token a request brings is read from
