@@ -225,7 +225,7 @@ describe('sample-app', () => {
       const token = await formToken(browser, '/');
 
       const response = await browser.post('/logout').type('form').send({ csrfmiddlewaretoken: token }).expect(302);
-      expect(response.headers.location).toBe('/login?logged_out=1');
+      expect(response.headers.location).toBe('/login');
       expect((await browser.get(response.headers.location).expect(200)).text).toContain('You have been logged out.');
       await browser.get('/dashboard').set(asBrowser).expect(302);
       // The cookie an attacker may have copied before is dead too.

@@ -36,7 +36,6 @@ export class AccountsController {
     return loginPage(layoutContext(request, user), {
       csrfToken: csrfToken(request),
       next: safeNext(request, query.next),
-      notice: query.logged_out === '1' ? 'You have been logged out.' : undefined,
     });
   }
 
@@ -70,14 +69,14 @@ export class AccountsController {
 
   /**
    * POST only, with the CSRF token: a link or an image on another site cannot log you out.
-   * `logout()` deletes the session, flash messages included, so the login page is told by its
-   * address to say goodbye.
+   * `logout()` deletes the session; the goodbye goes into a new one.
    */
   @Post('logout')
   @UseGuards(CsrfGuard)
   async logout(@Req() request: Request, @Res() response: Response): Promise<void> {
     await this.auth.logout(request);
-    response.redirect('/login?logged_out=1');
+    messages.info(request, 'You have been logged out.');
+    response.redirect('/login');
   }
 
   @Get('password')

@@ -145,7 +145,7 @@ describe('the sample site on a loopback port', () => {
         await logInWithTheForm('bob', 'builder');
         expect(path()).toBe('/dashboard');
         await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Log out' }).click()]);
-        expect(path()).toBe('/login?logged_out=1');
+        expect(path()).toBe('/login');
         expect(await page.getByRole('status').innerText()).toBe('You have been logged out.');
         expect(await page.getByRole('button', { name: 'Log out' }).count()).toBe(0);
         await page.goto('/dashboard');

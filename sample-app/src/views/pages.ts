@@ -49,7 +49,6 @@ export interface LoginForm {
   /** A safe place to return to after logging in, or empty. */
   next?: string;
   error?: string;
-  notice?: string;
 }
 
 export function loginPage(context: LayoutContext, form: LoginForm): string {
@@ -60,7 +59,6 @@ export function loginPage(context: LayoutContext, form: LoginForm): string {
       <section class="card">
         <h1>Log in</h1>
         <p class="muted">Use one of the demo accounts.</p>
-        ${form.notice && html`<p class="flash info" role="status">${form.notice}</p>`}
         ${form.error && html`<p class="alert" role="alert">${form.error}</p>`}
         <form class="stack" method="post" action="/login">
           <input type="hidden" name="${CSRF_FIELD_NAME}" value="${form.csrfToken}">
