@@ -14,6 +14,13 @@ import {
 } from 'nestjs-session-auth';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 
+let slowWriteGate: { promise: Promise<void>; release: () => void };
+function newGate() {
+  let release!: () => void;
+  const promise = new Promise<void>((resolve) => (release = resolve));
+  slowWriteGate = { promise, release };
+}
+
 /** Routes that look behind the scenes of login(). */
 @Controller('inspect')
 class InspectController {
@@ -30,6 +37,15 @@ class InspectController {
     await this.auth.login(req, user);
     const row = await this.dataSource.getRepository(SessionRecord).findOneBy({ id: req.sessionID });
     return { stored: row ? JSON.parse(row.data) : null, requestUser: (req as any).user?.username };
+  }
+
+  /** Holds the request until the test releases it, then writes to the session. */
+  @Post('slow-write')
+  @HttpCode(200)
+  async slowWrite(@Req() req: Request) {
+    await slowWriteGate.promise;
+    (req.session as any).lastSeen = 'late';
+    return {};
   }
 
   @Post('logout-with-goodbye')
@@ -127,16 +143,17 @@ describe('login() and logout() over HTTP', () => {
     expect(seen).toEqual(['carol:true']);
   });
 
-  it('logout emits userLoggedOut, deletes the session row and clears the cookie', async () => {
+  it('logout emits userLoggedOut, revokes the session row and clears the cookie', async () => {
     const cookie = await login('carol', 'correct horse');
     const loggedOut: Array<string | null> = [];
     t.app.get(AuthEvents).on('userLoggedOut', ({ user }) => void loggedOut.push(user?.username ?? null));
     const sessions = t.app.get(DataSource).getRepository(SessionRecord);
-    expect(await sessions.count()).toBe(1);
+    expect(await sessions.count({ where: { revoked: false } })).toBe(1);
 
     const response = await request(server).post('/logout').set('Cookie', cookie).expect(200);
     expect(loggedOut).toEqual(['carol']);
-    expect(await sessions.count()).toBe(0);
+    // The row stays as a revoked marker until it expires, so no late write can revive it.
+    expect(await sessions.count({ where: { revoked: false } })).toBe(0);
     const cleared = [response.headers['set-cookie']].flat().find((line: string) => line?.startsWith('sessionid='));
     expect(cleared).toMatch(/^sessionid=;/);
     expect(cleared).toMatch(/Expires=Thu, 01 Jan 1970/);
@@ -189,5 +206,17 @@ describe('login() and logout() over HTTP', () => {
     await request(server).get('/inspect/messages').set('Cookie', next).expect(200, [{ level: 'info', text: 'You are logged out.' }]);
     await request(server).get('/me').set('Cookie', next).expect(401);
     await request(server).get('/me').set('Cookie', cookie).expect(401);
+  });
+
+  it('a request still running when the user logs out cannot bring the session back', async () => {
+    const cookie = await login('carol', 'correct horse');
+    newGate();
+    const slow = request(server).post('/inspect/slow-write').set('Cookie', cookie).then((response) => response);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the slow request has loaded the session
+    await request(server).post('/logout').set('Cookie', cookie).expect(200);
+    slowWriteGate.release();
+    await slow;
+    await request(server).get('/me').set('Cookie', cookie).expect(401);
+    await request(server).get('/whoami').set('Cookie', cookie).expect(200, { username: '', isAuthenticated: false });
   });
 });

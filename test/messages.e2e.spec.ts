@@ -57,7 +57,7 @@ describe('flash messages (B94–B99, session storage)', () => {
   });
   afterEach(() => t.close());
 
-  const sessionRows = () => t.app.get(DataSource).getRepository(SessionRecord).count();
+  const sessionRows = () => t.app.get(DataSource).getRepository(SessionRecord).count({ where: { revoked: false } });
 
   it('shows a message on the next request, once (B95)', async () => {
     const browser = request.agent(server);

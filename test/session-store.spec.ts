@@ -136,7 +136,7 @@ describe.each(databases)('TypeOrmSessionStore on $name', (database) => {
   }
 
   async function ids(): Promise<string[]> {
-    return (await rows.find({ select: { id: true } })).map((row) => row.id).sort();
+    return (await rows.find({ select: { id: true }, where: { revoked: false } })).map((row) => row.id).sort();
   }
 
   beforeAll(async () => {
@@ -252,6 +252,17 @@ describe.each(databases)('TypeOrmSessionStore on $name', (database) => {
       expect(result).toBeNull();
     });
 
+    it('never lets a request that loaded a session before its logout save it back', async () => {
+      const store = makeStore();
+      await set(store, 'sid-1', sessionData({ _auth_user_id: '1' }));
+      const loaded = (await get(store, 'sid-1'))!; // a slow request is still running with it
+      await destroy(makeStore(), 'sid-1'); // meanwhile the user logs out
+      await set(store, 'sid-1', { ...loaded, cart: 'written late' } as SessionData);
+      expect(await get(store, 'sid-1')).toBeNull();
+      const tombstone = await rows.findOneByOrFail({ id: 'sid-1' });
+      expect(tombstone).toMatchObject({ revoked: true, userId: null, data: '{}' });
+    });
+
     it('destroys a session: the row is gone and reads answer null', async () => {
       const store = makeStore();
       await set(store, 'sid-1', sessionData());
@@ -329,7 +340,8 @@ describe.each(databases)('TypeOrmSessionStore on $name', (database) => {
       const loaded = (await get(store, 'sid-1'))!;
       await destroy(makeStore(), 'sid-1'); // logged out elsewhere
       await touch(store, 'sid-1', restartCookie(loaded));
-      expect(await rows.count()).toBe(0);
+      expect(await rows.count({ where: { revoked: false } })).toBe(0);
+      expect(await get(store, 'sid-1')).toBeNull();
       expect(await get(store, 'sid-1')).toBeNull();
     });
   });

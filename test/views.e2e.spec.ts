@@ -66,7 +66,7 @@ describe('built-in views (views: true; B46–B57)', () => {
 
   afterEach(() => t?.close());
 
-  const sessionRows = () => t.app.get(DataSource).getRepository(SessionRecord).count();
+  const sessionRows = () => t.app.get(DataSource).getRepository(SessionRecord).count({ where: { revoked: false } });
   const reload = async (user: User) => (await t.users.findById(String(user.id)))!;
 
   /** GET a form page and return its CSRF token. */

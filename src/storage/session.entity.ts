@@ -15,6 +15,13 @@ export class SessionRecord {
   @Column({ name: 'expires_at', type: 'bigint', transformer: epochMilliseconds })
   expiresAt!: number;
 
+  /**
+   * Set by logout (and by ending a user's sessions) instead of deleting the row, so a request
+   * still running with this session cannot write it back to life; pruned at its expiry.
+   */
+  @Column({ type: 'boolean', default: false })
+  revoked!: boolean;
+
   @Index('auth_session_user_id_idx')
   @Column({ name: 'user_id', type: 'varchar', length: 64, nullable: true })
   userId!: string | null;

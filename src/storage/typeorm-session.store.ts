@@ -68,9 +68,15 @@ export class TypeOrmSessionStore extends session.Store {
     this.write(sid, data).then(() => callback?.(), (error) => callback?.(error));
   }
 
+  /**
+   * Revoke the session: the row stays, empty and marked, until its expiry, so a request that
+   * loaded the session before cannot save it back when it ends (Django's SessionInterrupted).
+   */
   override destroy(sid: string, callback?: Callback): void {
     this.expiries.delete(sid);
-    this.repository.delete({ id: sid }).then(() => callback?.(), (error) => callback?.(error));
+    this.repository
+      .update({ id: sid }, REVOKED)
+      .then(() => callback?.(), (error) => callback?.(error));
   }
 
   override touch(sid: string, data: SessionData, callback?: Callback): void {
@@ -84,7 +90,7 @@ export class TypeOrmSessionStore extends session.Store {
 
   override length(callback: Callback<number>): void {
     this.repository
-      .count({ where: {} })
+      .count({ where: { revoked: false } })
       .then((count) => callback(null, count), callback);
   }
 
@@ -105,9 +111,9 @@ export class TypeOrmSessionStore extends session.Store {
     }
   }
 
-  /** Delete every session of a user, e.g. after an administrator disabled the account. */
+  /** End every session of a user, e.g. after an administrator disabled the account. */
   async destroyUserSessions(userId: string | number): Promise<number> {
-    const result = await this.repository.delete({ userId: String(userId) });
+    const result = await this.repository.update({ userId: String(userId), revoked: false }, REVOKED);
     return result.affected ?? 0;
   }
 
@@ -119,7 +125,7 @@ export class TypeOrmSessionStore extends session.Store {
   private async read(sid: string): Promise<SessionData | null> {
     const row = await this.repository.findOne({
       select: { data: true, expiresAt: true },
-      where: { id: sid },
+      where: { id: sid, revoked: false },
     });
     if (!row || row.expiresAt <= Date.now()) return null;
     let data: unknown;
@@ -142,18 +148,49 @@ export class TypeOrmSessionStore extends session.Store {
   private async write(sid: string, data: SessionData): Promise<void> {
     this.expiries.delete(sid);
     const userId = (data as unknown as Record<string, unknown>)[SESSION_KEY];
+    const row = {
+      id: sid,
+      data: JSON.stringify(data),
+      expiresAt: this.expiryOf(data),
+      userId: typeof userId === 'string' ? userId : null,
+    };
+    const dialect = upsertDialect(this.dataSource);
+    if (dialect) {
+      await this.upsertUnlessRevoked(row, dialect);
+      return;
+    }
+    // Other databases: a plain upsert (a revoked row can be written back by a stale request).
     await this.dataSource
       .createQueryBuilder()
       .insert()
       .into(SessionRecord)
-      .values({
-        id: sid,
-        data: JSON.stringify(data),
-        expiresAt: this.expiryOf(data),
-        userId: typeof userId === 'string' ? userId : null,
-      })
+      .values(row)
       .orUpdate(['data', 'expires_at', 'user_id'], ['id'])
       .execute();
+  }
+
+  /**
+   * One statement: insert, or update unless revoked. TypeORM's upsert cannot carry the WHERE,
+   * so the SQL is written here for the two dialects that share `ON CONFLICT … DO UPDATE … WHERE`.
+   */
+  private async upsertUnlessRevoked(
+    row: { id: string; data: string; expiresAt: number; userId: string | null },
+    dialect: 'postgres' | 'sqlite',
+  ): Promise<void> {
+    const metadata = this.repository.metadata;
+    const q = (name: string) => this.dataSource.driver.escape(name);
+    const column = (property: string) => q(metadata.findColumnWithPropertyName(property)!.databaseName);
+    const [id, data, expiresAt, userId, revoked] = ['id', 'data', 'expiresAt', 'userId', 'revoked'].map(column);
+    const table = metadata.tablePath.split('.').map(q).join('.');
+    const p = (n: number) => (dialect === 'postgres' ? `$${n}` : '?');
+    const no = dialect === 'postgres' ? 'false' : '0';
+    await this.dataSource.query(
+      `INSERT INTO ${table} AS current (${id}, ${data}, ${expiresAt}, ${userId}, ${revoked}) ` +
+        `VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${no}) ` +
+        `ON CONFLICT (${id}) DO UPDATE SET ${data} = EXCLUDED.${data}, ${expiresAt} = EXCLUDED.${expiresAt}, ` +
+        `${userId} = EXCLUDED.${userId} WHERE NOT current.${revoked}`,
+      [row.id, row.data, row.expiresAt, row.userId],
+    );
   }
 
   private async extend(sid: string, data: SessionData): Promise<void> {
@@ -162,7 +199,7 @@ export class TypeOrmSessionStore extends session.Store {
     const now = Date.now();
     const lifetime = data.cookie?.originalMaxAge ?? this.ttl;
     if (stored !== undefined && stored - now > lifetime * (1 - this.touchAfter)) return;
-    await this.repository.update({ id: sid }, { expiresAt: this.expiryOf(data, now) });
+    await this.repository.update({ id: sid, revoked: false }, { expiresAt: this.expiryOf(data, now) });
   }
 
   private expiryOf(data: SessionData, now = Date.now()): number {
@@ -170,6 +207,15 @@ export class TypeOrmSessionStore extends session.Store {
     if (expires) return new Date(expires).getTime();
     return now + this.ttl;
   }
+}
+
+const REVOKED = { revoked: true, data: '{}', userId: null };
+
+function upsertDialect(dataSource: DataSource): 'postgres' | 'sqlite' | undefined {
+  const type = dataSource.options.type as string;
+  if (type === 'postgres' || type === 'cockroachdb') return 'postgres';
+  if (type === 'sqlite' || type === 'better-sqlite3' || type === 'sqljs') return 'sqlite';
+  return undefined;
 }
 
 function isSessionData(value: unknown): value is SessionData {
