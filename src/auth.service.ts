@@ -52,6 +52,10 @@ export class AuthService {
     // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
     const given: Credentials =
       credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
+    return this.throttle.exclusive(request, given, () => this.walkBackends<U>(request, given));
+  }
+
+  private async walkBackends<U>(request: Request | undefined, given: Credentials): Promise<U | null> {
     const ticket = await this.throttle.check(request, given);
     if (ticket?.locked) {
       await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given), lockedOut: true });

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
 import { LoginLockout } from './storage/login-lockout.entity.js';
+import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './storage/sql-dialect.js';
 
 /** Failures counted so far for one key, within the current window. */
 export interface LockoutState {
@@ -44,8 +45,12 @@ export class TypeOrmLockoutStore implements LockoutStore {
   }
 
   async recordFailure(key: string, previous: LockoutState | null, now: number, windowMs: number): Promise<void> {
+    const dialect = upsertDialect(this.dataSource);
+    if (dialect) {
+      await this.incrementAtomically(key, now, now - windowMs, dialect);
+      return;
+    }
     if (previous && now - previous.windowStart < windowMs) {
-      // An atomic increment, so concurrent failures are all counted.
       await this.repository.increment({ key }, 'failures', 1);
       return;
     }
@@ -56,6 +61,27 @@ export class TypeOrmLockoutStore implements LockoutStore {
       .values({ key, failures: 1, windowStart: now })
       .orUpdate(['failures', 'window_start'], ['key'])
       .execute();
+  }
+
+  /**
+   * One statement that counts a failure whatever other instances do at the same moment: a new
+   * row, one more in the current window, or a restart at 1 once the window has passed.
+   */
+  private async incrementAtomically(key: string, now: number, windowOpenedAfter: number, dialect: UpsertDialect): Promise<void> {
+    const metadata = this.repository.metadata;
+    const q = (property: string) => this.dataSource.driver.escape(metadata.findColumnWithPropertyName(property)!.databaseName);
+    const [keyColumn, failures, windowStart] = ['key', 'failures', 'windowStart'].map(q);
+    const table = escapedTablePath(this.dataSource, metadata.tablePath);
+    const stale = `current.${windowStart} <= ${placeholder(dialect, 3)}`;
+    const staleAgain = `current.${windowStart} <= ${placeholder(dialect, dialect === 'postgres' ? 3 : 4)}`;
+    await this.dataSource.query(
+      `INSERT INTO ${table} AS current (${keyColumn}, ${failures}, ${windowStart}) ` +
+        `VALUES (${placeholder(dialect, 1)}, 1, ${placeholder(dialect, 2)}) ` +
+        `ON CONFLICT (${keyColumn}) DO UPDATE SET ` +
+        `${failures} = CASE WHEN ${stale} THEN 1 ELSE current.${failures} + 1 END, ` +
+        `${windowStart} = CASE WHEN ${staleAgain} THEN EXCLUDED.${windowStart} ELSE current.${windowStart} END`,
+      dialect === 'postgres' ? [key, now, windowOpenedAfter] : [key, now, windowOpenedAfter, windowOpenedAfter],
+    );
   }
 
   async reset(key: string): Promise<void> {
@@ -116,6 +142,8 @@ export class LoginThrottle {
   private readonly maxFailures: number;
   private readonly windowMs: number;
   private readonly store?: LockoutStore;
+  /** The last queued attempt per key, while any is running. */
+  private readonly running = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -128,6 +156,28 @@ export class LoginThrottle {
     this.windowMs = settings.windowMs ?? 15 * 60 * 1000;
     if (this.enabled) this.store = settings.store ?? (dataSource ? new TypeOrmLockoutStore(dataSource) : undefined);
     this.enabled = this.enabled && !!this.store;
+  }
+
+  /**
+   * Run one attempt for this username and address with no other attempt for the same pair
+   * running in this process: parallel guesses would otherwise all pass the check before the
+   * first failure is counted. Across instances, at most one attempt per instance overlaps.
+   */
+  async exclusive<T>(request: Request | undefined, credentials: Record<string, unknown>, attempt: () => Promise<T>): Promise<T> {
+    if (!this.enabled || typeof credentials.username !== 'string') return attempt();
+    const key = throttleKey(credentials.username, clientAddress(request));
+    const before = this.running.get(key) ?? Promise.resolve();
+    let finish!: () => void;
+    const mine = new Promise<void>((resolve) => (finish = resolve));
+    const queue = before.then(() => mine);
+    this.running.set(key, queue);
+    await before;
+    try {
+      return await attempt();
+    } finally {
+      finish();
+      if (this.running.get(key) === queue) this.running.delete(key);
+    }
   }
 
   /** Look up the counter for this attempt; `null` when the attempt is not throttled. */

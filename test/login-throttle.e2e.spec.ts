@@ -1,8 +1,8 @@
 import request from 'supertest';
 import { createClient } from 'redis';
 import { DataSource } from 'typeorm';
-import { AuthEvents, LoginLockout, ModelBackend, RedisLockoutStore } from 'nestjs-session-auth';
-import { redisUrl, uniqueName } from './support/services.js';
+import { AuthEvents, LoginLockout, ModelBackend, RedisLockoutStore, TypeOrmLockoutStore, authEntities } from 'nestjs-session-auth';
+import { postgresUrl, redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
 describe('login throttling (5 failures in 15 minutes per username and address)', () => {
@@ -35,6 +35,26 @@ describe('login throttling (5 failures in 15 minutes per username and address)',
     expect(sessionCookie(response.headers['set-cookie'])).toBeUndefined();
     expect(lockedOut).toEqual([true]);
     expect(t.sql.statements.some((sql) => /FROM "auth_user"/.test(sql))).toBe(false);
+  });
+
+  it('counts parallel guesses one by one: 20 at once, then the right password is refused', async () => {
+    const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(`parallel ${i}`)));
+    expect(responses.every((response) => response.status === 401)).toBe(true);
+    const [row] = await t.app.get(DataSource).getRepository(LoginLockout).find();
+    expect(row.failures).toBe(5);
+    await attempt('correct horse').expect(401);
+  });
+
+  it('asks the backends at most maxFailures times for parallel guesses', async () => {
+    const users = t.users;
+    const checks: string[] = [];
+    const original = users.checkPassword.bind(users);
+    users.checkPassword = async (user: any, raw: unknown) => {
+      checks.push(String(raw));
+      return original(user, raw);
+    };
+    await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(`guess ${i}`)));
+    expect(checks).toHaveLength(5);
   });
 
   it('allows the right password after 4 failures and clears the counter', async () => {
@@ -127,6 +147,54 @@ if (url) describe('RedisLockoutStore', () => {
       await a.close();
       await b.close();
       client.destroy();
+    }
+  });
+});
+
+/** The counter is one atomic statement, so failures on several instances at once all count. */
+const lockoutDatabases: Array<[string, () => Promise<{ dataSource: DataSource; cleanup: () => Promise<void> }>]> = [
+  [
+    'SQLite',
+    async () => {
+      const dataSource = await new DataSource({ type: 'better-sqlite3', database: ':memory:', entities: [...authEntities], synchronize: true }).initialize();
+      return { dataSource, cleanup: () => dataSource.destroy() };
+    },
+  ],
+];
+const pg = postgresUrl();
+if (pg) {
+  lockoutDatabases.push([
+    'PostgreSQL',
+    async () => {
+      const schema = uniqueName('lockout');
+      const admin = await new DataSource({ type: 'postgres', url: pg }).initialize();
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      const dataSource = await new DataSource({ type: 'postgres', url: pg, schema, entities: [...authEntities], synchronize: true }).initialize();
+      return {
+        dataSource,
+        cleanup: async () => {
+          await dataSource.destroy();
+          await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
+          await admin.destroy();
+        },
+      };
+    },
+  ]);
+}
+
+describe.each(lockoutDatabases)('TypeOrmLockoutStore on %s', (_name, connect) => {
+  it('counts every one of many simultaneous failures, and restarts at 1 after the window', async () => {
+    const { dataSource, cleanup } = await connect();
+    try {
+      const store = new TypeOrmLockoutStore(dataSource);
+      const now = Date.now();
+      // Every caller saw "no failures yet", as parallel requests on several instances would.
+      await Promise.all(Array.from({ length: 10 }, () => store.recordFailure('k', null, now, 60_000)));
+      expect(await store.get('k')).toEqual({ failures: 10, windowStart: now });
+      await store.recordFailure('k', null, now + 60_000, 60_000);
+      expect(await store.get('k')).toEqual({ failures: 1, windowStart: now + 60_000 });
+    } finally {
+      await cleanup();
     }
   });
 });

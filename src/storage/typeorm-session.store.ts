@@ -4,6 +4,7 @@ import type { SessionData } from 'express-session';
 import { In, LessThan, type DataSource, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { SessionRecord } from './session.entity.js';
+import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
 
 export interface TypeOrmSessionStoreOptions {
   /** Lifetime of a session without a cookie `maxAge`, in milliseconds (two weeks). */
@@ -175,14 +176,14 @@ export class TypeOrmSessionStore extends session.Store {
    */
   private async upsertUnlessRevoked(
     row: { id: string; data: string; expiresAt: number; userId: string | null },
-    dialect: 'postgres' | 'sqlite',
+    dialect: UpsertDialect,
   ): Promise<void> {
     const metadata = this.repository.metadata;
     const q = (name: string) => this.dataSource.driver.escape(name);
     const column = (property: string) => q(metadata.findColumnWithPropertyName(property)!.databaseName);
     const [id, data, expiresAt, userId, revoked] = ['id', 'data', 'expiresAt', 'userId', 'revoked'].map(column);
-    const table = metadata.tablePath.split('.').map(q).join('.');
-    const p = (n: number) => (dialect === 'postgres' ? `$${n}` : '?');
+    const table = escapedTablePath(this.dataSource, metadata.tablePath);
+    const p = (n: number) => placeholder(dialect, n);
     const no = dialect === 'postgres' ? 'false' : '0';
     await this.dataSource.query(
       `INSERT INTO ${table} AS current (${id}, ${data}, ${expiresAt}, ${userId}, ${revoked}) ` +
@@ -211,12 +212,6 @@ export class TypeOrmSessionStore extends session.Store {
 
 const REVOKED = { revoked: true, data: '{}', userId: null };
 
-function upsertDialect(dataSource: DataSource): 'postgres' | 'sqlite' | undefined {
-  const type = dataSource.options.type as string;
-  if (type === 'postgres' || type === 'cockroachdb') return 'postgres';
-  if (type === 'sqlite' || type === 'better-sqlite3' || type === 'sqljs') return 'sqlite';
-  return undefined;
-}
 
 function isSessionData(value: unknown): value is SessionData {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
