@@ -14,6 +14,7 @@ import { BackendRegistry } from './backends/backend.registry.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
+import { PasswordHasherBusyFilter } from './passwords/password-hasher-busy.js';
 import { PermissionManager } from './permission.manager.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
@@ -41,6 +42,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
+    { provide: APP_FILTER, useClass: PasswordHasherBusyFilter },
   ],
   exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, SessionHandler],
 })

@@ -78,6 +78,7 @@ export {
   type BCryptSHA256HasherOptions,
 } from './passwords/password-hasher.js';
 export { BcryptWorkerPool, type BcryptWorkerPoolOptions } from './passwords/bcrypt.worker-pool.js';
+export { PasswordHasherBusy, PasswordHasherBusyFilter } from './passwords/password-hasher-busy.js';
 export {
   MinimumLengthValidator,
   UserAttributeSimilarityValidator,

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { PasswordHasherBusy } from './password-hasher-busy.js';
 
 /**
  * The worker's whole program. It is passed as a string (`eval: true`) rather than as a file so
@@ -27,6 +28,8 @@ type JobRequest = { op: 'hash'; password: string; rounds: number } | { op: 'comp
 interface Job {
   id: number;
   request: JobRequest;
+  /** When a thread took the job (`performance.now()`), to learn how long a job takes. */
+  startedAt?: number;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -40,6 +43,12 @@ interface Thread {
 export interface BcryptWorkerPoolOptions {
   /** Number of worker threads; default `min(4, availableParallelism())`. */
   size?: number;
+  /**
+   * Jobs allowed to wait for a thread; default `size × 64`. A job beyond it is refused at once
+   * with `PasswordHasherBusy` (a 503 with `Retry-After`) instead of joining a queue that would
+   * make every login wait behind a flood of attempts.
+   */
+  maxQueued?: number;
 }
 
 let bcryptPath: string | undefined;
@@ -59,15 +68,22 @@ let sharedPool: BcryptWorkerPool | undefined;
  */
 export class BcryptWorkerPool {
   readonly size: number;
+  readonly maxQueued: number;
   private readonly threads: Thread[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
   private users = 0;
+  /** Running average of a job's duration, for the `Retry-After` of a refused job. */
+  private averageJobMs = 0;
 
   constructor(options: BcryptWorkerPoolOptions = {}) {
     this.size = options.size ?? Math.min(4, availableParallelism());
     if (!Number.isInteger(this.size) || this.size < 1) {
       throw new RangeError(`BcryptWorkerPool size must be a positive integer, got ${options.size}.`);
+    }
+    this.maxQueued = options.maxQueued ?? this.size * 64;
+    if (!Number.isInteger(this.maxQueued) || this.maxQueued < 0) {
+      throw new RangeError(`BcryptWorkerPool maxQueued must be a non-negative integer, got ${options.maxQueued}.`);
     }
   }
 
@@ -80,6 +96,11 @@ export class BcryptWorkerPool {
   /** Worker threads currently running. */
   get threadCount(): number {
     return this.threads.length;
+  }
+
+  /** Jobs waiting for a thread. */
+  get queued(): number {
+    return this.queue.length;
   }
 
   hash(password: string, rounds: number): Promise<string> {
@@ -124,7 +145,19 @@ export class BcryptWorkerPool {
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, request, resolve, reject });
       this.dispatch();
+      if (this.queue.length > this.maxQueued) {
+        // No thread took it and the line is full: refuse at once. A refused job costs nothing;
+        // a queued one would delay every login that comes after it.
+        this.queue.pop();
+        reject(new PasswordHasherBusy(this.retryAfterSeconds()));
+      }
     });
+  }
+
+  /** About how long until the jobs waiting now have run: a hint for the client, at least 1 s. */
+  private retryAfterSeconds(): number {
+    const waves = Math.ceil((this.queue.length + this.size) / this.size);
+    return Math.max(1, Math.ceil((waves * this.averageJobMs) / 1000));
   }
 
   private dispatch(): void {
@@ -140,6 +173,7 @@ export class BcryptWorkerPool {
 
   private assign(thread: Thread, job: Job): void {
     thread.job = job;
+    job.startedAt = performance.now();
     // A thread with work keeps the process alive until the caller gets its answer.
     thread.worker.ref();
     thread.worker.postMessage({ id: job.id, ...job.request });
@@ -153,6 +187,8 @@ export class BcryptWorkerPool {
       const job = thread.job;
       if (!job || job.id !== message.id) return;
       thread.job = null;
+      const took = performance.now() - job.startedAt!;
+      this.averageJobMs = this.averageJobMs === 0 ? took : 0.8 * this.averageJobMs + 0.2 * took;
       if (message.error === undefined) job.resolve(message.result);
       else job.reject(new Error(`bcrypt failed: ${message.error}`));
       if (this.queue.length > 0) this.assign(thread, this.queue.shift()!);
