@@ -93,6 +93,15 @@ export class UserManager<U extends Record<string, any> = User> {
   }
 
   /**
+   * Write the password `setPassword` put on `user`, and only that column. Saving the whole
+   * object would write back every other field as it was loaded, undoing what an admin changed
+   * meanwhile (a deactivation, a removed superuser flag).
+   */
+  async savePassword(user: U): Promise<void> {
+    await this.repository.update(this.primaryKeyOf(user) as any, { password: user.password } as any);
+  }
+
+  /**
    * Check a raw password against the stored hash. When it is right but stored with a hasher or
    * cost no longer preferred, re-hash it and save only the password column (B70).
    */
@@ -100,7 +109,7 @@ export class UserManager<U extends Record<string, any> = User> {
     const { valid, mustUpdate } = await this.hasher.check(raw, user.password);
     if (valid && mustUpdate) {
       await this.setPassword(user, raw as string);
-      await this.repository.update(this.primaryKeyOf(user) as any, { password: user.password } as any);
+      await this.savePassword(user);
     }
     return valid;
   }

@@ -433,9 +433,10 @@ export class AuthViewsController implements OnModuleInit {
     return {};
   }
 
+  /** Only the password column is written: the user object may be stale by now. */
   private async savePassword(user: any, raw: string): Promise<void> {
     await this.users.setPassword(user, raw);
-    await this.users.repository.save(user, { transaction: false });
+    await this.users.savePassword(user);
   }
 
   /** A `next` from the form, else from the query, if it stays on this site (B46). */

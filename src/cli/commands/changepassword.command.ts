@@ -29,7 +29,9 @@ export function registerChangePassword(program: Command, context: CommandContext
           });
         }
         await users.setPassword(user, password);
-        await users.repository.save(user);
+        // Only the password column: the user was loaded before the prompt, and other fields may
+        // have been changed since.
+        await users.savePassword(user);
         context.prompter.say(`Password changed successfully for user '${user.username}'.`);
       });
     });
