@@ -59,7 +59,8 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     redirectFieldName: options.redirectFieldName ?? REDIRECT_FIELD_NAME,
     loginRequiredByDefault: options.loginRequiredByDefault ?? false,
     session: session ? { ...session, name: session.name ?? DEFAULT_SESSION_COOKIE_NAME } : false,
-    secrets: [secret as string, ...(options.secretFallbacks ?? [])],
+    // With session.secret: [new, old, …] the older cookie secrets stay valid for hashes too.
+    secrets: [secret as string, ...(options.secretFallbacks ?? (options.secret ? [] : sessionSecrets.slice(1)))],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
     passwordResetTimeout: resolvePasswordResetTimeout(options.passwordResetTimeout),
     siteUrl: resolveSiteUrl(options.siteUrl),

@@ -16,7 +16,6 @@ import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LoginThrottle } from './login-throttle.js';
 import {
   destroySession,
-  persistSession,
   requireSession,
   rotateSessionId,
   sessionData,
@@ -98,17 +97,7 @@ export class AuthService {
     const kept = sameUser ? sessionData(session) : {};
     // A CSRF token seen before login must not work after it: the next form gets a new one (B20).
     delete kept[CSRF_SESSION_KEY];
-    const fresh = await rotateSessionId(request, kept);
-    fresh[SESSION_KEY] = userId;
-    fresh[BACKEND_SESSION_KEY] = name;
-    fresh[HASH_SESSION_KEY] = hash;
-    try {
-      await persistSession(request);
-    } catch (error) {
-      // Leave nothing that could be saved as logged in at the end of the response.
-      for (const key of AUTH_SESSION_KEYS) delete fresh[key];
-      throw error;
-    }
+    await rotateSessionId(request, { ...kept, [SESSION_KEY]: userId, [BACKEND_SESSION_KEY]: name, [HASH_SESSION_KEY]: hash });
 
     annotate(user, name);
     this.remember(request, user);
@@ -123,7 +112,8 @@ export class AuthService {
       // The store is unreachable: answering "logged out" would leave the session alive in it.
       requireSession(request);
     }
-    const user = await this.getUser(request);
+    // A user database that is down must not keep the session alive: log out regardless.
+    const user = await this.getUser(request).catch(() => null);
     await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
     // A request that brought no session cookie gets no Set-Cookie either (B91).
     const cookieName =
@@ -175,11 +165,11 @@ export class AuthService {
    */
   async updateSessionAuthHash(request: Request, user: any): Promise<void> {
     const session = requireSession(request);
-    const fresh = await rotateSessionId(request, sessionData(session));
-    if (fresh[SESSION_KEY] === userIdOf(user)) {
-      fresh[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
+    const data = sessionData(session);
+    if (data[SESSION_KEY] === userIdOf(user)) {
+      data[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
     }
-    await persistSession(request);
+    await rotateSessionId(request, data);
   }
 
   /**

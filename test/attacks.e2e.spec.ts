@@ -141,6 +141,26 @@ describe('attacks and bad input', () => {
       expect(await sessionRows()).toBe(0);
     });
 
+    it('a login whose session cannot be written keeps the visitor\'s earlier session and data', async () => {
+      const visit = await request(server).post('/session/cart/42').expect(200);
+      const cookie = sessionCookie(visit.headers['set-cookie'])!;
+      const store = t.app.get(SessionHandler).store!;
+      const set = jest.spyOn(store, 'set').mockImplementation((_sid, _data, callback) => callback?.(new Error('disk full')));
+      const response = await request(server).post('/login').set('Cookie', cookie).send({ username: 'carol', password: 'correct horse' });
+      expect(response.status).toBeGreaterThanOrEqual(500);
+      set.mockRestore();
+      await request(server).get('/session/cart').set('Cookie', cookie).expect(200, { value: '42' });
+      await request(server).get('/me').set('Cookie', cookie).expect(401);
+    });
+
+    it('logout still ends the session when the user database is down', async () => {
+      const cookie = await loginCarol();
+      const spy = jest.spyOn(t.users, 'findById').mockRejectedValue(new Error('db down'));
+      await request(server).post('/logout').set('Cookie', cookie).expect(200);
+      spy.mockRestore();
+      await request(server).get('/me').set('Cookie', cookie).expect(401);
+    });
+
     it('a database error while loading the user is a 5xx, not a login', async () => {
       const cookie = await loginCarol();
       const spy = jest.spyOn(t.users, 'findById').mockRejectedValue(new Error('db down'));

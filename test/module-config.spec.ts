@@ -205,3 +205,14 @@ describe('session: false (the app installs express-session itself)', () => {
     }
   });
 });
+
+describe('secrets', () => {
+  it('keeps older cookie secrets (session.secret: [new, old]) valid for session auth hashes too', async () => {
+    const { resolveAuthConfig } = await import('../src/auth.config.js');
+    expect(resolveAuthConfig({ backends: [ModelBackend], session: { secret: ['new', 'old'] } }).secrets).toEqual(['new', 'old']);
+    expect(resolveAuthConfig({ backends: [ModelBackend], session: { secret: ['new', 'old'] }, secret: 'own' }).secrets).toEqual(['own']);
+    expect(
+      resolveAuthConfig({ backends: [ModelBackend], session: { secret: 'x' }, secretFallbacks: ['older'] }).secrets,
+    ).toEqual(['x', 'older']);
+  });
+});

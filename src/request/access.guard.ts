@@ -38,13 +38,19 @@ export class AccessGuard implements CanActivate {
 
   /** Synchronous for open routes, so they pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    if (context.getType() !== 'http') return true;
     const targets = [context.getHandler(), context.getClass()];
     const rule = this.reflector.getAllAndOverride<LoginRule | undefined>(LOGIN_REQUIRED, targets);
     const permRules = this.reflector.getAllAndMerge<PermissionRule[]>(PERMISSIONS_REQUIRED, targets) ?? [];
     const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
     const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
     if (!loginRequired && permRules.length === 0 && testRules.length === 0) return true;
+    if (context.getType() !== 'http') {
+      // Sessions are HTTP's: a rule on a WebSocket, RPC or GraphQL handler cannot be checked
+      // here, so it fails closed instead of being silently ignored.
+      throw new ForbiddenException(
+        'Login and permission rules of nestjs-session-auth apply to HTTP handlers only; mark this handler @LoginNotRequired() and check access another way.',
+      );
+    }
     return this.check(context.switchToHttp().getRequest<Request>(), rule, loginRequired, permRules, testRules);
   }
 

@@ -1,10 +1,13 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { from, switchMap, type Observable } from 'rxjs';
+import { AnonymousUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
 
 /** Sets `request.user` before every HTTP handler runs, from the memoised resolver. */
 @Injectable()
 export class CurrentUserInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('CurrentUserInterceptor');
+
   constructor(private readonly auth: AuthService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -16,7 +19,13 @@ export class CurrentUserInterceptor implements NestInterceptor {
       request.user = known;
       return next.handle();
     }
-    return from(this.auth.getUser(request)).pipe(
+    const resolving = this.auth.getUser(request).catch((error: Error) => {
+      // Fail closed: while the user cannot be loaded the request is anonymous. Guards that need
+      // the user still answer 5xx; an open route such as logout keeps working.
+      this.logger.error(`Loading the request's user failed: ${error.message}`);
+      return new AnonymousUser();
+    });
+    return from(resolving).pipe(
       switchMap((user) => {
         request.user = user;
         return next.handle();

@@ -39,19 +39,34 @@ export function storedSessionCookieName(request: Request): string | undefined {
 }
 
 /**
- * Give the request a new session id (session fixation defence), carrying over `keep`. The old
- * row is deleted first, so the old id is dead even if saving the new one fails; a session that
- * was never stored is not deleted (no pointless write).
+ * Move the request to a new session id (session fixation defence) holding `data`, and write it
+ * now. The new session is stored before the old one is ended, so a store failure loses nothing:
+ * the request keeps its old session and the error propagates. If ending the old one fails, the
+ * new one is ended too, so no id is left both alive and logged in. A session that was never
+ * stored is not ended (no pointless write).
  */
-export async function rotateSessionId(request: Request, keep: Record<string, unknown>): Promise<RequestSession> {
+export async function rotateSessionId(request: Request, data: Record<string, unknown>): Promise<RequestSession> {
   const old = requireSession(request);
   const store = (request as any).sessionStore;
-  if (storedSessionCookieName(request)) {
-    await callbackToPromise((done) => store.destroy(old.id, done));
-  }
+  const oldWasStored = !!storedSessionCookieName(request);
   store.generate(request);
   const fresh = (request as any).session as RequestSession;
-  Object.assign(fresh, keep);
+  Object.assign(fresh, data);
+  try {
+    await persistSession(request);
+  } catch (error) {
+    (request as any).session = old;
+    (request as any).sessionID = old.id;
+    throw error;
+  }
+  if (oldWasStored) {
+    try {
+      await callbackToPromise((done) => store.destroy(old.id, done));
+    } catch (error) {
+      await callbackToPromise((done) => store.destroy(fresh.id, done)).catch(() => undefined);
+      throw error;
+    }
+  }
   return fresh;
 }
 

@@ -23,6 +23,6 @@ export class SessionRecord {
   revoked!: boolean;
 
   @Index('auth_session_user_id_idx')
-  @Column({ name: 'user_id', type: 'varchar', length: 64, nullable: true })
+  @Column({ name: 'user_id', type: 'varchar', length: 255, nullable: true })
   userId!: string | null;
 }
