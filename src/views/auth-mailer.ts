@@ -29,14 +29,29 @@ export abstract class AuthMailer {
 
 /**
  * The default mailer writes each mail to the log, like Django's console email backend: good for
- * development, where the reset link can be copied from the terminal. Replace it in production:
- * whoever reads a log holding reset links can take over those accounts.
+ * development, where the reset link can be copied from the terminal. In production
+ * (`NODE_ENV=production`) it only logs that nothing was sent: whoever reads a log holding reset
+ * links could take over those accounts. Give the `mailer` option to send real emails.
  */
 @Injectable()
 export class LoggingAuthMailer extends AuthMailer {
   private readonly logger = new Logger('AuthMailer');
 
   send(mail: AuthMail): void {
+    if (isProduction()) {
+      // The user id, decoded from the link's uid, says whom to help; the link itself stays out.
+      const userId = Buffer.from(mail.context.uid, 'base64url').toString('utf8');
+      this.logger.error(
+        `No ${mail.kind} email was sent to user ${JSON.stringify(userId)}: no mailer is configured. ` +
+          'Pass your AuthMailer as the mailer option of AuthModule.forRoot.',
+      );
+      return;
+    }
     this.logger.log(`To: ${mail.to}\nSubject: ${mail.subject}\n\n${mail.text}`);
   }
+}
+
+/** `NODE_ENV=production`, the switch the session cookie's `Secure` default follows too. */
+export function isProduction(): boolean {
+  return process.env.NODE_ENV === 'production';
 }

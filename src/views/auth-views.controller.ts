@@ -28,7 +28,7 @@ import { PasswordValidationError } from '../passwords/password-validation.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
-import { AuthMailer, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
+import { AuthMailer, isProduction, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
 import { CsrfFailure, CsrfGuard, csrfToken, rotateCsrfToken } from './csrf.js';
 import {
   csrfFailurePage,
@@ -117,7 +117,15 @@ export class AuthViewsController implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     const type = this.config.options.mailer;
-    if (!type) return;
+    if (!type) {
+      if (isProduction()) {
+        this.logger.warn(
+          'The built-in views are on without a mailer: password reset emails will not be sent, and the ' +
+            'default mailer will not log their links in production. Pass your AuthMailer as the mailer option.',
+        );
+      }
+      return;
+    }
     let mailer: AuthMailer | undefined;
     try {
       mailer = this.moduleRef.get(type, { strict: false });
