@@ -22,6 +22,7 @@ import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
 import { LoginNotRequired, LoginRequired } from '../decorators/access.decorators.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { LoginThrottle } from '../login-throttle.js';
 import { PasswordResetTokens } from '../password-reset-tokens.js';
 import { isPasswordUsable } from '../passwords/password-hasher.js';
 import { PasswordValidationError } from '../passwords/password-validation.js';
@@ -74,6 +75,7 @@ const INACTIVE = 'This account is inactive.';
 const REQUIRED = 'This field is required.';
 const BAD_INPUT = 'The form was sent with values that cannot be right (not text, too long, or with a NUL character). Please fill it in again.';
 const PASSWORD_INCORRECT = 'Your old password was entered incorrectly. Please enter it again.';
+const TOO_MANY_ATTEMPTS = 'Too many incorrect passwords. Your old password was not checked; please try again later.';
 const PASSWORD_MISMATCH = 'The two password fields didn’t match.';
 const INVALID_EMAIL = 'Enter a valid email address.';
 const PASSWORD_ELSEWHERE = 'The password of this account is managed elsewhere and cannot be changed here.';
@@ -113,6 +115,7 @@ export class AuthViewsController implements OnModuleInit {
     protected readonly users: UserManager<any>,
     protected readonly tokens: PasswordResetTokens,
     private readonly moduleRef: ModuleRef,
+    protected readonly throttle: LoginThrottle,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -208,6 +211,9 @@ export class AuthViewsController implements OnModuleInit {
   /**
    * The old password, then the new one twice (B51). The current session stays logged in with
    * a new id; every other session of the user is logged out by the new password hash.
+   * Wrong old passwords count towards the login lockout of the same username and address, so a
+   * stolen session cannot be used to guess the password: while locked, the old password is not
+   * checked (the form says so; a JSON client gets 429).
    */
   @Post(AUTH_VIEW_PATHS.passwordChange)
   @LoginRequired()
@@ -225,7 +231,11 @@ export class AuthViewsController implements OnModuleInit {
     if (!isAuthenticated(user) || !this.users.manages(user)) return render(400, { form: [PASSWORD_ELSEWHERE] });
 
     const errors = requiredErrors({ old_password: old, ...fields });
-    if (old && !(await this.users.checkPassword(user, old))) errors.old_password = [PASSWORD_INCORRECT];
+    if (old) {
+      const verdict = await this.checkOldPassword(request, user, old);
+      if (verdict === 'locked') return render(prefersJson(request) ? 429 : 200, { old_password: [TOO_MANY_ATTEMPTS] });
+      if (verdict === 'incorrect') errors.old_password = [PASSWORD_INCORRECT];
+    }
     Object.assign(errors, await this.newPasswordErrors(fields, user));
     if (Object.keys(errors).length > 0) return render(200, errors);
 
@@ -439,6 +449,21 @@ export class AuthViewsController implements OnModuleInit {
       throw error;
     }
     return {};
+  }
+
+  /**
+   * Check the old password under the login throttle, keyed like a login of this username from
+   * this address: failures here and at the login form add up, and a correct password clears them.
+   */
+  private checkOldPassword(request: Request, user: any, old: string): Promise<'correct' | 'incorrect' | 'locked'> {
+    const credentials = { username: String(user.username) };
+    return this.throttle.exclusive(request, credentials, async () => {
+      const ticket = await this.throttle.check(request, credentials);
+      if (ticket?.locked) return 'locked';
+      const valid = await this.users.checkPassword(user, old);
+      if (ticket) await (valid ? this.throttle.succeeded(ticket) : this.throttle.failed(ticket));
+      return valid ? 'correct' : 'incorrect';
+    });
   }
 
   /** Only the password column is written: the user object may be stale by now. */
