@@ -160,6 +160,23 @@ export class AuthService {
   }
 
   /**
+   * Check a logged-in user's password again (a password change form's "old password") under
+   * the login throttle, keyed like a login of that username from this address: failures here
+   * and at login add up, and a correct password clears them. While locked out the password is
+   * not checked at all.
+   */
+  verifyPassword(request: Request, user: any, raw: unknown): Promise<'correct' | 'incorrect' | 'locked'> {
+    const credentials = { username: String(user?.username ?? '') };
+    return this.throttle.exclusive(request, credentials, async () => {
+      const ticket = await this.throttle.check(request, credentials);
+      if (ticket?.locked) return 'locked';
+      const valid = await this.users.checkPassword(user, raw);
+      if (ticket) await (valid ? this.throttle.succeeded(ticket) : this.throttle.failed(ticket));
+      return valid ? 'correct' : 'incorrect';
+    });
+  }
+
+  /**
    * Keep the current session valid after the user's password changed (others are logged out
    * by the new hash); the session id is rotated as well.
    */

@@ -295,6 +295,18 @@ describe('sample-app', () => {
       expect((await users.findByUsername('carol'))!.password).toBe(before);
     });
 
+    it('stops checking the current password after 5 wrong guesses from a session (login throttle)', async () => {
+      const browser = request.agent(server);
+      await logIn(browser, 'carol');
+      for (let i = 0; i < 5; i++) {
+        await change(browser, { old_password: `guess ${i}`, new_password1: 'a long new secret', new_password2: 'a long new secret' });
+      }
+      const before = (await users.findByUsername('carol'))!.password;
+      const locked = await change(browser, { old_password: PASSWORDS.carol, new_password1: 'a long new secret', new_password2: 'a long new secret' });
+      expect(locked.text).toContain('Too many incorrect passwords.');
+      expect((await users.findByUsername('carol'))!.password).toBe(before);
+    });
+
     it('tells users whose password another system checks that it cannot be changed here (400 to a POST)', async () => {
       const browser = request.agent(server);
       await logIn(browser, 'alice');

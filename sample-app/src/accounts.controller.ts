@@ -106,8 +106,12 @@ export class AccountsController {
     const first = textField(form, 'new_password1', 4096);
     const second = textField(form, 'new_password2', 4096);
     const errors: Record<string, string[]> = {};
-    if (!(await this.users.checkPassword(user, current))) {
+    // Checked under the login throttle, so a borrowed session cannot guess the password.
+    const verdict = await this.auth.verifyPassword(request, user, current);
+    if (verdict === 'incorrect') {
       errors.old_password = ['Your current password was entered incorrectly. Please enter it again.'];
+    } else if (verdict === 'locked') {
+      errors.old_password = ['Too many incorrect passwords. Please try again later.'];
     }
     if (first !== second) {
       errors.new_password2 = ['The two new passwords didn’t match.'];
@@ -125,7 +129,7 @@ export class AccountsController {
     }
 
     await this.users.setPassword(user, first);
-    await this.users.repository.update({ id: user.id }, { password: user.password });
+    await this.users.savePassword(user);
     await this.auth.updateSessionAuthHash(request, user);
     messages.success(request, 'Your password was changed. Your other sessions have been logged out.');
     response.redirect('/dashboard');

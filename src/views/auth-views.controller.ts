@@ -22,7 +22,6 @@ import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
 import { LoginNotRequired, LoginRequired } from '../decorators/access.decorators.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { LoginThrottle } from '../login-throttle.js';
 import { PasswordResetTokens } from '../password-reset-tokens.js';
 import { isPasswordUsable } from '../passwords/password-hasher.js';
 import { PasswordValidationError } from '../passwords/password-validation.js';
@@ -115,7 +114,6 @@ export class AuthViewsController implements OnModuleInit {
     protected readonly users: UserManager<any>,
     protected readonly tokens: PasswordResetTokens,
     private readonly moduleRef: ModuleRef,
-    protected readonly throttle: LoginThrottle,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -232,7 +230,7 @@ export class AuthViewsController implements OnModuleInit {
 
     const errors = requiredErrors({ old_password: old, ...fields });
     if (old) {
-      const verdict = await this.checkOldPassword(request, user, old);
+      const verdict = await this.auth.verifyPassword(request, user, old);
       if (verdict === 'locked') return render(prefersJson(request) ? 429 : 200, { old_password: [TOO_MANY_ATTEMPTS] });
       if (verdict === 'incorrect') errors.old_password = [PASSWORD_INCORRECT];
     }
@@ -449,21 +447,6 @@ export class AuthViewsController implements OnModuleInit {
       throw error;
     }
     return {};
-  }
-
-  /**
-   * Check the old password under the login throttle, keyed like a login of this username from
-   * this address: failures here and at the login form add up, and a correct password clears them.
-   */
-  private checkOldPassword(request: Request, user: any, old: string): Promise<'correct' | 'incorrect' | 'locked'> {
-    const credentials = { username: String(user.username) };
-    return this.throttle.exclusive(request, credentials, async () => {
-      const ticket = await this.throttle.check(request, credentials);
-      if (ticket?.locked) return 'locked';
-      const valid = await this.users.checkPassword(user, old);
-      if (ticket) await (valid ? this.throttle.succeeded(ticket) : this.throttle.failed(ticket));
-      return valid ? 'correct' : 'incorrect';
-    });
   }
 
   /** Only the password column is written: the user object may be stale by now. */
