@@ -184,7 +184,8 @@ try {
   await step('POST /logout ends the session and a replayed cookie answers 401', async () => {
     await request(server).post('/logout').set('Cookie', cookie).expect(200);
     await request(server).get('/me').set('Cookie', cookie).expect(401);
-    assert.equal(await dataSource.getRepository(SessionRecord).count(), 0);
+    // The row stays as a revoked marker until it expires, so no late write can revive it.
+    assert.equal(await dataSource.getRepository(SessionRecord).count({ where: { revoked: false } }), 0);
   });
 
   await step('a second backend (the dictionary) logs in', async () => {
@@ -237,7 +238,11 @@ try {
     assert.equal(await sessions.findOneBy({ id: 'expired-1' }), null);
     assert.ok(await sessions.findOneBy({ id: 'live' }));
     assert.ok((await store.destroyUserSessions(1)) >= 1);
-    assert.equal(await sessions.findOneBy({ id: 'live' }), null);
+    assert.equal(await call('get', 'live'), null);
+    assert.equal((await sessions.findOneBy({ id: 'live' })).revoked, true);
+    // A request that had loaded it cannot write it back.
+    await call('set', 'live', { cookie: cookieIn(120_000), _auth_user_id: '1', note: 'late write' });
+    assert.equal(await call('get', 'live'), null);
   });
 
   await step('permissions: grants through a group, hasPerm, usersWithPerm', async () => {
