@@ -12,3 +12,9 @@ export const DEFAULT_SESSION_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 
 /** Session key of the CSRF token (Django's CSRF_SESSION_KEY); `login()` drops it (B20). */
 export const CSRF_SESSION_KEY = '_csrftoken';
+/**
+ * The CSRF token the session held when `login()` ran in this request: the same request's CSRF
+ * check still accepts it (a login by middleware must not fail the form it arrived with, B103),
+ * later requests do not.
+ */
+export const CSRF_TOKEN_BEFORE_LOGIN = Symbol('nestjs-session-auth:csrf-token-before-login');

@@ -6,6 +6,7 @@ import {
   AUTH_SESSION_KEYS,
   BACKEND_SESSION_KEY,
   CSRF_SESSION_KEY,
+  CSRF_TOKEN_BEFORE_LOGIN,
   HASH_SESSION_KEY,
   SESSION_KEY,
 } from './auth.constants.js';
@@ -96,6 +97,7 @@ export class AuthService {
       (previousId === userId && verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) >= 0);
     const kept = sameUser ? sessionData(session) : {};
     // A CSRF token seen before login must not work after it: the next form gets a new one (B20).
+    if (typeof session[CSRF_SESSION_KEY] === 'string') (request as any)[CSRF_TOKEN_BEFORE_LOGIN] = session[CSRF_SESSION_KEY];
     delete kept[CSRF_SESSION_KEY];
     await rotateSessionId(request, { ...kept, [SESSION_KEY]: userId, [BACKEND_SESSION_KEY]: name, [HASH_SESSION_KEY]: hash });
 

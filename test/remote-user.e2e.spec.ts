@@ -87,6 +87,36 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
   describe('with the default middleware', () => {
     beforeEach(() => start());
 
+    it('lets the CSRF check of the request that logged in by header pass with the token it carried, and only that request (B103)', async () => {
+      const { Controller, Get, Post, HttpCode, Req, UseGuards } = await import('@nestjs/common');
+      const { CsrfGuard, csrfToken, LoginNotRequired } = await import('nestjs-session-auth');
+      @Controller('form')
+      class FormController {
+        @Get('token')
+        @LoginNotRequired()
+        token(@Req() req: any) {
+          return { token: csrfToken(req) };
+        }
+        @Post()
+        @HttpCode(200)
+        @UseGuards(CsrfGuard)
+        submit(@Req() req: any) {
+          return { username: req.user.username };
+        }
+      }
+      await t.close();
+      t = await createTestApp({ auth: { backends: [ModelBackend, RemoteUserBackend] }, imports: [mounting(RemoteUserMiddleware)], controllers: [FormController] });
+      server = t.app.getHttpServer();
+      const visit = await request(server).get('/form/token').expect(200);
+      const anonymous = cookieFrom(visit)!;
+      const { token } = visit.body;
+      const posted = await request(server).post('/form').set('Cookie', anonymous).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(200);
+      expect(posted.body).toEqual({ username: 'alice' });
+      const loggedIn = cookieFrom(posted)!;
+      // The pre-login token is not the session's any more.
+      await request(server).post('/form').set('Cookie', loggedIn).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(403);
+    });
+
     it('logs in the user the header names, creating them with an unusable password (B103)', async () => {
       const response = await request(server).get('/me').set('X-Remote-User', 'alice').expect(200);
       expect(response.body).toEqual({ username: 'alice', backend: 'RemoteUserBackend' });

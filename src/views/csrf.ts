@@ -2,7 +2,7 @@ import { ForbiddenException, Injectable, type CanActivate, type ExecutionContext
 import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import { timingSafeEqual } from 'node:crypto';
-import { CSRF_SESSION_KEY } from '../auth.constants.js';
+import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN } from '../auth.constants.js';
 import { requireSession } from '../request/session-lifecycle.js';
 
 export { CSRF_SESSION_KEY };
@@ -51,8 +51,14 @@ export function csrfToken(request: Request): string {
  */
 export function verifyCsrfToken(request: Request): boolean {
   const given = csrf.getTokenFromRequest(request);
-  const stored = csrf.getTokenFromState(request);
-  if (typeof given !== 'string' || typeof stored !== 'string' || stored === '') return false;
+  if (typeof given !== 'string') return false;
+  // A login earlier in this same request (e.g. by the remote-user middleware) replaced the token.
+  const beforeLogin = (request as any)[CSRF_TOKEN_BEFORE_LOGIN] as string | undefined;
+  return [csrf.getTokenFromState(request), beforeLogin].some((stored) => sameToken(given, stored));
+}
+
+function sameToken(given: string, stored: string | null | undefined): boolean {
+  if (typeof stored !== 'string' || stored === '') return false;
   const a = Buffer.from(given);
   const b = Buffer.from(stored);
   return a.length === b.length && timingSafeEqual(a, b);
