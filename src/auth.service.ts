@@ -196,16 +196,7 @@ export class AuthService {
    * granting it is enough, and a backend throwing `PermissionDenied` denies at once.
    */
   async hasPerm(user: any, perm: string, obj?: unknown): Promise<boolean> {
-    if (user?.isActive && user.isSuperuser && isAuthenticated(user)) return true;
-    for (const { backend } of this.backends.all) {
-      try {
-        if (await backendHasPerm(backend, user, perm, obj)) return true;
-      } catch (error) {
-        if (error instanceof PermissionDenied) return false;
-        throw error;
-      }
-    }
-    return false;
+    return this.anyBackendGrants(user, (backend) => backendHasPerm(backend, user, perm, obj));
   }
 
   /** True when the user has every permission in the list (B78); an empty list is always true. */
@@ -224,10 +215,15 @@ export class AuthService {
    * same rules as `hasPerm`, asking each backend's `hasModulePerms` or its permission list.
    */
   async hasModulePerms(user: any, appLabel: string): Promise<boolean> {
+    return this.anyBackendGrants(user, (backend) => backendHasModulePerms(backend, user, appLabel));
+  }
+
+  /** An active superuser has everything; else the first backend granting wins, PermissionDenied denies. */
+  private async anyBackendGrants(user: any, grants: (backend: AuthBackend) => Promise<boolean>): Promise<boolean> {
     if (user?.isActive && user.isSuperuser && isAuthenticated(user)) return true;
     for (const { backend } of this.backends.all) {
       try {
-        if (await backendHasModulePerms(backend, user, appLabel)) return true;
+        if (await grants(backend)) return true;
       } catch (error) {
         if (error instanceof PermissionDenied) return false;
         throw error;
@@ -255,12 +251,11 @@ export class AuthService {
     return all;
   }
 
+  /** Load the user the session names; only called once `peekUser()` found auth keys in it. */
   private async resolveUser(request: Request): Promise<RequestUser> {
-    const session = (request as any).session as Record<string, unknown> | undefined;
-    if (!session) return new AnonymousUser();
+    const session = (request as any).session as Record<string, unknown>;
     const userId = session[SESSION_KEY];
     const name = session[BACKEND_SESSION_KEY];
-    if (userId === undefined && name === undefined) return new AnonymousUser();
 
     const configured = typeof name === 'string' ? this.backends.get(name) : undefined;
     const user = typeof userId === 'string' && configured ? await configured.backend.getUser(userId) : null;

@@ -22,6 +22,14 @@ import {
 } from '../decorators/access.decorators.js';
 import { LoginRedirect } from './login-redirect.js';
 
+interface HandlerRules {
+  rule: LoginRule | undefined;
+  loginRequired: boolean;
+  permRules: PermissionRule[];
+  testRules: UserTestRule[];
+  open: boolean;
+}
+
 /**
  * Decides whether the request's user may reach the handler, from `@LoginRequired()`,
  * `@LoginNotRequired()`, `@PermissionRequired()`, `@UserPassesTest()` and
@@ -36,14 +44,16 @@ export class AccessGuard implements CanActivate {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
+  /**
+   * Each route's rules, read from its metadata once (metadata is fixed after start-up). Keyed by
+   * class, then handler: an inherited handler can sit under controllers with other rules.
+   */
+  private readonly rulesByRoute = new WeakMap<Function, WeakMap<Function, HandlerRules>>();
+
   /** Synchronous for open routes, so they pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    const rule = this.reflector.getAllAndOverride<LoginRule | undefined>(LOGIN_REQUIRED, targets);
-    const permRules = this.reflector.getAllAndMerge<PermissionRule[]>(PERMISSIONS_REQUIRED, targets) ?? [];
-    const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
-    const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
-    if (!loginRequired && permRules.length === 0 && testRules.length === 0) return true;
+    const { rule, loginRequired, permRules, testRules, open } = this.rulesFor(context);
+    if (open) return true;
     if (context.getType() !== 'http') {
       // Sessions are HTTP's: a rule on a WebSocket, RPC or GraphQL handler cannot be checked
       // here, so it fails closed instead of being silently ignored.
@@ -52,6 +62,25 @@ export class AccessGuard implements CanActivate {
       );
     }
     return this.check(context.switchToHttp().getRequest<Request>(), rule, loginRequired, permRules, testRules);
+  }
+
+  private rulesFor(context: ExecutionContext): HandlerRules {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let byHandler = this.rulesByRoute.get(controller);
+    if (!byHandler) this.rulesByRoute.set(controller, (byHandler = new WeakMap()));
+    let rules = byHandler.get(handler);
+    if (!rules) {
+      const targets = [handler, controller];
+      const rule = this.reflector.getAllAndOverride<LoginRule | undefined>(LOGIN_REQUIRED, targets);
+      const permRules = this.reflector.getAllAndMerge<PermissionRule[]>(PERMISSIONS_REQUIRED, targets) ?? [];
+      const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
+      const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
+      const open = !loginRequired && permRules.length === 0 && testRules.length === 0;
+      rules = { rule, loginRequired, permRules, testRules, open };
+      byHandler.set(handler, rules);
+    }
+    return rules;
   }
 
   private async check(

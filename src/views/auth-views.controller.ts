@@ -29,7 +29,7 @@ import { isSafeRedirectUrl } from '../redirects.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
 import { AuthMailer, isProduction, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
-import { CsrfFailure, CsrfGuard, csrfToken, rotateCsrfToken } from './csrf.js';
+import { CsrfFailure, CsrfGuard, csrfToken } from './csrf.js';
 import {
   csrfFailurePage,
   loggedOutPage,
@@ -174,8 +174,7 @@ export class AuthViewsController implements OnModuleInit {
     if (refusal) {
       return this.loginFailure(request, response, prefersJson(request) ? 401 : 200, { form: [refusal] }, username);
     }
-    // A token seen before login must not work after it; the next form gets a new one (B20).
-    rotateCsrfToken(request);
+    // login() also drops the CSRF token: the next form gets a new one (B20).
     await this.auth.login(request, user);
     redirect(response, this.safeNext(request) || this.config.loginRedirectUrl);
   }

@@ -64,14 +64,6 @@ function sameToken(given: string, stored: string | null | undefined): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/**
- * Forget the session's token, so the next form gets a new one. The login view calls it: a token
- * an attacker saw before login must not work after it (Django rotates it in `login()`, B20).
- */
-export function rotateCsrfToken(request: Request): void {
-  if (csrf.getTokenFromState(request) !== undefined) csrf.revokeToken(request);
-}
-
 /** The answer to a state-changing request without the session's CSRF token. */
 export class CsrfFailure extends ForbiddenException {
   constructor() {
