@@ -1,4 +1,5 @@
 import type { Type } from '@nestjs/common';
+import type { CookieOptions } from 'express-session';
 import {
   DEFAULT_LOGIN_URL,
   DEFAULT_SESSION_AGE_MS,
@@ -8,6 +9,7 @@ import {
 import type { AuthModuleOptions, SessionOptions } from './auth.options.js';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
 import { ImproperlyConfigured } from './errors.js';
+import { isProduction } from './views/auth-mailer.js';
 
 /** The module's options with every default filled in, checked once at start-up. */
 export interface AuthConfig {
@@ -53,12 +55,19 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   if (!hasSecret(secret)) {
     throw new ImproperlyConfigured('AuthModule needs a secret: with session: false, pass the secret option.');
   }
+  if (isProduction()) {
+    refuseWeakSecrets({
+      'session.secret': sessionSecrets,
+      secret: options.secret === undefined ? [] : [options.secret],
+      secretFallbacks: options.secretFallbacks ?? [],
+    });
+  }
   return {
     backends: options.backends,
     loginUrl: options.loginUrl ?? DEFAULT_LOGIN_URL,
     redirectFieldName: options.redirectFieldName ?? REDIRECT_FIELD_NAME,
     loginRequiredByDefault: options.loginRequiredByDefault ?? false,
-    session: session ? { ...session, name: session.name ?? DEFAULT_SESSION_COOKIE_NAME } : false,
+    session: session ? resolveSession(session) : false,
     // With session.secret: [new, old, …] the older cookie secrets stay valid for hashes too.
     secrets: [secret as string, ...(options.secretFallbacks ?? (options.secret ? [] : sessionSecrets.slice(1)))],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
@@ -88,6 +97,84 @@ function resolveSiteUrl(siteUrl: string | undefined): string | undefined {
     throw new ImproperlyConfigured(`siteUrl must be the site's public address such as https://example.com; got '${siteUrl}'.`);
   }
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+}
+
+/** At least 32 characters: what a 192-bit random key takes in base64. */
+const MIN_SECRET_LENGTH = 32;
+
+/** Secrets printed in samples and tutorials: anyone can sign a cookie or a reset token with them. */
+const PUBLISHED_SECRETS = new Set([
+  // The sample app's fallback when SESSION_SECRET is not set.
+  'development-only-secret-do-not-use-in-production',
+  'change-me',
+  'keyboard cat',
+  'secret',
+]);
+
+/**
+ * Whoever knows a signing secret can forge session cookies and password reset links, so a
+ * production start refuses short and published ones. The message names the option, never the value.
+ */
+function refuseWeakSecrets(secretsByOption: Record<string, string[]>): void {
+  for (const [option, secrets] of Object.entries(secretsByOption)) {
+    for (const [index, secret] of secrets.entries()) {
+      const problem = weakness(secret);
+      if (!problem) continue;
+      const where = secrets.length > 1 || option === 'secretFallbacks' ? `${option}[${index}]` : option;
+      throw new ImproperlyConfigured(
+        `AuthModule refuses to start in production (NODE_ENV=production): ${where} ${problem}. ` +
+          'Generate a random secret, e.g. ' +
+          `node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))", ` +
+          'and pass it from the environment.',
+      );
+    }
+  }
+}
+
+function weakness(secret: string): string | undefined {
+  if (PUBLISHED_SECRETS.has(secret)) {
+    return 'is a published example secret: anyone can sign session cookies and password reset links with it';
+  }
+  if (secret.length < MIN_SECRET_LENGTH) return `is shorter than ${MIN_SECRET_LENGTH} characters, short enough to guess`;
+  return undefined;
+}
+
+function resolveSession(session: SessionOptions): SessionOptions & { name: string } {
+  const name = session.name ?? DEFAULT_SESSION_COOKIE_NAME;
+  return { ...session, name, cookie: resolveSessionCookie(name, session.cookie) };
+}
+
+/**
+ * Browsers keep a `__Secure-` cookie only when it is sent with Secure, and a `__Host-` cookie only
+ * with Secure, Path=/ and no Domain (RFC 6265bis, cookie name prefixes, matched case-insensitively).
+ * The prefix fills those in; a setting that contradicts it would lose every login, so it stops the start.
+ */
+function resolveSessionCookie(name: string, cookie: CookieOptions | undefined): CookieOptions | undefined {
+  const prefix = /^__host-/i.test(name) ? '__Host-' : /^__secure-/i.test(name) ? '__Secure-' : undefined;
+  if (!prefix) return cookie;
+  const rule = prefix === '__Host-' ? 'with Secure, Path=/ and no Domain' : 'with Secure';
+  const refuse = (setting: string, fix: string) =>
+    new ImproperlyConfigured(
+      `The session cookie '${name}' has the ${prefix} prefix, which browsers accept only ${rule} (RFC 6265bis), ` +
+        `but session.cookie.${setting}. ${fix}`,
+    );
+  if (cookie?.secure !== undefined && cookie.secure !== true) {
+    throw refuse(
+      `secure is ${JSON.stringify(cookie.secure)}`,
+      'Remove session.cookie.secure (the prefix sets it) and serve the site over HTTPS.',
+    );
+  }
+  if (prefix === '__Secure-') return { ...cookie, secure: true };
+  if (cookie?.domain) {
+    throw refuse(
+      `domain is '${cookie.domain}'`,
+      'Remove session.cookie.domain, or use the __Secure- prefix, which allows a domain.',
+    );
+  }
+  if (cookie?.path !== undefined && cookie.path !== '/') {
+    throw refuse(`path is '${cookie.path}'`, "Remove session.cookie.path, or set it to '/'.");
+  }
+  return { ...cookie, secure: true, path: '/' };
 }
 
 function hasSecret(secret: unknown): boolean {

@@ -14,7 +14,10 @@ export interface SessionOptions {
   store?: Store;
   /** Settings of the default `TypeOrmSessionStore` (touch threshold, pruning). */
   storeOptions?: TypeOrmSessionStoreOptions;
-  /** Cookie name, Django's `sessionid` by default. */
+  /**
+   * Cookie name, Django's `sessionid` by default. A `__Host-` name makes the cookie Secure with
+   * Path=/ and no Domain, a `__Secure-` name makes it Secure (RFC 6265bis cookie prefixes).
+   */
   name?: string;
   /** Cookie attributes; defaults: HttpOnly, SameSite=Lax, Secure in production, two weeks. */
   cookie?: CookieOptions;

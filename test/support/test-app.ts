@@ -32,7 +32,8 @@ import { SqlCounter } from './sql-counter.js';
 /** bcrypt at its lowest cost keeps the suite fast; the algorithm and encoding are the real ones. */
 export const fastHashers = [new BCryptSHA256Hasher({ rounds: 4 }), 'scrypt' as const];
 
-export const TEST_SECRET = 'test-secret-that-is-long-enough';
+/** Long enough for the production check on secrets (32 characters or more). */
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-production';
 
 /** The seed's dictionary backend: alice/wonderland and bob/builder, mapped to local users. */
 @Injectable()
