@@ -14,11 +14,11 @@ import { BackendRegistry } from './backends/backend.registry.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
-import { PasswordHasherBusyFilter } from './passwords/password-hasher-busy.js';
 import { PermissionManager } from './permission.manager.js';
 import { AccessGuard } from './request/access.guard.js';
 import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
+import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 import { UserManager } from './user.manager.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
@@ -42,7 +42,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
-    { provide: APP_FILTER, useClass: PasswordHasherBusyFilter },
+    { provide: APP_FILTER, useClass: RetryLaterFilter },
   ],
   exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, SessionHandler],
 })

@@ -14,7 +14,7 @@ import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
-import { LoginThrottle } from './login-throttle.js';
+import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
 import {
   destroySession,
   requireSession,
@@ -52,15 +52,16 @@ export class AuthService {
     // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
     const given: Credentials =
       credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
-    return this.throttle.exclusive(request, given, () => this.walkBackends<U>(request, given));
-  }
-
-  private async walkBackends<U>(request: Request | undefined, given: Credentials): Promise<U | null> {
-    const ticket = await this.throttle.check(request, given);
-    if (ticket?.locked) {
+    const user = await this.throttle.attempt(request, given, () => this.walkBackends<U>(request, given));
+    if (user === LOCKED_OUT) {
       await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given), lockedOut: true });
       return null;
     }
+    if (!user) await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given) });
+    return user;
+  }
+
+  private async walkBackends<U>(request: Request | undefined, given: Credentials): Promise<U | null> {
     for (const { name, backend } of this.backends.all) {
       let user: unknown;
       try {
@@ -69,13 +70,8 @@ export class AuthService {
         if (error instanceof PermissionDenied) break;
         throw error;
       }
-      if (user) {
-        if (ticket) await this.throttle.succeeded(ticket);
-        return annotate(user, name) as U;
-      }
+      if (user) return annotate(user, name) as U;
     }
-    if (ticket) await this.throttle.failed(ticket);
-    await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given) });
     return null;
   }
 
@@ -167,15 +163,17 @@ export class AuthService {
    * and at login add up, and a correct password clears them. While locked out the password is
    * not checked at all.
    */
-  verifyPassword(request: Request, user: any, raw: unknown): Promise<'correct' | 'incorrect' | 'locked'> {
+  async verifyPassword(request: Request, user: any, raw: unknown): Promise<'correct' | 'incorrect' | 'locked'> {
     const credentials = { username: String(user?.username ?? '') };
-    return this.throttle.exclusive(request, credentials, async () => {
-      const ticket = await this.throttle.check(request, credentials);
-      if (ticket?.locked) return 'locked';
-      const valid = await this.users.checkPassword(user, raw);
-      if (ticket) await (valid ? this.throttle.succeeded(ticket) : this.throttle.failed(ticket));
-      return valid ? 'correct' : 'incorrect';
-    });
+    let verdict;
+    try {
+      verdict = await this.throttle.attempt(request, credentials, async () => ((await this.users.checkPassword(user, raw)) ? user : null));
+    } catch (error) {
+      // The address is over its ceiling: the password was not checked.
+      if (error instanceof TooManyLoginAttempts) return 'locked';
+      throw error;
+    }
+    return verdict === LOCKED_OUT ? 'locked' : verdict ? 'correct' : 'incorrect';
   }
 
   /**

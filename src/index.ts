@@ -62,10 +62,12 @@ export {
 } from './permission.manager.js';
 export {
   LoginThrottle,
+  TooManyLoginAttempts,
   TypeOrmLockoutStore,
   RedisLockoutStore,
   type LockoutStore,
   type LockoutState,
+  type RedisLikeClient,
   type ThrottleOptions,
 } from './login-throttle.js';
 export {
@@ -78,7 +80,7 @@ export {
   type BCryptSHA256HasherOptions,
 } from './passwords/password-hasher.js';
 export { BcryptWorkerPool, type BcryptWorkerPoolOptions } from './passwords/bcrypt.worker-pool.js';
-export { PasswordHasherBusy, PasswordHasherBusyFilter } from './passwords/password-hasher-busy.js';
+export { PasswordHasherBusy } from './passwords/password-hasher-busy.js';
 export {
   MinimumLengthValidator,
   UserAttributeSimilarityValidator,

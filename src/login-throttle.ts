@@ -1,208 +1,319 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import {
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { Request } from 'express';
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
-import { LoginLockout } from './storage/login-lockout.entity.js';
-import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './storage/sql-dialect.js';
+import { BackendRegistry } from './backends/backend.registry.js';
+import { ImproperlyConfigured } from './errors.js';
+import { runInLane } from './passwords/bcrypt.worker-pool.js';
+import { clientAddress } from './request/client-address.js';
+import { TypeOrmLockoutStore, type LockoutState, type LockoutStore } from './storage/lockout.store.js';
+import { TrustedDevices } from './trusted-device.js';
 
-/** Failures counted so far for one key, within the current window. */
-export interface LockoutState {
-  failures: number;
-  windowStart: number;
-}
-
-/**
- * Where failure counters live. They must be shared by every instance of the app, or an attacker
- * gets `maxFailures` tries per instance: the default keeps them in the app's database.
- */
-export interface LockoutStore {
-  get(key: string): Promise<LockoutState | null>;
-  /** Count one failure; `previous` is what `get` returned for this attempt. */
-  recordFailure(key: string, previous: LockoutState | null, now: number, windowMs: number): Promise<void>;
-  reset(key: string): Promise<void>;
-}
+export { TypeOrmLockoutStore, RedisLockoutStore } from './storage/lockout.store.js';
+export type { LockoutState, LockoutStore, RedisLikeClient, RedisLikeMulti } from './storage/lockout.store.js';
 
 export interface ThrottleOptions {
-  /** Failures allowed per username and address within the window (default 5). */
+  /** Failures allowed per account and address within `windowMs` (default 5). */
   maxFailures?: number;
-  /** Length of the window in milliseconds (default 15 minutes). */
+  /** Length of that window in milliseconds (default 15 minutes). */
   windowMs?: number;
+  /**
+   * Failures allowed per account from all addresses together within `accountWindowMs` (default
+   * 100 an hour, OWASP ASVS 2.2.1). Past it the account is refused to every browser except
+   * those it logged in from before (trusted devices), so an attacker cannot lock its owner out.
+   */
+  accountMaxFailures?: number;
+  accountWindowMs?: number;
+  /**
+   * Failures allowed per address across all accounts within `addressWindowMs` (default 100 in
+   * 15 minutes). Past it the address gets `429 Too Many Requests` before any password is hashed.
+   */
+  addressMaxFailures?: number;
+  addressWindowMs?: number;
+  /**
+   * Credential fields that name an account (default `username` and `email`). Each one present
+   * in an attempt is counted; a backend adds its own with a `readonly identifierFields` array.
+   */
+  identifierFields?: string[];
+  /**
+   * Remember browsers that logged in (a signed cookie, `auth_device` by default, one year), so
+   * the account ceiling never locks out its owner on them. `false` turns it off.
+   */
+  trustedDevices?: boolean | { cookieName?: string; maxAgeMs?: number };
   /** Where counters live; default the `auth_login_lockout` table of the app's DataSource. */
   store?: LockoutStore;
-}
-
-/** Counters in the `auth_login_lockout` table. */
-export class TypeOrmLockoutStore implements LockoutStore {
-  constructor(private readonly dataSource: DataSource) {}
-
-  private get repository() {
-    return this.dataSource.getRepository(LoginLockout);
-  }
-
-  async get(key: string): Promise<LockoutState | null> {
-    return this.repository.findOne({ select: { failures: true, windowStart: true }, where: { key } });
-  }
-
-  async recordFailure(key: string, previous: LockoutState | null, now: number, windowMs: number): Promise<void> {
-    const dialect = upsertDialect(this.dataSource);
-    if (dialect) {
-      await this.incrementAtomically(key, now, now - windowMs, dialect);
-      return;
-    }
-    if (previous && now - previous.windowStart < windowMs) {
-      await this.repository.increment({ key }, 'failures', 1);
-      return;
-    }
-    await this.dataSource
-      .createQueryBuilder()
-      .insert()
-      .into(LoginLockout)
-      .values({ key, failures: 1, windowStart: now })
-      .orUpdate(['failures', 'window_start'], ['key'])
-      .execute();
-  }
-
-  /**
-   * One statement that counts a failure whatever other instances do at the same moment: a new
-   * row, one more in the current window, or a restart at 1 once the window has passed.
-   */
-  private async incrementAtomically(key: string, now: number, windowOpenedAfter: number, dialect: UpsertDialect): Promise<void> {
-    const metadata = this.repository.metadata;
-    const q = (property: string) => this.dataSource.driver.escape(metadata.findColumnWithPropertyName(property)!.databaseName);
-    const [keyColumn, failures, windowStart] = ['key', 'failures', 'windowStart'].map(q);
-    const table = escapedTablePath(this.dataSource, metadata.tablePath);
-    const stale = `current.${windowStart} <= ${placeholder(dialect, 3)}`;
-    const staleAgain = `current.${windowStart} <= ${placeholder(dialect, dialect === 'postgres' ? 3 : 4)}`;
-    await this.dataSource.query(
-      `INSERT INTO ${table} AS current (${keyColumn}, ${failures}, ${windowStart}) ` +
-        `VALUES (${placeholder(dialect, 1)}, 1, ${placeholder(dialect, 2)}) ` +
-        `ON CONFLICT (${keyColumn}) DO UPDATE SET ` +
-        `${failures} = CASE WHEN ${stale} THEN 1 ELSE current.${failures} + 1 END, ` +
-        `${windowStart} = CASE WHEN ${staleAgain} THEN EXCLUDED.${windowStart} ELSE current.${windowStart} END`,
-      dialect === 'postgres' ? [key, now, windowOpenedAfter] : [key, now, windowOpenedAfter, windowOpenedAfter],
-    );
-  }
-
-  async reset(key: string): Promise<void> {
-    await this.repository.delete({ key });
-  }
-}
-
-/** The few commands of a Redis client this store needs (node-redis v4+ names). */
-export interface RedisLikeClient {
-  hGetAll(key: string): Promise<Record<string, string>>;
-  multi(): { hIncrBy(key: string, field: string, by: number): any; hSetNX(key: string, field: string, value: string): any; pExpire(key: string, ms: number, mode?: 'NX'): any; exec(): Promise<unknown> };
-  del(key: string): Promise<unknown>;
-}
-
-/** Counters in Redis, for apps whose instances share Redis but not a database. */
-export class RedisLockoutStore implements LockoutStore {
-  constructor(
-    private readonly client: RedisLikeClient,
-    private readonly prefix = 'auth:lockout:',
-  ) {}
-
-  async get(key: string): Promise<LockoutState | null> {
-    const hash = await this.client.hGetAll(this.prefix + key);
-    if (!hash || hash.failures === undefined) return null;
-    return { failures: Number(hash.failures), windowStart: Number(hash.windowStart) };
-  }
-
-  async recordFailure(key: string, _previous: LockoutState | null, now: number, windowMs: number): Promise<void> {
-    // The key expires with its window, so a new window starts from zero by itself.
-    await this.client
-      .multi()
-      .hIncrBy(this.prefix + key, 'failures', 1)
-      .hSetNX(this.prefix + key, 'windowStart', String(now))
-      .pExpire(this.prefix + key, windowMs, 'NX')
-      .exec();
-  }
-
-  async reset(key: string): Promise<void> {
-    await this.client.del(this.prefix + key);
-  }
-}
-
-/** What one login attempt needs to know and report back. */
-export interface ThrottleTicket {
-  key: string;
-  state: LockoutState | null;
-  locked: boolean;
+  /** How often expired counters are deleted, in milliseconds (default 15 minutes); `false` never. */
+  pruneInterval?: number | false;
 }
 
 /**
- * Locks out a username from one address after repeated failures (5 in 15 minutes by default),
- * inside `authenticate()` so every login path is covered. While locked, backends are not asked
- * at all, so the right password does not help and the attacker learns nothing new.
+ * An address that failed too often across accounts, or that has too many attempts running at
+ * once: refused before any password is hashed. A 429 with `Retry-After`; it says nothing about
+ * any account.
+ */
+export class TooManyLoginAttempts extends HttpException {
+  constructor(readonly retryAfter: number) {
+    super(
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        error: 'Too Many Requests',
+        message: `Too many failed logins from your network. Please try again in ${describeSeconds(retryAfter)}.`,
+      },
+      HttpStatus.TOO_MANY_REQUESTS,
+    );
+    this.name = 'TooManyLoginAttempts';
+  }
+}
+
+/** `attempt()`'s answer when the account is locked for this client: no backend was asked. */
+export const LOCKED_OUT = Symbol('nestjs-session-auth:locked-out');
+
+/** The counters one attempt reads and updates (SHA-256 keys: no username or address at rest). */
+interface AttemptKeys {
+  /** Per account and address: the classic lockout, cleared by a success. */
+  pairs: string[];
+  /** Per account, from anywhere: the ceiling. */
+  accounts: string[];
+  /** Per address, across accounts: the spray and flood ceiling. */
+  address: string;
+  /** The canonical address, which names the attempt's lane in the hasher's pool. */
+  lane: string;
+}
+
+const DEFAULT_IDENTIFIER_FIELDS = ['username', 'email'];
+const MINUTE = 60_000;
+
+/**
+ * Counts failed logins and refuses attempts that would make guessing worthwhile, inside
+ * `authenticate()` so every login path is covered. Three ceilings, after django-axes and OWASP:
+ * - an account from one address (5 in 15 minutes): locked, backends not asked, so the right
+ *   password does not help and nothing new is learned; a success clears it;
+ * - an account from everywhere (100 an hour): locked as well, except on browsers that logged in
+ *   to it before, which keep their own count (device cookies);
+ * - an address across accounts (100 in 15 minutes): `429`, before any hash is computed, which
+ *   also stops a flood from filling the hasher's queue (the queue gives each address a fair
+ *   share besides).
+ * Accounts are counted by every identifying field the attempt carries (`username`, `email`,
+ * what backends name), so a request cannot choose which counter it hits by adding a decoy.
  */
 @Injectable()
-export class LoginThrottle {
+export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly enabled: boolean;
+  private readonly logger = new Logger('LoginThrottle');
   private readonly maxFailures: number;
   private readonly windowMs: number;
+  private readonly accountMaxFailures: number;
+  private readonly accountWindowMs: number;
+  private readonly addressMaxFailures: number;
+  private readonly addressWindowMs: number;
+  private readonly configuredFields: string[];
   private readonly store?: LockoutStore;
-  /** The last queued attempt per key, while any is running. */
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly devices?: TrustedDevices;
+  private fields?: string[];
+  private pruneTimer?: NodeJS.Timeout;
+  /** The last queued attempt per account and address, while any is running. */
+  private readonly queued = new Map<string, Promise<void>>();
+  /** Attempts running or waiting in this process, per address key. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
+    private readonly backends: BackendRegistry,
     @Optional() dataSource?: DataSource,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
     const options = config.options.throttle;
-    this.enabled = options !== false;
     const settings: ThrottleOptions = options && options !== true ? options : {};
-    this.maxFailures = settings.maxFailures ?? 5;
-    this.windowMs = settings.windowMs ?? 15 * 60 * 1000;
-    if (this.enabled) this.store = settings.store ?? (dataSource ? new TypeOrmLockoutStore(dataSource) : undefined);
-    this.enabled = this.enabled && !!this.store;
-  }
-
-  /**
-   * Run one attempt for this username and address with no other attempt for the same pair
-   * running in this process: parallel guesses would otherwise all pass the check before the
-   * first failure is counted. Across instances, at most one attempt per instance overlaps.
-   */
-  async exclusive<T>(request: Request | undefined, credentials: Record<string, unknown>, attempt: () => Promise<T>): Promise<T> {
-    if (!this.enabled || typeof credentials.username !== 'string') return attempt();
-    const key = throttleKey(credentials.username, clientAddress(request));
-    const before = this.running.get(key) ?? Promise.resolve();
-    let finish!: () => void;
-    const mine = new Promise<void>((resolve) => (finish = resolve));
-    const queue = before.then(() => mine);
-    this.running.set(key, queue);
-    await before;
-    try {
-      return await attempt();
-    } finally {
-      finish();
-      if (this.running.get(key) === queue) this.running.delete(key);
+    this.maxFailures = positive('maxFailures', settings.maxFailures ?? 5);
+    this.windowMs = positive('windowMs', settings.windowMs ?? 15 * MINUTE);
+    this.accountMaxFailures = positive('accountMaxFailures', settings.accountMaxFailures ?? 100);
+    this.accountWindowMs = positive('accountWindowMs', settings.accountWindowMs ?? 60 * MINUTE);
+    this.addressMaxFailures = positive('addressMaxFailures', settings.addressMaxFailures ?? 100);
+    this.addressWindowMs = positive('addressWindowMs', settings.addressWindowMs ?? 15 * MINUTE);
+    this.configuredFields = settings.identifierFields ?? DEFAULT_IDENTIFIER_FIELDS;
+    if (!Array.isArray(this.configuredFields) || !this.configuredFields.every((field) => typeof field === 'string')) {
+      throw new ImproperlyConfigured("throttle.identifierFields must be an array of credential field names, such as ['username', 'email'].");
+    }
+    this.store = options === false ? undefined : (settings.store ?? (dataSource ? new TypeOrmLockoutStore(dataSource) : undefined));
+    this.enabled = !!this.store;
+    if (this.enabled && settings.trustedDevices !== false) {
+      const device = typeof settings.trustedDevices === 'object' ? settings.trustedDevices : {};
+      const cookie = config.session ? config.session.cookie : undefined;
+      this.devices = new TrustedDevices(config.secrets, {
+        name: device.cookieName ?? 'auth_device',
+        maxAgeMs: device.maxAgeMs ?? 365 * 24 * 60 * MINUTE,
+        secure: cookie?.secure ?? process.env.NODE_ENV === 'production',
+        sameSite: 'lax',
+      });
+    }
+    const interval = settings.pruneInterval ?? 15 * MINUTE;
+    if (this.enabled && interval !== false && this.store!.prune) {
+      this.pruneTimer = setInterval(() => {
+        this.prune().catch((error) => this.logger.warn(`Pruning expired login counters failed: ${error.message}`));
+      }, interval);
+      this.pruneTimer.unref();
     }
   }
 
-  /** Look up the counter for this attempt; `null` when the attempt is not throttled. */
-  async check(request: Request | undefined, credentials: Record<string, unknown>, now = Date.now()): Promise<ThrottleTicket | null> {
-    if (!this.enabled || typeof credentials.username !== 'string') return null;
-    const key = throttleKey(credentials.username, clientAddress(request));
-    const state = await this.store!.get(key);
-    const current = state && now - state.windowStart < this.windowMs ? state : null;
-    return { key, state, locked: !!current && current.failures >= this.maxFailures };
+  onApplicationBootstrap(): void {
+    const trustProxy = this.adapterHost?.httpAdapter?.getInstance?.()?.get?.('trust proxy');
+    if (this.enabled && trustProxy === true) {
+      this.logger.warn(
+        "Express 'trust proxy' is true: any client can choose the address the login throttle counts by " +
+          "sending X-Forwarded-For. Set it to the number of proxies in front of the app (e.g. app.set('trust proxy', 1)) " +
+          "or to their addresses ('loopback', '10.0.0.0/8').",
+      );
+    }
   }
 
-  async failed(ticket: ThrottleTicket, now = Date.now()): Promise<void> {
-    await this.store!.recordFailure(ticket.key, ticket.state, now, this.windowMs);
+  onApplicationShutdown(): void {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
   }
 
-  /** A successful login clears the counter; no write when there was none. */
-  async succeeded(ticket: ThrottleTicket): Promise<void> {
-    if (ticket.state) await this.store!.reset(ticket.key);
+  /**
+   * Run one login attempt under the throttle. `check` asks the backends and resolves the user
+   * or `null`; it is not called when the attempt is refused (`LOCKED_OUT`, or
+   * `TooManyLoginAttempts` thrown for the address). Attempts for the same account and address
+   * run one at a time in this process, so parallel guesses cannot all pass the check before the
+   * first failure is counted.
+   */
+  async attempt<U>(request: Request | undefined, credentials: Record<string, unknown>, check: () => Promise<U | null>): Promise<U | null | typeof LOCKED_OUT> {
+    if (!this.enabled) return check();
+    const keys = this.keysFor(request, credentials);
+    // Counted before any await, so a burst from one address is refused without a store read.
+    const running = (this.inFlight.get(keys.address) ?? 0) + 1;
+    this.inFlight.set(keys.address, running);
+    try {
+      if (running > this.addressMaxFailures) throw new TooManyLoginAttempts(1);
+      return await this.exclusive(keys.pairs[0] ?? keys.address, () => this.judgeAndRun(request, keys, check));
+    } finally {
+      const left = (this.inFlight.get(keys.address) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(keys.address, left);
+      else this.inFlight.delete(keys.address);
+    }
+  }
+
+  /** Delete counters whose longest window has passed; resolves how many were deleted. */
+  async prune(now = Date.now()): Promise<number> {
+    if (!this.store?.prune) return 0;
+    return this.store.prune(now - Math.max(this.windowMs, this.accountWindowMs, this.addressWindowMs));
+  }
+
+  private async judgeAndRun<U>(request: Request | undefined, keys: AttemptKeys, check: () => Promise<U | null>): Promise<U | null | typeof LOCKED_OUT> {
+    const now = Date.now();
+    const device = this.devices?.deviceFor(request, keys.accounts) ?? null;
+    const deviceKey = device === null ? null : digest('device', device);
+    const states = await this.read([...keys.pairs, ...keys.accounts, keys.address, ...(deviceKey ? [deviceKey] : [])]);
+    const failures = (key: string, windowMs: number) => {
+      const state = states.get(key);
+      return state && now - state.windowStart < windowMs ? state.failures : 0;
+    };
+
+    // Always: this account from this address (a trusted browser is no licence to guess).
+    if (keys.pairs.some((key) => failures(key, this.windowMs) >= this.maxFailures)) return LOCKED_OUT;
+    const counted: [string, number][] = keys.pairs.map((key) => [key, this.windowMs]);
+    if (deviceKey) {
+      // A browser this account logged in from: past the ceilings, on a count of its own.
+      if (failures(deviceKey, this.windowMs) >= this.maxFailures) return LOCKED_OUT;
+      counted.push([deviceKey, this.windowMs]);
+    } else {
+      const addressFailures = failures(keys.address, this.addressWindowMs);
+      const others = (this.inFlight.get(keys.address) ?? 1) - 1;
+      if (addressFailures + others >= this.addressMaxFailures) {
+        const start = states.get(keys.address)?.windowStart ?? now;
+        throw new TooManyLoginAttempts(Math.max(1, Math.ceil((start + this.addressWindowMs - now) / 1000)));
+      }
+      if (keys.accounts.some((key) => failures(key, this.accountWindowMs) >= this.accountMaxFailures)) return LOCKED_OUT;
+      counted.push(...keys.accounts.map((key): [string, number] => [key, this.accountWindowMs]), [keys.address, this.addressWindowMs]);
+    }
+
+    const user = await runInLane(keys.lane, check);
+    if (user) {
+      // A success clears what this client got wrong; the account and address ceilings run out
+      // with their windows (a correct password must not buy an attacker another round).
+      for (const key of [...keys.pairs, ...(deviceKey ? [deviceKey] : [])]) if (states.has(key)) await this.store!.reset(key);
+      if (keys.accounts.length > 0) this.devices?.remember(request, keys.accounts[0]);
+    } else {
+      for (const [key, windowMs] of counted) await this.store!.recordFailure(key, states.get(key) ?? null, now, windowMs);
+    }
+    return user;
+  }
+
+  private async read(keys: string[]): Promise<Map<string, LockoutState>> {
+    if (this.store!.getMany) return this.store!.getMany(keys);
+    const states = new Map<string, LockoutState>();
+    for (const key of keys) {
+      const state = await this.store!.get(key);
+      if (state) states.set(key, state);
+    }
+    return states;
+  }
+
+  private keysFor(request: Request | undefined, credentials: Record<string, unknown>): AttemptKeys {
+    const address = clientAddress(request);
+    const accounts: string[] = [];
+    const pairs: string[] = [];
+    for (const field of this.identifierFields()) {
+      const value = Object.hasOwn(credentials, field) ? credentials[field] : undefined;
+      if (typeof value !== 'string') continue;
+      const account = `${field}\n${value.normalize('NFKC').trim().toLowerCase()}`;
+      accounts.push(digest('account', account));
+      pairs.push(digest('pair', `${account}\n${address}`));
+    }
+    return { pairs, accounts, address: digest('address', address), lane: address };
+  }
+
+  /** The configured fields and every backend's own, read once the backends exist. */
+  private identifierFields(): string[] {
+    if (!this.fields) {
+      const declared = this.backends.all.flatMap(({ backend }) => {
+        const own = (backend as { identifierFields?: unknown }).identifierFields;
+        return Array.isArray(own) ? own.filter((field): field is string => typeof field === 'string') : [];
+      });
+      this.fields = [...new Set([...this.configuredFields, ...declared])];
+    }
+    return this.fields;
+  }
+
+  private async exclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const before = this.queued.get(key) ?? Promise.resolve();
+    let finish!: () => void;
+    const mine = new Promise<void>((resolve) => (finish = resolve));
+    const queue = before.then(() => mine);
+    this.queued.set(key, queue);
+    await before;
+    try {
+      return await work();
+    } finally {
+      finish();
+      if (this.queued.get(key) === queue) this.queued.delete(key);
+    }
   }
 }
 
-function clientAddress(request: Request | undefined): string {
-  return request?.ip ?? request?.socket?.remoteAddress ?? '';
+function digest(kind: string, text: string): string {
+  return createHash('sha256').update(`${kind}\n${text}`).digest('hex');
 }
 
-function throttleKey(username: string, address: string): string {
-  return createHash('sha256').update(`${username.normalize('NFKC').toLowerCase()}\n${address}`).digest('hex');
+function positive(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ImproperlyConfigured(`throttle.${name} must be a positive integer, got ${String(value)}.`);
+  }
+  return value;
+}
+
+function describeSeconds(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  return `${Math.ceil(seconds / 60)} minutes`;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import request from 'supertest';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { authEntities, isPasswordUsable, PermissionManager, SessionRecord, User, UserManager } from 'nestjs-session-auth';
+import { authEntities, isPasswordUsable, LoginLockout, PermissionManager, SessionRecord, User, UserManager } from 'nestjs-session-auth';
 import { runCli } from '../src/cli/cli.program.js';
 import { postgresUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
@@ -487,9 +487,25 @@ describe('clearsessions', () => {
 
     const result = await run(['clearsessions']);
 
-    expect(result).toMatchObject({ code: 0, stdout: 'Deleted 2 expired sessions.\n', stderr: '' });
+    expect(result).toMatchObject({ code: 0, stdout: 'Deleted 2 expired sessions.\nDeleted 0 stale login failure counters.\n', stderr: '' });
     const left = await dataSource.getRepository(SessionRecord).find();
     expect(left.map((row) => row.id)).toEqual(['alive']);
+    await dataSource.destroy();
+  });
+
+  it('deletes login failure counters older than a day, which an attacker can make by the thousand', async () => {
+    const dataSource = await new DataSource(sqliteOptions()).initialize();
+    const now = Date.now();
+    await dataSource.getRepository(LoginLockout).insert([
+      { key: 'a'.repeat(64), failures: 3, windowStart: now - 25 * 60 * 60_000 },
+      { key: 'b'.repeat(64), failures: 1, windowStart: now - 26 * 60 * 60_000 },
+      { key: 'c'.repeat(64), failures: 2, windowStart: now - 60_000 },
+    ]);
+
+    const result = await run(['clearsessions']);
+
+    expect(result).toMatchObject({ code: 0, stdout: 'Deleted 0 expired sessions.\nDeleted 2 stale login failure counters.\n' });
+    expect((await dataSource.getRepository(LoginLockout).find()).map((row) => row.key)).toEqual(['c'.repeat(64)]);
     await dataSource.destroy();
   });
 });

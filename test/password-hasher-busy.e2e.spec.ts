@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import { Worker } from 'node:worker_threads';
 import request from 'supertest';
 import { BCryptSHA256Hasher, BcryptWorkerPool, PasswordHasherBusy } from 'nestjs-session-auth';
+import { runInLane } from '../src/passwords/bcrypt.worker-pool.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /**
@@ -89,6 +90,41 @@ describe('the bcrypt pool refuses work beyond its queue', () => {
   });
 });
 
+describe('the bcrypt pool shares its threads fairly between client addresses (lanes)', () => {
+  it('keeps a thread free for other addresses while one address floods, and caps that address’s share of the line', async () => {
+    const pool = ownPool({ size: 2, maxQueued: 8 });
+    expect(pool.maxRunningPerLane).toBe(1);
+    expect(pool.maxQueuedPerLane).toBe(2);
+    const hasher = new BCryptSHA256Hasher({ rounds: 4, pool });
+    const encoded = await hasher.encode('correct horse');
+
+    const stall = stallNextJob();
+    const flood = Array.from({ length: 6 }, (_, i) =>
+      runInLane('198.51.100.66', () => hasher.verify(`guess-${i}`, encoded)).then(
+        () => 'checked',
+        (error: unknown) => (error instanceof PasswordHasherBusy ? 'refused' : 'error'),
+      ),
+    );
+    // One flood job holds a thread; two wait (the address's share); three were refused at once.
+    await until(() => pool.queued === 2, 'the flood queues its share');
+    expect(pool.threadCount).toBeGreaterThanOrEqual(1);
+
+    // Another address is served on the free thread while the flood's job is still held.
+    expect(await runInLane('192.0.2.20', () => hasher.verify('correct horse', encoded))).toBe(true);
+    expect(pool.queued).toBe(2);
+
+    stall.release();
+    const outcomes = await Promise.all(flood);
+    expect(outcomes.filter((outcome) => outcome === 'refused')).toHaveLength(3);
+    expect(outcomes.filter((outcome) => outcome === 'checked')).toHaveLength(3);
+  });
+
+  it('refuses bad lane limits at construction', () => {
+    expect(() => ownPool({ maxRunningPerLane: 0 })).toThrow('BcryptWorkerPool maxRunningPerLane must be a positive integer, got 0.');
+    expect(() => ownPool({ maxQueuedPerLane: 1.5 })).toThrow('BcryptWorkerPool maxQueuedPerLane must be a positive integer, got 1.5.');
+  });
+});
+
 describe('logins during a flood get 503 with Retry-After, and work again once it drains', () => {
   let t: TestApp;
   let pool: BcryptWorkerPool;
@@ -96,7 +132,8 @@ describe('logins during a flood get 503 with Retry-After, and work again once it
   let flood: { release(): void; answers: Promise<number[]> } | undefined;
 
   beforeEach(async () => {
-    pool = ownPool({ size: 1, maxQueued: 2 });
+    // The flood and the user share one address here, so one lane may fill the whole line.
+    pool = ownPool({ size: 1, maxQueued: 2, maxQueuedPerLane: 2 });
     t = await createTestApp({ auth: { views: true, passwordHashers: [new BCryptSHA256Hasher({ rounds: 4, pool })] } });
     server = t.app.getHttpServer();
     await t.users.createUser({ username: 'carol', password: 'correct horse' });

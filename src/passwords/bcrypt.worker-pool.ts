@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -28,6 +29,8 @@ type JobRequest = { op: 'hash'; password: string; rounds: number } | { op: 'comp
 interface Job {
   id: number;
   request: JobRequest;
+  /** Who asked (a client address for a login attempt), for the pool's fair share; none for other work. */
+  lane: string | undefined;
   /** When a thread took the job (`performance.now()`), to learn how long a job takes. */
   startedAt?: number;
   resolve(value: unknown): void;
@@ -49,6 +52,26 @@ export interface BcryptWorkerPoolOptions {
    * make every login wait behind a flood of attempts.
    */
   maxQueued?: number;
+  /**
+   * Jobs of one lane (one client address, for login attempts) allowed to wait; default a quarter
+   * of `maxQueued`. One address cannot fill the queue for everybody else.
+   */
+  maxQueuedPerLane?: number;
+  /**
+   * Threads one lane may use at once; default half the pool (at least one). The rest stay free
+   * for other clients, so a flood from one address does not hold up logins from elsewhere.
+   */
+  maxRunningPerLane?: number;
+}
+
+const lanes = new AsyncLocalStorage<string>();
+
+/**
+ * Run `work` with every hash it asks for counted in `lane` (the login throttle passes the
+ * client's address), so the pool can share its threads fairly between clients.
+ */
+export function runInLane<T>(lane: string, work: () => T): T {
+  return lanes.run(lane, work);
 }
 
 let bcryptPath: string | undefined;
@@ -69,8 +92,13 @@ let sharedPool: BcryptWorkerPool | undefined;
 export class BcryptWorkerPool {
   readonly size: number;
   readonly maxQueued: number;
+  readonly maxQueuedPerLane: number;
+  readonly maxRunningPerLane: number;
   private readonly threads: Thread[] = [];
   private readonly queue: Job[] = [];
+  /** Jobs waiting and running, per lane. */
+  private readonly waiting = new Map<string, number>();
+  private readonly running = new Map<string, number>();
   private nextId = 1;
   private users = 0;
   /** Running average of a job's duration, for the `Retry-After` of a refused job. */
@@ -84,6 +112,13 @@ export class BcryptWorkerPool {
     this.maxQueued = options.maxQueued ?? this.size * 64;
     if (!Number.isInteger(this.maxQueued) || this.maxQueued < 0) {
       throw new RangeError(`BcryptWorkerPool maxQueued must be a non-negative integer, got ${options.maxQueued}.`);
+    }
+    this.maxQueuedPerLane = options.maxQueuedPerLane ?? Math.max(1, Math.floor(this.maxQueued / 4));
+    this.maxRunningPerLane = options.maxRunningPerLane ?? Math.max(1, Math.ceil(this.size / 2));
+    for (const [name, value] of [['maxQueuedPerLane', this.maxQueuedPerLane], ['maxRunningPerLane', this.maxRunningPerLane]] as const) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`BcryptWorkerPool ${name} must be a positive integer, got ${value}.`);
+      }
     }
   }
 
@@ -132,6 +167,8 @@ export class BcryptWorkerPool {
   async close(): Promise<void> {
     const closed = new Error('The bcrypt worker pool was closed before the password was hashed.');
     for (const job of this.queue.splice(0)) job.reject(closed);
+    this.waiting.clear();
+    this.running.clear();
     const threads = this.threads.splice(0);
     for (const thread of threads) {
       thread.stopping = true;
@@ -143,12 +180,18 @@ export class BcryptWorkerPool {
 
   private run(request: JobRequest): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, request, resolve, reject });
+      const lane = lanes.getStore();
+      const job: Job = { id: this.nextId++, request, lane, resolve, reject };
+      this.queue.push(job);
+      count(this.waiting, lane, +1);
       this.dispatch();
-      if (this.queue.length > this.maxQueued) {
-        // No thread took it and the line is full: refuse at once. A refused job costs nothing;
-        // a queued one would delay every login that comes after it.
-        this.queue.pop();
+      if (!this.queue.includes(job)) return;
+      const laneFull = lane !== undefined && (this.waiting.get(lane) ?? 0) > this.maxQueuedPerLane;
+      if (this.queue.length > this.maxQueued || laneFull) {
+        // No thread took it and the line (or this client's share of it) is full: refuse at
+        // once. A refused job costs nothing; a queued one would delay every login after it.
+        this.queue.splice(this.queue.indexOf(job), 1);
+        count(this.waiting, lane, -1);
         reject(new PasswordHasherBusy(this.retryAfterSeconds()));
       }
     });
@@ -160,6 +203,7 @@ export class BcryptWorkerPool {
     return Math.max(1, Math.ceil((waves * this.averageJobMs) / 1000));
   }
 
+  /** Give free threads the oldest jobs whose lane is below its share of the threads. */
   private dispatch(): void {
     while (this.queue.length > 0) {
       let thread = this.threads.find((candidate) => candidate.job === null);
@@ -167,16 +211,36 @@ export class BcryptWorkerPool {
         if (this.threads.length >= this.size) return;
         thread = this.spawn();
       }
-      this.assign(thread, this.queue.shift()!);
+      const job = this.nextJob();
+      if (!job) return;
+      this.assign(thread, job);
     }
+  }
+
+  private nextJob(): Job | undefined {
+    const index = this.queue.findIndex(
+      (job) => job.lane === undefined || (this.running.get(job.lane) ?? 0) < this.maxRunningPerLane,
+    );
+    if (index < 0) return undefined;
+    const [job] = this.queue.splice(index, 1);
+    count(this.waiting, job.lane, -1);
+    return job;
   }
 
   private assign(thread: Thread, job: Job): void {
     thread.job = job;
     job.startedAt = performance.now();
+    count(this.running, job.lane, +1);
     // A thread with work keeps the process alive until the caller gets its answer.
     thread.worker.ref();
     thread.worker.postMessage({ id: job.id, ...job.request });
+  }
+
+  private finish(thread: Thread): Job | null {
+    const job = thread.job;
+    thread.job = null;
+    if (job) count(this.running, job.lane, -1);
+    return job;
   }
 
   private spawn(): Thread {
@@ -184,15 +248,19 @@ export class BcryptWorkerPool {
     const thread: Thread = { worker, job: null, stopping: false };
     worker.unref();
     worker.on('message', (message: { id: number; result?: unknown; error?: string }) => {
-      const job = thread.job;
-      if (!job || job.id !== message.id) return;
-      thread.job = null;
+      if (!thread.job || thread.job.id !== message.id) return;
+      const job = this.finish(thread)!;
       const took = performance.now() - job.startedAt!;
       this.averageJobMs = this.averageJobMs === 0 ? took : 0.8 * this.averageJobMs + 0.2 * took;
       if (message.error === undefined) job.resolve(message.result);
       else job.reject(new Error(`bcrypt failed: ${message.error}`));
-      if (this.queue.length > 0) this.assign(thread, this.queue.shift()!);
-      else worker.unref();
+      const next = this.nextJob();
+      if (next) this.assign(thread, next);
+      else {
+        worker.unref();
+        // A lane just dropped below its share: its next job may run on another free thread.
+        this.dispatch();
+      }
     });
     let failure: Error | undefined;
     // Without a listener, a worker's uncaught error would be thrown in the main thread.
@@ -205,8 +273,7 @@ export class BcryptWorkerPool {
       // the next job start a replacement.
       const index = this.threads.indexOf(thread);
       if (index >= 0) this.threads.splice(index, 1);
-      const job = thread.job;
-      thread.job = null;
+      const job = this.finish(thread);
       job?.reject(
         new Error(`The bcrypt worker thread stopped (exit code ${code})${failure ? `: ${failure.message}` : ''}.`),
       );
@@ -215,4 +282,11 @@ export class BcryptWorkerPool {
     this.threads.push(thread);
     return thread;
   }
+}
+
+function count(counts: Map<string, number>, lane: string | undefined, by: number): void {
+  if (lane === undefined) return;
+  const value = (counts.get(lane) ?? 0) + by;
+  if (value > 0) counts.set(lane, value);
+  else counts.delete(lane);
 }

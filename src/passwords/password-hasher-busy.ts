@@ -1,5 +1,4 @@
-import { Catch, HttpStatus, ServiceUnavailableException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { HttpStatus, ServiceUnavailableException } from '@nestjs/common';
 
 /**
  * The password hasher has more work waiting than it accepts, so this password was not checked.
@@ -15,16 +14,5 @@ export class PasswordHasherBusy extends ServiceUnavailableException {
       message: `Too many passwords are being checked right now. Please try again in ${retryAfter} seconds.`,
     });
     this.name = 'PasswordHasherBusy';
-  }
-}
-
-/** Adds `Retry-After` to the 503 of `PasswordHasherBusy` (Nest's default filter cannot set headers). */
-@Catch(PasswordHasherBusy)
-export class PasswordHasherBusyFilter implements ExceptionFilter {
-  catch(exception: PasswordHasherBusy, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
-    response.setHeader('Retry-After', String(exception.retryAfter));
-    response.setHeader('Cache-Control', 'no-store');
-    response.status(exception.getStatus()).json(exception.getResponse());
   }
 }
