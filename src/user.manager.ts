@@ -106,9 +106,9 @@ export class UserManager<U extends Record<string, any> = User> {
    * cost no longer preferred, re-hash it and save only the password column (B70).
    */
   async checkPassword(user: U, raw: unknown): Promise<boolean> {
-    const { valid, mustUpdate } = await this.hasher.check(raw, user.password);
-    if (valid && mustUpdate) {
-      await this.setPassword(user, raw as string);
+    const { valid, upgraded } = await this.hasher.check(raw, user.password);
+    if (valid && upgraded) {
+      (user as Record<string, unknown>).password = upgraded;
       await this.savePassword(user);
     }
     return valid;

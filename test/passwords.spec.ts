@@ -8,6 +8,7 @@ import {
   ImproperlyConfigured,
   ModelBackend,
   PasswordHasher,
+  ScryptHasher,
 } from 'nestjs-session-auth';
 import { createTestApp } from './support/test-app.js';
 
@@ -134,5 +135,57 @@ describe('bcrypt off the main thread', () => {
     expect(() => new BCryptSHA256Hasher({ rounds: 3 })).toThrow(ImproperlyConfigured);
     expect(() => new BCryptSHA256Hasher({ rounds: 32 })).toThrow('bcrypt rounds must be an integer from 4 to 31, got 32.');
     expect(() => new BcryptWorkerPool({ size: 0 })).toThrow('BcryptWorkerPool size must be a positive integer, got 0.');
+  });
+});
+
+describe('a wrong password takes as long for users on an older hash (Django’s harden_runtime, CVE-2016-2513)', () => {
+  /** The preferred hasher, counting the work it does. */
+  class CountingHasher extends BCryptSHA256Hasher {
+    encodes = 0;
+    verifies = 0;
+    override encode(raw: string) {
+      this.encodes++;
+      return super.encode(raw);
+    }
+    override verify(raw: string, encoded: string) {
+      this.verifies++;
+      return super.verify(raw, encoded);
+    }
+  }
+
+  async function setUp() {
+    const preferred = new CountingHasher({ rounds: 5 });
+    const hasher = new PasswordHasher({ backends: [], passwordHashers: [preferred, 'scrypt'] } as any);
+    const hashes = {
+      current: await preferred.encode('correct horse'),
+      lowerCost: await new BCryptSHA256Hasher({ rounds: 4 }).encode('correct horse'),
+      scrypt: await new ScryptHasher({ workFactor: 2 ** 10 }).encode('correct horse'),
+    };
+    preferred.encodes = 0;
+    preferred.verifies = 0;
+    return { preferred, hasher, hashes };
+  }
+
+  it('spends one full check of the preferred hasher on a wrong password against a lower bcrypt cost or another hasher', async () => {
+    const { preferred, hasher, hashes } = await setUp();
+    for (const encoded of [hashes.lowerCost, hashes.scrypt]) {
+      preferred.encodes = 0;
+      expect(await hasher.check('wrong', encoded)).toEqual({ valid: false, mustUpdate: false });
+      expect(preferred.encodes).toBe(1);
+    }
+    // A current user's wrong password costs one check of the preferred hasher as well.
+    preferred.verifies = 0;
+    expect(await hasher.check('wrong', hashes.current)).toEqual({ valid: false, mustUpdate: false });
+    expect(preferred.verifies).toBe(1);
+  });
+
+  it('hashes a right password once for its upgrade: the work spent alongside is the new hash', async () => {
+    const { preferred, hasher, hashes } = await setUp();
+    const result = await hasher.check('correct horse', hashes.lowerCost);
+    expect(result.valid).toBe(true);
+    expect(result.mustUpdate).toBe(true);
+    expect(result.upgraded).toMatch(/^bcrypt_sha256\$\$2b\$05\$/);
+    expect(preferred.encodes).toBe(1);
+    expect((await hasher.check('correct horse', result.upgraded!)).valid).toBe(true);
   });
 });

@@ -146,6 +146,8 @@ export interface PasswordCheck {
   valid: boolean;
   /** The password was right but is stored with a hasher or parameters no longer preferred. */
   mustUpdate: boolean;
+  /** When `mustUpdate`: the password encoded with the preferred hasher, ready to be saved. */
+  upgraded?: string;
 }
 
 /**
@@ -192,9 +194,15 @@ export class PasswordHasher implements OnApplicationShutdown {
       await this.runDummyHash();
       return { valid: false, mustUpdate: false };
     }
-    const valid = await hasher.verify(raw, encoded!);
-    const mustUpdate = valid && (hasher !== this.preferred || hasher.mustUpdate(encoded!));
-    return { valid, mustUpdate };
+    if (hasher === this.preferred && !hasher.mustUpdate(encoded!)) {
+      return { valid: await hasher.verify(raw, encoded!), mustUpdate: false };
+    }
+    // A hash made with another hasher or a lower cost is quicker to check, so a wrong password
+    // would be answered sooner for these users, telling them apart (Django's harden_runtime,
+    // CVE-2016-2513). Encoding with the preferred hasher alongside spends at least the time of
+    // a current user's check whatever the outcome, and a right password gets its upgrade from it.
+    const [valid, upgraded] = await Promise.all([hasher.verify(raw, encoded!), this.preferred.encode(raw)]);
+    return valid ? { valid, mustUpdate: true, upgraded } : { valid, mustUpdate: false };
   }
 
   /** Spend the time of one hash, so unknown usernames cannot be told apart by timing. */
