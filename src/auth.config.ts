@@ -9,6 +9,7 @@ import {
 import type { AuthModuleOptions, SessionOptions } from './auth.options.js';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
 import { ImproperlyConfigured } from './errors.js';
+import { LOCAL_HOSTS, splitHost } from './request/hosts.js';
 import { isProduction } from './views/auth-mailer.js';
 
 /** The module's options with every default filled in, checked once at start-up. */
@@ -25,6 +26,10 @@ export interface AuthConfig {
   passwordResetTimeout: number;
   /** Origin (and optional path) for links in emails, without a trailing slash. */
   siteUrl: string | undefined;
+  /** Host patterns whose Host header counts as this site. */
+  allowedHosts: string[];
+  /** Origins besides the request's own that may send unsafe requests (siteUrl's included). */
+  trustedOrigins: string[];
   options: AuthModuleOptions;
 }
 
@@ -55,6 +60,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   if (!hasSecret(secret)) {
     throw new ImproperlyConfigured('AuthModule needs a secret: with session: false, pass the secret option.');
   }
+  const siteUrl = resolveSiteUrl(options.siteUrl);
   if (isProduction()) {
     refuseWeakSecrets({
       'session.secret': sessionSecrets,
@@ -72,9 +78,33 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     secrets: [secret as string, ...(options.secretFallbacks ?? (options.secret ? [] : sessionSecrets.slice(1)))],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
     passwordResetTimeout: resolvePasswordResetTimeout(options.passwordResetTimeout),
-    siteUrl: resolveSiteUrl(options.siteUrl),
+    siteUrl,
+    allowedHosts: resolveAllowedHosts(options.allowedHosts, siteUrl),
+    trustedOrigins: resolveTrustedOrigins(options.trustedOrigins, siteUrl),
     options,
   };
+}
+
+function resolveAllowedHosts(allowedHosts: string[] | undefined, siteUrl: string | undefined): string[] {
+  if (allowedHosts !== undefined) {
+    if (!Array.isArray(allowedHosts) || !allowedHosts.every((host) => host === '*' || splitHost(host.replace(/^\./, '')))) {
+      throw new ImproperlyConfigured(
+        `allowedHosts lists host names such as ['example.com', '.example.com', 'localhost:3000']; got ${JSON.stringify(allowedHosts)}.`,
+      );
+    }
+    return allowedHosts.map((host) => host.toLowerCase());
+  }
+  return [...(siteUrl ? [new URL(siteUrl).host] : []), ...(isProduction() ? [] : LOCAL_HOSTS)];
+}
+
+function resolveTrustedOrigins(origins: string[] | undefined, siteUrl: string | undefined): string[] {
+  const list = origins ?? [];
+  if (!Array.isArray(list) || !list.every((origin) => typeof origin === 'string' && /^https?:\/\/(\*\.)?[^/?#@\s]+$/i.test(origin))) {
+    throw new ImproperlyConfigured(
+      `trustedOrigins lists origins with their scheme, such as ['https://accounts.example.com', 'https://*.example.com']; got ${JSON.stringify(origins)}.`,
+    );
+  }
+  return [...(siteUrl ? [new URL(siteUrl).origin] : []), ...list.map((origin) => origin.toLowerCase())];
 }
 
 function resolvePasswordResetTimeout(seconds: number | undefined): number {

@@ -59,8 +59,24 @@ export interface AuthModuleOptions {
    * `forRootAsync`, pass it next to `useFactory` (routes are fixed when the module is defined).
    */
   views?: boolean;
-  /** Public address of the site (`https://example.com`), used for links in emails. */
+  /**
+   * Public address of the site (`https://example.com`). Links in emails are built from it; it is
+   * required in production when the built-in views are mounted.
+   */
   siteUrl?: string;
+  /**
+   * Hosts this site answers to (Django's `ALLOWED_HOSTS`): `example.com`, `.example.com` (and
+   * subdomains), `example.com:8443` (that port only), `*`. Only such a Host header counts as
+   * this site: for a `next` URL naming it, and for reset links when `siteUrl` is not set.
+   * Default: the host of `siteUrl`, plus localhost and the loopback addresses outside production.
+   */
+  allowedHosts?: string[];
+  /**
+   * Other origins whose pages may post to the login and other forms (Django's
+   * `CSRF_TRUSTED_ORIGINS`): `https://accounts.example.com`, or `https://*.example.com`.
+   * The request's own origin and `siteUrl` are always trusted.
+   */
+  trustedOrigins?: string[];
   /** Sends the password reset emails; default: written to the log (development only). */
   mailer?: Type<AuthMailer>;
 }

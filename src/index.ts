@@ -12,6 +12,7 @@ export {
 export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUser } from './anonymous-user.js';
 export { PermissionDenied, ImproperlyConfigured } from './errors.js';
 export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
+export { SameOriginGuard, CrossOriginRequest } from './request/same-origin.guard.js';
 export { messages, MESSAGES_SESSION_KEY, type FlashMessage, type MessageLevel } from './messages.js';
 export { AuthMailer, LoggingAuthMailer, type AuthMail } from './views/auth-mailer.js';
 export {

@@ -51,6 +51,14 @@ export interface ThrottleOptions {
    * the account ceiling never locks out its owner on them. `false` turns it off.
    */
   trustedDevices?: boolean | { cookieName?: string; maxAgeMs?: number };
+  /**
+   * Password reset emails sent per address asked for (default 3) and per client address
+   * (default 20) within `resetWindowMs` (default an hour). Past them no email goes out; the
+   * visitor's answer stays the same.
+   */
+  resetMaxPerEmail?: number;
+  resetMaxPerAddress?: number;
+  resetWindowMs?: number;
   /** Where counters live; default the `auth_login_lockout` table of the app's DataSource. */
   store?: LockoutStore;
   /** How often expired counters are deleted, in milliseconds (default 15 minutes); `false` never. */
@@ -117,6 +125,9 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly accountWindowMs: number;
   private readonly addressMaxFailures: number;
   private readonly addressWindowMs: number;
+  private readonly resetMaxPerEmail: number;
+  private readonly resetMaxPerAddress: number;
+  private readonly resetWindowMs: number;
   private readonly configuredFields: string[];
   private readonly store?: LockoutStore;
   private readonly devices?: TrustedDevices;
@@ -141,6 +152,9 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     this.accountWindowMs = positive('accountWindowMs', settings.accountWindowMs ?? 60 * MINUTE);
     this.addressMaxFailures = positive('addressMaxFailures', settings.addressMaxFailures ?? 100);
     this.addressWindowMs = positive('addressWindowMs', settings.addressWindowMs ?? 15 * MINUTE);
+    this.resetMaxPerEmail = positive('resetMaxPerEmail', settings.resetMaxPerEmail ?? 3);
+    this.resetMaxPerAddress = positive('resetMaxPerAddress', settings.resetMaxPerAddress ?? 20);
+    this.resetWindowMs = positive('resetWindowMs', settings.resetWindowMs ?? 60 * MINUTE);
     this.configuredFields = settings.identifierFields ?? DEFAULT_IDENTIFIER_FIELDS;
     if (!Array.isArray(this.configuredFields) || !this.configuredFields.every((field) => typeof field === 'string')) {
       throw new ImproperlyConfigured("throttle.identifierFields must be an array of credential field names, such as ['username', 'email'].");
@@ -204,10 +218,31 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
+  /**
+   * Whether a password reset email may go out to `email` for this client, counting it if so:
+   * a mailbox cannot be flooded, nor the mail server used to flood others, from one address.
+   */
+  async allowResetEmail(request: Request | undefined, email: string): Promise<boolean> {
+    if (!this.enabled) return true;
+    const now = Date.now();
+    const counters: [string, number][] = [
+      [digest('reset-email', email.normalize('NFKC').trim().toLowerCase()), this.resetMaxPerEmail],
+      [digest('reset-address', clientAddress(request)), this.resetMaxPerAddress],
+    ];
+    const states = await this.read(counters.map(([key]) => key));
+    const current = (key: string) => {
+      const state = states.get(key);
+      return state && now - state.windowStart < this.resetWindowMs ? state.failures : 0;
+    };
+    if (counters.some(([key, max]) => current(key) >= max)) return false;
+    for (const [key] of counters) await this.store!.recordFailure(key, states.get(key) ?? null, now, this.resetWindowMs);
+    return true;
+  }
+
   /** Delete counters whose longest window has passed; resolves how many were deleted. */
   async prune(now = Date.now()): Promise<number> {
     if (!this.store?.prune) return 0;
-    return this.store.prune(now - Math.max(this.windowMs, this.accountWindowMs, this.addressWindowMs));
+    return this.store.prune(now - Math.max(this.windowMs, this.accountWindowMs, this.addressWindowMs, this.resetWindowMs));
   }
 
   private async judgeAndRun<U>(request: Request | undefined, keys: AttemptKeys, check: () => Promise<U | null>): Promise<U | null | typeof LOCKED_OUT> {

@@ -16,6 +16,7 @@ export interface ResetTokenUser {
   password?: unknown;
   lastLogin?: Date | string | null;
   email?: unknown;
+  isActive?: unknown;
 }
 
 export type PasswordResetTokenSettings = Pick<AuthConfig, 'secrets'> & { passwordResetTimeout?: number };
@@ -44,9 +45,11 @@ export class PasswordResetTokens {
     return this.makeWithTimestamp(user, this.secondsNow(), this.currentSecret());
   }
 
-  /** True when `token` was made for this user, in this state, with a known key, and is fresh. */
+  /** True when `token` was made for this user, in this state, with a known key, is fresh, and the user is active. */
   check(user: ResetTokenUser | null | undefined, token: unknown): boolean {
     if (!user || typeof token !== 'string' || token === '') return false;
+    // A deactivated account's links die with it, even those sent before.
+    if (user.isActive === false) return false;
     const parts = token.split('-');
     if (parts.length !== 2 || !/^[0-9a-z]{1,13}$/.test(parts[0])) return false;
     const timestamp = parseInt(parts[0], 36);

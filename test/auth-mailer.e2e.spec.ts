@@ -83,7 +83,7 @@ describe('the default mailer (LoggingAuthMailer)', () => {
   });
 
   it('warns once at start-up when the views run in production without a mailer', async () => {
-    const lines = await captureLogs(() => withNodeEnv('production', async () => void (await boot())));
+    const lines = await captureLogs(() => withNodeEnv('production', async () => void (await boot({ siteUrl: 'https://example.com' }))));
     const warnings = lines.filter((line) => line.level === 'warn');
     expect(warnings).toEqual([{ level: 'warn', text: expect.stringContaining('The built-in views are on without a mailer') }]);
   });
@@ -93,7 +93,7 @@ describe('the default mailer (LoggingAuthMailer)', () => {
     class OwnMailer extends AuthMailer {
       send(_mail: AuthMail): void {}
     }
-    const withMailer = await captureLogs(() => withNodeEnv('production', async () => void (await boot({ mailer: OwnMailer }))));
+    const withMailer = await captureLogs(() => withNodeEnv('production', async () => void (await boot({ mailer: OwnMailer, siteUrl: 'https://example.com' }))));
     await t!.close();
     const development = await captureLogs(async () => void (await boot()));
     expect([...withMailer, ...development].filter((line) => line.level === 'warn')).toEqual([]);

@@ -216,7 +216,9 @@ describe('built-in views (views: true; B46–B57)', () => {
         .expect('Location', '/from-query');
     });
 
-    it('follows an absolute next to this very host', async () => {
+    it('follows an absolute next to this very host when allowedHosts lists it', async () => {
+      await t.close();
+      await boot({ allowedHosts: ['testserver'] });
       const browser = request.agent(server);
       const token = await formToken(browser, '/accounts/login');
       await browser

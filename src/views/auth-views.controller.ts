@@ -25,7 +25,9 @@ import { ImproperlyConfigured } from '../errors.js';
 import { PasswordResetTokens } from '../password-reset-tokens.js';
 import { isPasswordUsable } from '../passwords/password-hasher.js';
 import { PasswordValidationError } from '../passwords/password-validation.js';
+import { LoginThrottle } from '../login-throttle.js';
 import { isSafeRedirectUrl } from '../redirects.js';
+import { trustedHost } from '../request/hosts.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
 import { AuthMailer, isProduction, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
@@ -114,6 +116,7 @@ export class AuthViewsController implements OnModuleInit {
     protected readonly users: UserManager<any>,
     protected readonly tokens: PasswordResetTokens,
     private readonly moduleRef: ModuleRef,
+    private readonly throttle: LoginThrottle,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -365,30 +368,42 @@ export class AuthViewsController implements OnModuleInit {
     return this.users.findById(id);
   }
 
+  /**
+   * Never throws and takes no branch the visitor can see: whatever the host and the address,
+   * the answer is the same redirect (CVE-2024-45231), and failures are only logged.
+   */
   private async mailResetLinks(request: Request, email: string): Promise<void> {
-    const users = await this.usersForReset(email);
-    if (users.length === 0) return;
-    const origin = this.linkOrigin(request);
-    if (!origin) {
-      this.logger.error(
-        'No password reset email was sent: set the siteUrl option (e.g. https://example.com). Links in ' +
-          'emails are never built from the Host header of a non-local request, which an attacker controls.',
-      );
-      return;
-    }
-    const siteName = new URL(origin).host;
-    for (const user of users) {
-      const uid = Buffer.from(String(user.id ?? user.pk), 'utf8').toString('base64url');
-      const token = this.tokens.make(user);
-      const resetUrl = `${origin}/accounts/reset/${uid}/${token}`;
-      const { subject, text } = passwordResetEmail({ siteName, resetUrl, username: String(user.username ?? '') });
-      this.deliver({
-        kind: 'password_reset',
-        to: user.email,
-        subject: subject.replace(/[\r\n]+/g, ''),
-        text,
-        context: { user, uid, token, resetUrl, siteName },
-      });
+    try {
+      if (!(await this.throttle.allowResetEmail(request, email))) {
+        this.logger.warn('A password reset email was not sent: too many requests for this address or from this client.');
+        return;
+      }
+      const users = await this.usersForReset(email);
+      if (users.length === 0) return;
+      const origin = this.linkOrigin(request);
+      if (!origin) {
+        this.logger.error(
+          'No password reset email was sent: set the siteUrl option (e.g. https://example.com), or list the ' +
+            `host in allowedHosts. Links in emails are never built from a Host header that is not allowed (got ${JSON.stringify(request.headers.host ?? '')}).`,
+        );
+        return;
+      }
+      const siteName = new URL(origin).host;
+      for (const user of users) {
+        const uid = Buffer.from(String(user.id ?? user.pk), 'utf8').toString('base64url');
+        const token = this.tokens.make(user);
+        const resetUrl = `${origin}/accounts/reset/${uid}/${token}`;
+        const { subject, text } = passwordResetEmail({ siteName, resetUrl, username: String(user.username ?? '') });
+        this.deliver({
+          kind: 'password_reset',
+          to: user.email,
+          subject: subject.replace(/[\r\n]+/g, ''),
+          text,
+          context: { user, uid, token, resetUrl, siteName },
+        });
+      }
+    } catch (error) {
+      this.logger.error(`Preparing the password reset email failed: ${(error as Error)?.message ?? error}`);
     }
   }
 
@@ -415,14 +430,14 @@ export class AuthViewsController implements OnModuleInit {
   }
 
   /**
-   * Where links in emails point: the `siteUrl` option, or, for a request to this machine
-   * (localhost, 127.0.0.1, ::1) during development, the request's own origin.
+   * Where links in emails point: the `siteUrl` option, or else the host the request was sent to
+   * when `allowedHosts` allows it (by default only localhost and the loopback addresses, outside
+   * production). An attacker chooses the Host header of their own requests.
    */
   private linkOrigin(request: Request): string | null {
     if (this.config.siteUrl) return this.config.siteUrl;
-    const host = request.headers.host;
-    if (!host || !isLocalHostname(request.hostname)) return null;
-    return `${request.protocol}://${host}`;
+    const host = trustedHost(request, this.config.allowedHosts);
+    return host ? `${request.protocol}://${host}` : null;
   }
 
   /**
@@ -460,7 +475,7 @@ export class AuthViewsController implements OnModuleInit {
     const body = formBody(request);
     const candidate = Object.hasOwn(body, field) ? body[field] : (request.query as Record<string, unknown>)[field];
     if (typeof candidate !== 'string' || candidate.length > MAX_NEXT_LENGTH) return '';
-    const host = request.headers.host;
+    const host = trustedHost(request, this.config.allowedHosts);
     const safe = isSafeRedirectUrl(candidate, { allowedHosts: host ? [host] : [], requireHttps: request.secure });
     return safe ? candidate.trim() : '';
   }
@@ -561,12 +576,6 @@ function readField(body: Record<string, unknown>, name: string, maxLength: numbe
 
 function foldCase(text: string): string {
   return text.normalize('NFKC').toUpperCase().toLowerCase();
-}
-
-function isLocalHostname(hostname: string | undefined): boolean {
-  if (!hostname) return false;
-  const name = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 function resetFormPath(uidb64: string): string {

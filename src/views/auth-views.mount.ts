@@ -2,6 +2,7 @@ import type { DynamicModule } from '@nestjs/common';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { DEFAULT_LOGIN_URL } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { isProduction } from './auth-mailer.js';
 import { authViewsController, loginPath } from './auth-views.controller.js';
 
 /** What decides, when the module is defined, whether and where the built-in views are mounted. */
@@ -40,6 +41,13 @@ function checkMount(config: AuthConfig, mount: AuthViewsMount): true {
       `AuthModule options say views: ${String(wanted)}, but the built-in views were ${mounted ? '' : 'not '}mounted. ` +
         'With forRootAsync, pass views (and loginUrl, if not the default) next to useFactory: ' +
         'AuthModule.forRootAsync({ views: true, useFactory: ... }).',
+    );
+  }
+  if (mounted && isProduction() && !config.siteUrl) {
+    throw new ImproperlyConfigured(
+      'The built-in views send password reset links, which must point at your site: set the siteUrl option ' +
+        "(e.g. siteUrl: 'https://example.com') when NODE_ENV=production. Without it a link could only come from " +
+        'the Host header of the request, which an attacker chooses.',
     );
   }
   if (mounted) {

@@ -1,8 +1,10 @@
-import { ForbiddenException, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { ForbiddenException, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import { timingSafeEqual } from 'node:crypto';
+import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN } from '../auth.constants.js';
+import { foreignOrigin } from '../request/same-origin.guard.js';
 import { requireSession } from '../request/session-lifecycle.js';
 
 export { CSRF_SESSION_KEY };
@@ -66,21 +68,27 @@ function sameToken(given: string, stored: string | null | undefined): boolean {
 
 /** The answer to a state-changing request without the session's CSRF token. */
 export class CsrfFailure extends ForbiddenException {
-  constructor() {
-    super('CSRF verification failed: reload the page and submit the form again.');
+  constructor(reason = 'reload the page and submit the form again') {
+    super(`CSRF verification failed: ${reason}.`);
   }
 }
 
 /**
- * Refuses (403) a POST, PUT, PATCH or DELETE that does not carry the session's token, before
+ * Refuses (403) a POST, PUT, PATCH or DELETE sent by a page of another site (its `Origin` or
+ * `Sec-Fetch-Site`, as `SameOriginGuard`), or that does not carry the session's token, before
  * the handler runs. The built-in views use it; `@UseGuards(CsrfGuard)` protects your own forms.
  */
 @Injectable()
 export class CsrfGuard implements CanActivate {
+  constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {}
+
   canActivate(context: ExecutionContext): boolean {
     if (context.getType() !== 'http') return true;
     const request = context.switchToHttp().getRequest<Request>();
     if (['GET', 'HEAD', 'OPTIONS', 'TRACE'].includes(request.method)) return true;
+    // Defence in depth: the token already stops other sites, the origin check holds even if one leaked.
+    const origin = foreignOrigin(request, this.config.trustedOrigins);
+    if (origin !== null) throw new CsrfFailure(`the form was sent from ${origin}, not from this site`);
     if (!verifyCsrfToken(request)) throw new CsrfFailure();
     return true;
   }
