@@ -8,12 +8,13 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { Group, Permission, UserManager, isPasswordUsable, type User } from 'nestjs-session-auth';
 import { runCli } from '../src/cli/cli.program.js';
-import { AppModule, type DatabaseOptions } from '../sample-app/src/app.module.js';
+import { AppModule, type AppOptions, type DatabaseOptions } from '../sample-app/src/app.module.js';
 import cliConfig from '../sample-app/src/cli.config.js';
 import { DEVELOPMENT_SECRET, configFromEnv } from '../sample-app/src/config.js';
 import { DictionaryBackend } from '../sample-app/src/dictionary.backend.js';
 import { DirectoryService } from '../sample-app/src/directory.service.js';
-import { seedDemoData } from '../sample-app/src/seed.js';
+import { seed } from '../sample-app/src/seed.js';
+import { sessionCookie } from './support/test-app.js';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -47,14 +48,13 @@ async function logIn(browser: Agent, username: string, password = PASSWORDS[user
 
 const asBrowser = { Accept: 'text/html,application/xhtml+xml' };
 
-/** The sample app as `npm start` runs it (tables created, demo data seeded). */
-async function startSampleApp(database: DatabaseOptions): Promise<INestApplication> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot({ database, sessionSecret: 'sample-app-test-secret' })],
-  }).compile();
+/** The sample app as `npm start` runs it (tables created, data seeded), in the demo unless told otherwise. */
+async function startSampleApp(database: DatabaseOptions, options: Partial<AppOptions> = {}): Promise<INestApplication> {
+  const config: AppOptions = { database, sessionSecret: 'sample-app-test-secret', demo: true, ...options };
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   await app.init();
-  await seedDemoData(app);
+  await seed(app, config);
   return app;
 }
 
@@ -399,12 +399,110 @@ describe('sample-app', () => {
     const carol = (await users.findByUsername('carol'))!;
     await users.setPassword(carol, 'changed since the first start');
     await users.repository.save(carol);
-    await seedDemoData(app);
+    await seed(app, { demo: true });
     const data = app.get(DataSource);
     expect(await users.repository.count()).toBe(3);
     expect(await data.getRepository(Permission).countBy({ codename: 'sample.view_staff_page' })).toBe(1);
     expect(await data.getRepository(Group).countBy({ name: 'staff' })).toBe(1);
     expect(await users.checkPassword((await users.findByUsername('carol')) as User, 'changed since the first start')).toBe(true);
+  });
+});
+
+/**
+ * The sample as `NODE_ENV=production npm start` runs it, behind a proxy that terminates TLS:
+ * the demo accounts' passwords are in this repository, so none of them may open a session.
+ */
+describe('sample-app in production (NODE_ENV=production)', () => {
+  const productionSecret = 'a-production-secret-nobody-has-published-yet';
+  const overHttps = { 'X-Forwarded-Proto': 'https' };
+  let previousNodeEnv: string | undefined;
+  let dir: string;
+  let app: INestApplication | undefined;
+  let server: any;
+  let users: UserManager;
+
+  async function startInProduction(database: DatabaseOptions): Promise<INestApplication> {
+    process.env.NODE_ENV = 'production';
+    app = await startSampleApp(database, { sessionSecret: productionSecret, demo: false });
+    // The session cookie is Secure in production: express-session only sets it on a request it
+    // sees as HTTPS, here through a trusted proxy's X-Forwarded-Proto.
+    app.getHttpAdapter().getInstance().set('trust proxy', 'loopback');
+    server = app.getHttpServer();
+    users = app.get(UserManager);
+    return app;
+  }
+
+  /** Fetch the login form over HTTPS and post it back, with its session cookie and CSRF token. */
+  async function tryLogIn(username: string, password: string) {
+    const form = await request(server).get('/login').set(overHttps).expect(200);
+    const cookie = sessionCookie(form.headers['set-cookie']);
+    const csrfmiddlewaretoken = /name="csrfmiddlewaretoken" value="([^"]+)"/.exec(form.text)?.[1];
+    expect({ cookie: Boolean(cookie), token: Boolean(csrfmiddlewaretoken) }).toEqual({ cookie: true, token: true });
+    return request(server)
+      .post('/login')
+      .set(overHttps)
+      .set('Cookie', cookie!)
+      .type('form')
+      .send({ csrfmiddlewaretoken, username, password });
+  }
+
+  beforeEach(() => {
+    previousNodeEnv = process.env.NODE_ENV;
+    dir = mkdtempSync(join(tmpdir(), 'sample-app-production-'));
+  });
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+    if (previousNodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = previousNodeEnv;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('seeds the staff permission and group, and no user: no password is known to anybody', async () => {
+    const production = await startInProduction({ type: 'better-sqlite3', database: ':memory:' });
+    const seeded = await users.repository.find();
+    expect(seeded.filter((user: User) => isPasswordUsable(user.password)).map((user: User) => user.username)).toEqual([]);
+    expect(seeded).toEqual([]);
+    const data = production.get(DataSource);
+    expect(await data.getRepository(Permission).countBy({ codename: 'sample.view_staff_page' })).toBe(1);
+    expect(await data.getRepository(Group).countBy({ name: 'staff' })).toBe(1);
+  });
+
+  it('lets nobody in with a published demo password, whichever backend used to accept it', async () => {
+    await startInProduction({ type: 'better-sqlite3', database: ':memory:' });
+    for (const [username, password] of Object.entries(PASSWORDS)) {
+      const response = await tryLogIn(username, password);
+      expect({ username, status: response.status }).toEqual({ username, status: 200 });
+      expect(response.text).toContain('Invalid username or password.');
+    }
+    expect(await users.repository.count()).toBe(0);
+    // The same form lets in an account made the production way (npm run createsuperuser).
+    await users.createSuperuser({ username: 'root', password: 'a long new secret' });
+    expect((await tryLogIn('root', 'a long new secret')).status).toBe(302);
+  });
+
+  it('locks the published password of a demo user left in a database the demo used first', async () => {
+    const database: DatabaseOptions = { type: 'better-sqlite3', database: join(dir, 'db.sqlite') };
+    process.env.NODE_ENV = 'development';
+    const demo = await startSampleApp(database);
+    await demo.close();
+
+    await startInProduction(database);
+    expect((await tryLogIn('carol', PASSWORDS.carol)).text).toContain('Invalid username or password.');
+    const left = await users.repository.find();
+    expect(left.filter((user: User) => isPasswordUsable(user.password)).map((user: User) => user.username)).toEqual([]);
+  });
+
+  it('lists no demo account or password on the home page or the login page', async () => {
+    await startInProduction({ type: 'better-sqlite3', database: ':memory:' });
+    for (const path of ['/', '/login']) {
+      const { text } = await request(server).get(path).set(overHttps).expect(200);
+      for (const [username, password] of Object.entries(PASSWORDS)) {
+        expect({ path, username: new RegExp(`\\b${username}\\b`, 'i').test(text) }).toEqual({ path, username: false });
+        expect({ path, password: text.includes(password) }).toEqual({ path, password: false });
+      }
+      expect(text).not.toContain('demo account');
+    }
   });
 });
 
@@ -458,7 +556,17 @@ describe('sample-app configuration', () => {
 
   it('uses PostgreSQL when DATABASE_URL is set', () => {
     const config = configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), PORT: '8080' });
-    expect(config).toEqual({ port: 8080, sessionSecret: 'x'.repeat(32), database: { type: 'postgres', url: database.DATABASE_URL } });
+    expect(config).toEqual({
+      port: 8080,
+      sessionSecret: 'x'.repeat(32),
+      database: { type: 'postgres', url: database.DATABASE_URL },
+      demo: true,
+    });
+  });
+
+  it('turns the demo (its accounts, backends and page listings) off when NODE_ENV=production', () => {
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'development' }).demo).toBe(true);
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'production' }).demo).toBe(false);
   });
 
   it('warns loudly about the development secret, and refuses it in production', () => {

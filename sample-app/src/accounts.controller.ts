@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Controller, Get, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import {
   AuthService,
@@ -14,6 +14,7 @@ import {
   type RequestUser,
   type User,
 } from 'nestjs-session-auth';
+import { DEMO_MODE } from './seed.js';
 import { layoutContext } from './views/layout.js';
 import { loginPage, passwordPage } from './views/pages.js';
 
@@ -29,14 +30,13 @@ export class AccountsController {
   constructor(
     private readonly auth: AuthService,
     private readonly users: UserManager,
+    @Inject(DEMO_MODE) private readonly demo: boolean,
   ) {}
 
   @Get('login')
   showLogin(@Req() request: Request, @CurrentUser() user: RequestUser<User>, @Query() query: Form): string {
-    return loginPage(layoutContext(request, user), {
-      csrfToken: csrfToken(request),
-      next: safeNext(request, query.next),
-    });
+    const form = { csrfToken: csrfToken(request), next: safeNext(request, query.next) };
+    return loginPage(layoutContext(request, user), form, { demo: this.demo });
   }
 
   /**
@@ -59,7 +59,8 @@ export class AccountsController {
     const user = await this.auth.authenticate<User>(request, { username, password });
     if (!user) {
       const error = 'Invalid username or password.';
-      response.status(200).send(loginPage(layoutContext(request, visitor), { csrfToken: csrfToken(request), username, next, error }));
+      const form = { csrfToken: csrfToken(request), username, next, error };
+      response.status(200).send(loginPage(layoutContext(request, visitor), form, { demo: this.demo }));
       return;
     }
     await this.auth.login(request, user);

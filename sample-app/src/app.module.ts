@@ -9,6 +9,7 @@ import { DirectoryService } from './directory.service.js';
 import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
+import { DEMO_MODE } from './seed.js';
 
 /** Where users, groups, permissions and sessions live. */
 export type DatabaseOptions =
@@ -19,11 +20,17 @@ export interface AppOptions {
   database: DatabaseOptions;
   /** Signs the session cookie and keys the session auth hashes. */
   sessionSecret: string;
+  /**
+   * Seed, accept and list the demo accounts, whose passwords anyone can read in this repository.
+   * Off in production: then only `ModelBackend` is asked, and `npm run createsuperuser` makes the
+   * first account.
+   */
+  demo: boolean;
 }
 
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot({ database, sessionSecret }: AppOptions): DynamicModule {
+  static forRoot({ database, sessionSecret, demo }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -35,10 +42,15 @@ export class AppModule implements NestModule {
             //    createsuperuser` creates). Built in: unknown names take as long as wrong
             //    passwords, inactive users are refused, permissions come from the user table.
             ModelBackend,
-            // 2. The seed's dictionary of names and passwords, mapped to local users (alice, bob).
-            DictionaryBackend,
-            // 3. An external directory; local users are created and kept in sync (dana, erin).
-            DirectoryBackend,
+            // The other two accept the demo's published passwords, so they are asked in the demo only.
+            ...(demo
+              ? [
+                  // 2. The seed's dictionary of names and passwords, mapped to local users (alice, bob).
+                  DictionaryBackend,
+                  // 3. An external directory; local users are created and kept in sync (dana, erin).
+                  DirectoryBackend,
+                ]
+              : []),
           ],
           session: { secret: sessionSecret },
           // Where `@LoginRequired()` sends visitors who are not logged in (with `?next=`).
@@ -51,6 +63,8 @@ export class AppModule implements NestModule {
         DictionaryBackend,
         DirectoryBackend,
         DirectoryService,
+        // The pages list the demo accounts only in the demo.
+        { provide: DEMO_MODE, useValue: demo },
         { provide: APP_FILTER, useClass: ErrorPageFilter },
       ],
     };

@@ -18,6 +18,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = conso
     port: Number(env.PORT ?? 3000),
     sessionSecret: sessionSecret(env, warn),
     database: databaseFromEnv(env),
+    // The demo accounts' passwords are published in this repository: never in production.
+    demo: env.NODE_ENV !== 'production',
   };
 }
 

@@ -1,4 +1,4 @@
-import { Controller, Get, Req } from '@nestjs/common';
+import { Controller, Get, Inject, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import {
   AuthService,
@@ -10,6 +10,7 @@ import {
   type User,
 } from 'nestjs-session-auth';
 import { VIEW_STAFF_PAGE } from './permissions.js';
+import { DEMO_MODE } from './seed.js';
 import { layoutContext } from './views/layout.js';
 import { dashboardPage, homePage, staffPage } from './views/pages.js';
 
@@ -19,12 +20,13 @@ export class PagesController {
   constructor(
     private readonly auth: AuthService,
     private readonly permissions: PermissionManager,
+    @Inject(DEMO_MODE) private readonly demo: boolean,
   ) {}
 
   /** `@CurrentUser()` is the logged-in user, or the `AnonymousUser` for a visitor. */
   @Get()
   home(@Req() request: Request, @CurrentUser() user: RequestUser<User>): string {
-    return homePage(layoutContext(request, user));
+    return homePage(layoutContext(request, user), { demo: this.demo });
   }
 
   /** A visitor who is not logged in is sent to `/login?next=/dashboard`, and comes back here. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { AppModule } from '../../sample-app/src/app.module.js';
-import { seedDemoData } from '../../sample-app/src/seed.js';
+import { seed } from '../../sample-app/src/seed.js';
 
 /**
  * The sample site as a person uses it: Debian's Chromium (no browser download) driven by
@@ -36,10 +36,11 @@ describe('the sample site on a loopback port', () => {
       AppModule.forRoot({
         database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
         sessionSecret: 'browser-test-secret-that-is-long-enough',
+        demo: true,
       }),
       { logger: false },
     );
-    await seedDemoData(app);
+    await seed(app, { demo: true });
     await app.listen(0, '127.0.0.1');
     baseURL = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   });

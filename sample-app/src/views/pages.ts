@@ -12,7 +12,12 @@ const BACKEND_STORIES: Record<string, string> = {
     'asked the external directory, which checked your password; your local user was created at your first login and updated from the directory at this one.',
 };
 
-export function homePage(context: LayoutContext): string {
+/** Whether the page may list the demo accounts: only in the demo, never in production. */
+export interface DemoContext {
+  demo: boolean;
+}
+
+export function homePage(context: LayoutContext, { demo }: DemoContext): string {
   const { user } = context;
   const greeting = isAuthenticated(user)
     ? html`<h1>Hello, ${user.username}</h1>
@@ -25,7 +30,8 @@ export function homePage(context: LayoutContext): string {
     context,
     'Home',
     html`<section class="card">${greeting}</section>
-      <div class="grid spaced">
+      ${demo &&
+      html`<div class="grid spaced">
         <section class="card">
           <h2>Demo accounts</h2>
           ${demoAccounts()}
@@ -39,7 +45,7 @@ export function homePage(context: LayoutContext): string {
             <li><strong>DirectoryBackend</strong>: an external directory; local users are created on first login (dana, erin).</li>
           </ol>
         </section>
-      </div>`,
+      </div>`}`,
   );
 }
 
@@ -51,14 +57,14 @@ export interface LoginForm {
   error?: string;
 }
 
-export function loginPage(context: LayoutContext, form: LoginForm): string {
+export function loginPage(context: LayoutContext, form: LoginForm, { demo }: DemoContext): string {
   return layout(
     context,
     'Log in',
     html`<div class="split">
       <section class="card">
         <h1>Log in</h1>
-        <p class="muted">Use one of the demo accounts.</p>
+        ${demo && html`<p class="muted">Use one of the demo accounts.</p>`}
         ${form.error && html`<p class="alert" role="alert">${form.error}</p>`}
         <form class="stack" method="post" action="/login">
           <input type="hidden" name="${CSRF_FIELD_NAME}" value="${form.csrfToken}">
@@ -75,10 +81,11 @@ export function loginPage(context: LayoutContext, form: LoginForm): string {
           <div><button type="submit">Log in</button></div>
         </form>
       </section>
-      <aside class="card">
+      ${demo &&
+      html`<aside class="card">
         <h2>Demo accounts</h2>
         ${demoAccounts()}
-      </aside>
+      </aside>`}
     </div>`,
   );
 }
