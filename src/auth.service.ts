@@ -121,7 +121,10 @@ export class AuthService {
     const response = request.res;
     if (cookieName && response && !response.headersSent) {
       const cookie = this.config.session ? this.config.session.cookie : undefined;
-      response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax' });
+      // The same attributes as the cookie had: a browser ignores the clearing of a Secure
+      // (or __Host-) cookie that is sent without Secure.
+      const secure = cookie?.secure === 'auto' ? request.secure : (cookie?.secure ?? process.env.NODE_ENV === 'production');
+      response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax', secure });
     }
     this.remember(request, new AnonymousUser());
   }

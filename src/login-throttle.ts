@@ -16,6 +16,7 @@ import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ImproperlyConfigured } from './errors.js';
 import { runInLane } from './passwords/bcrypt.worker-pool.js';
+import { PasswordHasherBusy } from './passwords/password-hasher-busy.js';
 import { clientAddress } from './request/client-address.js';
 import { TypeOrmLockoutStore, type LockoutState, type LockoutStore } from './storage/lockout.store.js';
 import { TrustedDevices } from './trusted-device.js';
@@ -41,6 +42,13 @@ export interface ThrottleOptions {
    */
   addressMaxFailures?: number;
   addressWindowMs?: number;
+  /**
+   * Login attempts one address may start per second, with bursts up to `addressBurst` (defaults
+   * 2 and 10), per process. Beyond that: `429`. Keeps a flood from taking a hashing thread for
+   * as long as its failures last.
+   */
+  addressRate?: number;
+  addressBurst?: number;
   /**
    * Credential fields that name an account (default `username` and `email`). Each one present
    * in an attempt is counted; a backend adds its own with a `readonly identifierFields` array.
@@ -100,6 +108,13 @@ interface AttemptKeys {
 }
 
 const DEFAULT_IDENTIFIER_FIELDS = ['username', 'email'];
+/**
+ * Attempts one address may have running at once in one process; more is a flood, refused before
+ * any store read (people behind one address rarely log in at the very same moment).
+ */
+const MAX_CONCURRENT_PER_ADDRESS = 16;
+/** Addresses remembered (refused, or their rate), at most; the least recently seen is forgotten first. */
+const MAX_REMEMBERED_ADDRESSES = 10_000;
 const MINUTE = 60_000;
 
 /**
@@ -125,6 +140,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly accountWindowMs: number;
   private readonly addressMaxFailures: number;
   private readonly addressWindowMs: number;
+  private readonly addressRate: number;
+  private readonly addressBurst: number;
   private readonly resetMaxPerEmail: number;
   private readonly resetMaxPerAddress: number;
   private readonly resetWindowMs: number;
@@ -137,6 +154,10 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly queued = new Map<string, Promise<void>>();
   /** Attempts running or waiting in this process, per address key. */
   private readonly inFlight = new Map<string, number>();
+  /** Addresses over their ceiling, until when: refused again without a store read. */
+  private readonly refusedUntil = new Map<string, number>();
+  /** Attempts each address may still start now (a token bucket), and when that was computed. */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -152,6 +173,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     this.accountWindowMs = positive('accountWindowMs', settings.accountWindowMs ?? 60 * MINUTE);
     this.addressMaxFailures = positive('addressMaxFailures', settings.addressMaxFailures ?? 100);
     this.addressWindowMs = positive('addressWindowMs', settings.addressWindowMs ?? 15 * MINUTE);
+    this.addressRate = positive('addressRate', settings.addressRate ?? 2, false);
+    this.addressBurst = positive('addressBurst', settings.addressBurst ?? 10);
     this.resetMaxPerEmail = positive('resetMaxPerEmail', settings.resetMaxPerEmail ?? 3);
     this.resetMaxPerAddress = positive('resetMaxPerAddress', settings.resetMaxPerAddress ?? 20);
     this.resetWindowMs = positive('resetWindowMs', settings.resetWindowMs ?? 60 * MINUTE);
@@ -209,13 +232,31 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     const running = (this.inFlight.get(keys.address) ?? 0) + 1;
     this.inFlight.set(keys.address, running);
     try {
-      if (running > this.addressMaxFailures) throw new TooManyLoginAttempts(1);
+      if (running > Math.min(this.addressMaxFailures, MAX_CONCURRENT_PER_ADDRESS)) throw new TooManyLoginAttempts(1);
+      const until = this.refusedUntil.get(keys.address);
+      if (until !== undefined) {
+        const seconds = Math.ceil((until - Date.now()) / 1000);
+        if (seconds > 0) throw new TooManyLoginAttempts(seconds);
+        this.refusedUntil.delete(keys.address);
+      }
+      this.spendToken(keys.address);
       return await this.exclusive(keys.pairs[0] ?? keys.address, () => this.judgeAndRun(request, keys, check));
     } finally {
       const left = (this.inFlight.get(keys.address) ?? 1) - 1;
       if (left > 0) this.inFlight.set(keys.address, left);
       else this.inFlight.delete(keys.address);
     }
+  }
+
+  /** Take one attempt from the address's bucket, or refuse with the seconds until the next one. */
+  private spendToken(address: string): void {
+    const now = Date.now();
+    const bucket = this.buckets.get(address);
+    const tokens = bucket ? Math.min(this.addressBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.addressRate) : this.addressBurst;
+    if (tokens < 1) throw new TooManyLoginAttempts(Math.max(1, Math.ceil((1 - tokens) / this.addressRate)));
+    this.buckets.delete(address);
+    if (this.buckets.size >= MAX_REMEMBERED_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value!);
+    this.buckets.set(address, { tokens: tokens - 1, at: now });
   }
 
   /**
@@ -266,14 +307,28 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
       const addressFailures = failures(keys.address, this.addressWindowMs);
       const others = (this.inFlight.get(keys.address) ?? 1) - 1;
       if (addressFailures + others >= this.addressMaxFailures) {
-        const start = states.get(keys.address)?.windowStart ?? now;
-        throw new TooManyLoginAttempts(Math.max(1, Math.ceil((start + this.addressWindowMs - now) / 1000)));
+        if (addressFailures < this.addressMaxFailures) throw new TooManyLoginAttempts(1);
+        // Over the ceiling until its window ends: remember it, so a flood costs no store reads.
+        const until = states.get(keys.address)!.windowStart + this.addressWindowMs;
+        if (this.refusedUntil.size >= MAX_REMEMBERED_ADDRESSES) this.refusedUntil.delete(this.refusedUntil.keys().next().value!);
+        this.refusedUntil.set(keys.address, until);
+        throw new TooManyLoginAttempts(Math.max(1, Math.ceil((until - now) / 1000)));
       }
       if (keys.accounts.some((key) => failures(key, this.accountWindowMs) >= this.accountMaxFailures)) return LOCKED_OUT;
       counted.push(...keys.accounts.map((key): [string, number] => [key, this.accountWindowMs]), [keys.address, this.addressWindowMs]);
     }
 
-    const user = await runInLane(keys.lane, check);
+    let user: U | null;
+    try {
+      user = await runInLane(keys.lane, check);
+    } catch (error) {
+      // The hasher refused: this address already has its share of the hasher's line. That counts
+      // towards the address ceiling, so a flood reaches it at once instead of holding a thread.
+      if (error instanceof PasswordHasherBusy && !deviceKey) {
+        await this.store!.recordFailure(keys.address, states.get(keys.address) ?? null, now, this.addressWindowMs);
+      }
+      throw error;
+    }
     if (user) {
       // A success clears what this client got wrong; the account and address ceilings run out
       // with their windows (a correct password must not buy an attacker another round).
@@ -341,9 +396,9 @@ function digest(kind: string, text: string): string {
   return createHash('sha256').update(`${kind}\n${text}`).digest('hex');
 }
 
-function positive(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new ImproperlyConfigured(`throttle.${name} must be a positive integer, got ${String(value)}.`);
+function positive(name: string, value: unknown, integer = true): number {
+  if (typeof value !== 'number' || !(integer ? Number.isSafeInteger(value) : Number.isFinite(value)) || value <= 0 || (integer && value < 1)) {
+    throw new ImproperlyConfigured(`throttle.${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}.`);
   }
   return value;
 }

@@ -115,6 +115,27 @@ describe('session cookie name prefixes (RFC 6265bis)', () => {
     });
   });
 
+  it('clears a __Host- session cookie at logout with Secure, or the browser would ignore the clearing and keep it', async () => {
+    const t = await createTestApp({ auth: { session: { secret: TEST_SECRET, name: '__Host-sessionid', proxy: true } } });
+    try {
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      const login = await request(t.app.getHttpServer())
+        .post('/login')
+        .set('X-Forwarded-Proto', 'https')
+        .send({ username: 'carol', password: 'correct horse' })
+        .expect(200);
+      const cookie = [login.headers['set-cookie']].flat().find((line: string) => line.startsWith('__Host-sessionid='))!.split(';')[0];
+      const logout = await request(t.app.getHttpServer()).post('/logout').set('X-Forwarded-Proto', 'https').set('Cookie', cookie).expect(200);
+      const cleared = [logout.headers['set-cookie']].flat().find((line: string) => line.startsWith('__Host-sessionid='));
+      const attributes = cleared!.split(';').slice(1).map((attribute) => attribute.trim().toLowerCase());
+      expect(attributes).toContain('secure');
+      expect(attributes).toContain('path=/');
+      expect(attributes.some((attribute) => attribute.startsWith('expires=thu, 01 jan 1970'))).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('sends a __Secure- session cookie with Secure, even outside production', async () => {
     await withNodeEnv('development', async () => {
       const line = await loginCookie('__Secure-sessionid');

@@ -258,14 +258,15 @@ describe('login CSRF: another site cannot log the visitor into the attacker’s 
     request(origin).post('/login').set(headers).type('form').send({ username: 'mallory', password: 'attacker password' });
 
   it('refuses a cross-site form post to the quick start login, sets no cookie', async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       { Origin: 'https://evil.example' },
       { Origin: 'null' },
       { 'Sec-Fetch-Site': 'cross-site' },
       { 'Sec-Fetch-Site': 'same-site' },
       { Origin: 'https://app.example.com.evil.example' },
       { Origin: 'http://app.example.com' },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const response = await crossSitePost(headers);
       expect({ headers, status: response.status }).toEqual({ headers, status: 403 });
       expect(response.body.message).toMatch(/^Origin checking failed: .* does not match any trusted origins\./);
@@ -274,14 +275,15 @@ describe('login CSRF: another site cannot log the visitor into the attacker’s 
   });
 
   it('lets the site’s own pages, trusted origins and non-browser clients log in', async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       { Origin: origin, 'Sec-Fetch-Site': 'same-origin' },
       { 'Sec-Fetch-Site': 'same-origin' },
       { 'Sec-Fetch-Site': 'none' },
       { Origin: 'https://app.example.com' },
       { Origin: 'https://www.partner.example' },
       {},
-    ]) {
+    ];
+    for (const headers of attempts) {
       const response = await crossSitePost(headers);
       expect({ headers, status: response.status }).toEqual({ headers, status: 200 });
     }

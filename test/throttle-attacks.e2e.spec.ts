@@ -169,7 +169,8 @@ describe('ceilings across addresses and across accounts', () => {
   });
 
   it('answers 429 with Retry-After once one address has failed 100 times across accounts, without checking passwords', async () => {
-    t = await appWith();
+    // A slow, patient attacker: the rate per address (tested below) is not what stops this one.
+    t = await appWith({ addressRate: 10_000, addressBurst: 10_000 });
     const statuses: number[] = [];
     for (let i = 0; i < 500; i++) {
       const response = await post(t, { username: `user-${i % 100}`, password: `guess ${i}` });
@@ -189,7 +190,7 @@ describe('ceilings across addresses and across accounts', () => {
   });
 
   it('counts six spellings of one address, and one IPv6 /64, as one address', async () => {
-    t = await appWith();
+    t = await appWith({ addressBurst: 100 });
     const spellings = ['10.0.0.1', '::ffff:10.0.0.1', '::FFFF:a00:1', '0:0:0:0:0:ffff:10.0.0.1', '::ffff:0a00:0001', '012.0.0.1'];
     for (const [i, from] of spellings.slice(0, 5).entries()) await post(t, { username: 'carol', password: `guess ${i}` }, from).expect(401);
     await post(t, { username: 'carol', password: 'correct horse' }, spellings[5]).expect(401);
@@ -198,6 +199,31 @@ describe('ceilings across addresses and across accounts', () => {
     await t.users.createUser({ username: 'dave', password: 'dave password' });
     await post(t, { username: 'dave', password: 'dave password' }, '2001:db8:1:2:ffff:ffff:ffff:ffff').expect(401);
     await post(t, { username: 'dave', password: 'dave password' }, '2001:db8:1:3::1').expect(200);
+  });
+});
+
+describe('the rate of attempts per address', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+
+  it('refuses an address past its burst of 10 attempts with 429, before any password check; other addresses go on', async () => {
+    t = await appWith();
+    for (let i = 0; i < 10; i++) await post(t, { username: `user-${i}`, password: 'guess' }).expect(401);
+    const checks = countChecks(t);
+    const refused = await post(t, { username: 'carol', password: 'correct horse' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(checks.count).toBe(0);
+    await post(t, { username: 'carol', password: 'correct horse' }, '192.0.2.1').expect(200);
+  });
+
+  it('lets the address go on at addressRate attempts a second', async () => {
+    t = await appWith({ addressRate: 1, addressBurst: 2 });
+    await post(t, { username: 'a', password: 'guess' }).expect(401);
+    await post(t, { username: 'b', password: 'guess' }).expect(401);
+    await post(t, { username: 'carol', password: 'correct horse' }).expect(429);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await post(t, { username: 'carol', password: 'correct horse' }).expect(200);
   });
 });
 
@@ -215,11 +241,12 @@ describe('a flood from one address', () => {
     const statuses = await flood;
 
     expect(real.status).toBe(200);
-    expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(100);
+    // At most the burst of 10 (the rate per address) reached a backend.
+    expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(10);
     expect(statuses.every((status) => [401, 429, 503].includes(status))).toBe(true);
     expect(statuses.filter((status) => status === 429 || status === 503).length).toBeGreaterThanOrEqual(200);
-    // Unknown usernames are hashed too (timing); at most the ceiling's worth were.
-    expect(checks.count).toBeLessThanOrEqual(101);
+    // Unknown usernames are hashed too (timing); at most the burst's worth were, plus the real login.
+    expect(checks.count).toBeLessThanOrEqual(11);
   });
 });
 
@@ -228,7 +255,7 @@ describe('lockout rows', () => {
   afterEach(() => t.close());
 
   it('stay bounded for 1,000 failed logins with fresh usernames from one address, and are pruned once expired', async () => {
-    t = await appWith();
+    t = await appWith({ addressRate: 10_000, addressBurst: 10_000 });
     for (let i = 0; i < 1000; i++) await post(t, { username: `fresh-${i}`, password: 'guess' });
     const lockouts = t.app.get(DataSource).getRepository(LoginLockout);
     // Per username: one counter from this address and one from anywhere; plus the address.
