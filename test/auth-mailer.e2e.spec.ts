@@ -3,6 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import request from 'supertest';
 import { AuthMailer, type AuthMail } from 'nestjs-session-auth';
 import { createTestApp, type TestApp } from './support/test-app.js';
+import { withNodeEnv } from './support/environment.js';
 
 /**
  * The default mailer writes mails to the log, which is what a developer wants (the reset link is
@@ -27,16 +28,6 @@ async function captureLogs(work: () => Promise<void>): Promise<{ level: string; 
     for (const spy of spies) spy.mockRestore();
   }
   return lines;
-}
-
-async function withNodeEnv<T>(value: string, work: () => Promise<T>): Promise<T> {
-  const previous = process.env.NODE_ENV;
-  process.env.NODE_ENV = value;
-  try {
-    return await work();
-  } finally {
-    process.env.NODE_ENV = previous;
-  }
 }
 
 describe('the default mailer (LoggingAuthMailer)', () => {

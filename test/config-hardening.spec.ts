@@ -3,22 +3,12 @@ import { readFileSync } from 'node:fs';
 import request from 'supertest';
 import { ImproperlyConfigured, type AuthModuleOptions } from 'nestjs-session-auth';
 import { createTestApp, TEST_SECRET } from './support/test-app.js';
+import { withNodeEnv } from './support/environment.js';
 
 /** 43 random-looking characters, as `randomBytes(32).toString('base64url')` gives. */
 const STRONG_SECRET = 'Jb0m4w7Qy2xvK9eLr1TzPq8sNf3hUc6dGa5iWo0kXyE';
 const ANOTHER_STRONG_SECRET = 'p7RkVn2Lq9XwA4tYc1HsZe8mJd5uBg3fNo6iTr0aQxW';
 const SAMPLE_APP_SECRET = 'development-only-secret-do-not-use-in-production';
-
-async function withNodeEnv<T>(value: string, work: () => Promise<T>): Promise<T> {
-  const previous = process.env.NODE_ENV;
-  process.env.NODE_ENV = value;
-  try {
-    return await work();
-  } finally {
-    if (previous === undefined) delete process.env.NODE_ENV;
-    else process.env.NODE_ENV = previous;
-  }
-}
 
 /** Start an app with these auth options; resolves once it is up (and closes it again). */
 async function start(auth: Partial<AuthModuleOptions>): Promise<void> {

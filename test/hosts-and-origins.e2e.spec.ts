@@ -12,6 +12,7 @@ import {
   type AuthModuleOptions,
 } from 'nestjs-session-auth';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
+import { withNodeEnv } from './support/environment.js';
 
 /**
  * Where the site thinks it is (the Host header, for reset links and `next` URLs) and where a
@@ -27,16 +28,6 @@ class CapturingMailer extends AuthMailer {
 }
 
 const HTML = 'text/html,application/xhtml+xml';
-
-async function withNodeEnv<T>(value: string, work: () => T | Promise<T>): Promise<T> {
-  const previous = process.env.NODE_ENV;
-  process.env.NODE_ENV = value;
-  try {
-    return await work();
-  } finally {
-    process.env.NODE_ENV = previous;
-  }
-}
 
 describe('password reset links and the Host header', () => {
   let t: TestApp;
