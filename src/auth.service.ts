@@ -52,7 +52,16 @@ export class AuthService {
     // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
     const given: Credentials =
       credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
-    const user = await this.throttle.attempt(request, given, () => this.walkBackends<U>(request, given));
+    let user: U | null | typeof LOCKED_OUT;
+    try {
+      user = await this.throttle.attempt(request, given, () => this.walkBackends<U>(request, given));
+    } catch (error) {
+      // The address is over its limits: refused unchecked, and worth an audit line as much as a lockout.
+      if (error instanceof TooManyLoginAttempts) {
+        await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given), lockedOut: true });
+      }
+      throw error;
+    }
     if (user === LOCKED_OUT) {
       await this.events.emit('userLoginFailed', { request, credentials: cleanseCredentials(given), lockedOut: true });
       return null;

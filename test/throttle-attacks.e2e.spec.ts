@@ -210,10 +210,13 @@ describe('the rate of attempts per address', () => {
     t = await appWith();
     for (let i = 0; i < 10; i++) await post(t, { username: `user-${i}`, password: 'guess' }).expect(401);
     const checks = countChecks(t);
+    const lockedOut: boolean[] = [];
+    t.app.get(AuthEvents).on('userLoginFailed', (event) => void lockedOut.push(!!event.lockedOut));
     const refused = await post(t, { username: 'carol', password: 'correct horse' });
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe('1');
     expect(checks.count).toBe(0);
+    expect(lockedOut).toEqual([true]);
     await post(t, { username: 'carol', password: 'correct horse' }, '192.0.2.1').expect(200);
   });
 
