@@ -119,10 +119,10 @@ describe('@LoginRequired() and friends', () => {
   describe('outside HTTP (WebSocket, RPC, GraphQL handlers)', () => {
     it('fails closed when a login rule applies, instead of silently letting the call through', async () => {
       const { AccessGuard } = await import('nestjs-session-auth');
-      const { Reflector } = await import('@nestjs/core');
+      const { ModuleRef, Reflector } = await import('@nestjs/core');
       const { AUTH_CONFIG } = await import('../src/auth.config.js');
       t = await createTestApp({ controllers: [PagesController, PrivateController] });
-      const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG));
+      const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef));
       const context = (handler: Function, type: string) =>
         ({ getType: () => type, getHandler: () => handler, getClass: () => PrivateController }) as any;
       expect(() => guard.canActivate(context(PrivateController.prototype.index, 'ws'))).toThrow(/HTTP handlers only/);

@@ -1,8 +1,17 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { AnonymousUser } from '../anonymous-user.js';
 
-/** Injects `request.user`: the logged-in user or the `AnonymousUser`. */
+/**
+ * Injects `request.user`: the logged-in user or the `AnonymousUser`. The module's guard loads it
+ * for every route that uses this decorator; a request without one is an error, never an
+ * anonymous user standing in for somebody who is logged in.
+ */
 export const CurrentUser = createParamDecorator((_data: unknown, context: ExecutionContext) => {
   const request = context.switchToHttp().getRequest();
-  return request.user ?? new AnonymousUser();
+  const user = request?.user;
+  if (user === undefined || user === null) {
+    throw new Error(
+      `@CurrentUser() found no user on this ${context.getType()} request: the user is loaded by AuthModule's guard for HTTP handlers.`,
+    );
+  }
+  return user;
 });

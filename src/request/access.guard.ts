@@ -2,13 +2,14 @@ import {
   ForbiddenException,
   Inject,
   Injectable,
+  Logger,
   UnauthorizedException,
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { ModuleRef, Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { isAuthenticated } from '../anonymous-user.js';
+import { AnonymousUser, isAuthenticated, type RequestUser } from '../anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
 import {
@@ -20,7 +21,9 @@ import {
   type PermissionRule,
   type UserTestRule,
 } from '../decorators/access.decorators.js';
+import { CurrentUserInterceptor } from './current-user.interceptor.js';
 import { LoginRedirect } from './login-redirect.js';
+import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
 
 interface HandlerRules {
   rule: LoginRule | undefined;
@@ -28,20 +31,45 @@ interface HandlerRules {
   permRules: PermissionRule[];
   testRules: UserTestRule[];
   open: boolean;
+  /** Nothing on the route but this guard could read the user: it is not loaded. */
+  blind: boolean;
 }
 
 /**
- * Decides whether the request's user may reach the handler, from `@LoginRequired()`,
+ * `request.user` read for a logged-in request before the module's guard loaded it (in
+ * middleware), or on a route that declared it never reads it.
+ */
+export class UserNotLoaded extends Error {
+  constructor() {
+    super(
+      'request.user is not loaded here: AuthModule loads it in its guard, for routes where something reads it ' +
+        '(a login or permission rule, @CurrentUser(), @Req(), a guard or an interceptor). In middleware, or ' +
+        'elsewhere, use `await authService.getUser(request)`.',
+    );
+    this.name = 'UserNotLoaded';
+  }
+}
+
+/**
+ * Decides who the request is and whether they may reach the handler, from `@LoginRequired()`,
  * `@LoginNotRequired()`, `@PermissionRequired()`, `@UserPassesTest()` and
- * `loginRequiredByDefault`. Guards run before interceptors, so it asks the memoised resolver
- * itself; open routes cost nothing.
+ * `loginRequiredByDefault`. As a global guard it runs before the app's guards and sets
+ * `request.user` from the memoised resolver, so a guard written the Nest way
+ * (`getRequest().user`) sees the real user. On a route where nothing else can read the user the
+ * user is not loaded at all (Django's lazy `request.user`); reading it there anyway is an error,
+ * never a wrong answer.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {
+  private readonly logger = new Logger('AccessGuard');
+  /** Whether the app has guards or interceptors of its own on every route; known at the first request. */
+  private globalReaders?: boolean;
+
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: AuthService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   /**
@@ -50,18 +78,41 @@ export class AccessGuard implements CanActivate {
    */
   private readonly rulesByRoute = new WeakMap<Function, WeakMap<Function, HandlerRules>>();
 
-  /** Synchronous for open routes, so they pay no promise round trip. */
+  /** Synchronous whenever the answer needs no I/O, so most requests pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const { rule, loginRequired, permRules, testRules, open } = this.rulesFor(context);
-    if (open) return true;
+    const { rule, loginRequired, permRules, testRules, open, blind } = this.rulesFor(context);
     if (context.getType() !== 'http') {
+      if (open) return true;
       // Sessions are HTTP's: a rule on a WebSocket, RPC or GraphQL handler cannot be checked
       // here, so it fails closed instead of being silently ignored.
       throw new ForbiddenException(
         'Login and permission rules of nestjs-session-auth apply to HTTP handlers only; mark this handler @LoginNotRequired() and check access another way.',
       );
     }
-    return this.check(context.switchToHttp().getRequest<Request>(), rule, loginRequired, permRules, testRules);
+    const request = context.switchToHttp().getRequest<Request>();
+    if (open) {
+      const known = this.auth.peekUser(request);
+      if (known) return setUser(request, known);
+      if (blind) return setLazyUser(request, () => this.auth.peekUser(request));
+      return this.attachUser(request);
+    }
+    return this.check(request, rule, loginRequired, permRules, testRules);
+  }
+
+  /**
+   * An open route whose code may read the user: load it. While it cannot be loaded the request
+   * is anonymous (fail closed): rules elsewhere still answer 5xx, an open route such as logout
+   * keeps working.
+   */
+  private async attachUser(request: Request): Promise<boolean> {
+    let user: RequestUser;
+    try {
+      user = await this.auth.getUser(request);
+    } catch (error) {
+      this.logger.error(`Loading the request's user failed: ${(error as Error).message}`);
+      user = new AnonymousUser();
+    }
+    return setUser(request, user);
   }
 
   private rulesFor(context: ExecutionContext): HandlerRules {
@@ -77,7 +128,9 @@ export class AccessGuard implements CanActivate {
       const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
       const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
       const open = !loginRequired && permRules.length === 0 && testRules.length === 0;
-      rules = { rule, loginRequired, permRules, testRules, open };
+      this.globalReaders ??= appHasOtherGlobalEnhancers(this.moduleRef, [AccessGuard, CurrentUserInterceptor]);
+      const blind = open && !this.globalReaders && !routeMayRead(controller, handler);
+      rules = { rule, loginRequired, permRules, testRules, open, blind };
       byHandler.set(handler, rules);
     }
     return rules;
@@ -91,6 +144,7 @@ export class AccessGuard implements CanActivate {
     testRules: UserTestRule[],
   ): Promise<boolean> {
     const user = await this.auth.getUser(request);
+    setUser(request, user);
     const loggedIn = isAuthenticated(user);
     if (loginRequired && !loggedIn) this.deny(request, rule, false);
     // Anonymous users are asked too: a backend may grant them permissions (B76), as in Django.
@@ -119,4 +173,29 @@ export class AccessGuard implements CanActivate {
     const separator = loginUrl.includes('?') ? '&' : '?';
     return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(request.originalUrl)}`;
   }
+}
+
+function setUser(request: Request, user: RequestUser): true {
+  Object.defineProperty(request, 'user', { value: user, writable: true, configurable: true, enumerable: true });
+  return true;
+}
+
+/**
+ * `request.user` for a route that does not load it: the user when it is known without I/O
+ * (anonymous), else `UserNotLoaded`. Assigning it (as `login()` does) replaces the getter.
+ */
+export function setLazyUser(request: Request, peek: () => RequestUser | undefined): true {
+  Object.defineProperty(request, 'user', {
+    configurable: true,
+    enumerable: false,
+    get() {
+      const known = peek();
+      if (known) return known;
+      throw new UserNotLoaded();
+    },
+    set(user: RequestUser) {
+      setUser(request, user);
+    },
+  });
+  return true;
 }

@@ -3,7 +3,11 @@ import { from, switchMap, type Observable } from 'rxjs';
 import { AnonymousUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
 
-/** Sets `request.user` before every HTTP handler runs, from the memoised resolver. */
+/**
+ * Makes sure `request.user` is set before an HTTP handler runs, from the memoised resolver. The
+ * module's guard sets it already (before app guards); this covers a request that reached the
+ * handler without it, and is where per-response work lives.
+ */
 @Injectable()
 export class CurrentUserInterceptor implements NestInterceptor {
   private readonly logger = new Logger('CurrentUserInterceptor');
@@ -13,6 +17,8 @@ export class CurrentUserInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
     const request = context.switchToHttp().getRequest();
+    // Set by the guard: loaded, or deliberately lazy on a route that never reads it.
+    if (Object.getOwnPropertyDescriptor(request, 'user')) return next.handle();
     const known = this.auth.peekUser(request);
     if (known) {
       // Most anonymous requests, and any whose guard already resolved the user: nothing to wait for.

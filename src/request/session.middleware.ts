@@ -8,10 +8,15 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ModuleRef } from '@nestjs/core';
 import session, { type Store } from 'express-session';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, SESSION_COOKIE_DEFAULTS, type AuthConfig } from '../auth.config.js';
+import { AnonymousUser } from '../anonymous-user.js';
+import { AuthService } from '../auth.service.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { AccessGuard, setLazyUser } from './access.guard.js';
+import { appGuardsRunFirst } from './route-readers.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
 
 /**
@@ -118,10 +123,29 @@ function discardSessionChangesOnServerError(request: Request, response: Response
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
-  constructor(private readonly sessions: SessionHandler) {}
+  private readonly logger = new Logger('SessionMiddleware');
+  /** An app guard runs before the module's: it must find `request.user` loaded. Known at the first request. */
+  private guardsBeforeOurs?: boolean;
+
+  constructor(
+    private readonly sessions: SessionHandler,
+    private readonly auth: AuthService,
+    private readonly moduleRef: ModuleRef,
+  ) {}
 
   async use(request: Request, response: Response, next: NextFunction): Promise<void> {
     await this.sessions.run(request, response);
+    this.guardsBeforeOurs ??= appGuardsRunFirst(this.moduleRef, AccessGuard);
+    if (this.guardsBeforeOurs) {
+      (request as any).user = await this.auth.getUser(request).catch((error: Error) => {
+        // Fail closed, as the guard does on open routes: rules still answer 5xx.
+        this.logger.error(`Loading the request's user failed: ${error.message}`);
+        return new AnonymousUser();
+      });
+    } else {
+      // Until the guard loads it: the user when known without I/O, else a clear error, never undefined.
+      setLazyUser(request, () => this.auth.peekUser(request));
+    }
     next();
   }
 }
