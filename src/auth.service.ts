@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { parse as parseCookies } from 'cookie';
 import type { Request } from 'express';
 import { AnonymousUser, isAuthenticated, type RequestUser } from './anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
@@ -17,11 +18,12 @@ import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
 import {
   destroySession,
-  requireSession,
+  requireLoadedSession,
   rotateSessionId,
   sessionData,
   storedSessionCookieName,
 } from './request/session-lifecycle.js';
+import { loadSession, sessionState, SessionsUnavailable } from './request/session.js';
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
 import { UserManager } from './user.manager.js';
 
@@ -93,7 +95,7 @@ export class AuthService {
     if (!user || typeof user !== 'object') throw new TypeError('login() needs the user to log in.');
     const name = this.backendNameFor(user, backend);
     const userId = userIdOf(user);
-    const session = requireSession(request);
+    const session = await requireLoadedSession(request);
     const hash = makeSessionAuthHash(user, this.config.secrets[0]);
 
     const previousId = session[SESSION_KEY];
@@ -115,9 +117,9 @@ export class AuthService {
   /** Forget the user: the session is deleted from the store and its cookie cleared. */
   async logout(request: Request): Promise<void> {
     const configuredName = this.config.session ? this.config.session.name : undefined;
-    if (!(request as any).session && hasCookie(request, configuredName)) {
+    if (!(await loadSession(request)) && hasCookie(request, configuredName)) {
       // The store is unreachable: answering "logged out" would leave the session alive in it.
-      requireSession(request);
+      throw new SessionsUnavailable();
     }
     // A user database that is down must not keep the session alive: log out regardless.
     const user = await this.getUser(request).catch(() => null);
@@ -162,8 +164,14 @@ export class AuthService {
   peekUser<U = any>(request: Request): RequestUser<U> | undefined {
     const known = (request as any)[KNOWN_USER] as RequestUser<U> | undefined;
     if (known) return known;
-    const session = (request as any).session as Record<string, unknown> | undefined;
-    if (session && (session[SESSION_KEY] !== undefined || session[BACKEND_SESSION_KEY] !== undefined)) return undefined;
+    const state = sessionState(request);
+    if (state && !state.session) {
+      // Not loaded yet: a valid session cookie may name somebody; without one, nobody.
+      if (!state.unavailable && state.layer.hasSessionCookie(state)) return undefined;
+    } else {
+      const session = (request as any).session as Record<string, unknown> | undefined;
+      if (session && (session[SESSION_KEY] !== undefined || session[BACKEND_SESSION_KEY] !== undefined)) return undefined;
+    }
     const anonymous = new AnonymousUser();
     (request as any)[KNOWN_USER] = anonymous;
     return anonymous;
@@ -193,7 +201,7 @@ export class AuthService {
    * by the new hash); the session id is rotated as well.
    */
   async updateSessionAuthHash(request: Request, user: any): Promise<void> {
-    const session = requireSession(request);
+    const session = await requireLoadedSession(request);
     const data = sessionData(session);
     if (data[SESSION_KEY] === userIdOf(user)) {
       data[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
@@ -263,7 +271,8 @@ export class AuthService {
 
   /** Load the user the session names; only called once `peekUser()` found auth keys in it. */
   private async resolveUser(request: Request): Promise<RequestUser> {
-    const session = (request as any).session as Record<string, unknown>;
+    const session = (await loadSession(request)) as Record<string, unknown> | undefined;
+    if (!session) return new AnonymousUser();
     const userId = session[SESSION_KEY];
     const name = session[BACKEND_SESSION_KEY];
 
@@ -307,8 +316,10 @@ export class AuthService {
 
 /** Whether the request carries the named cookie (any cookie when the name is unknown). */
 function hasCookie(request: Request, name: string | undefined): boolean {
-  const pairs = (request.headers?.cookie ?? '').split(';').filter((pair) => pair.includes('='));
-  return name === undefined ? pairs.length > 0 : pairs.some((pair) => pair.trim().startsWith(`${name}=`));
+  const header = request.headers?.cookie;
+  if (!header) return false;
+  const cookies = parseCookies(header);
+  return name === undefined ? Object.keys(cookies).length > 0 : cookies[name] !== undefined;
 }
 
 function userIdOf(user: any): string {

@@ -43,6 +43,7 @@ export { CurrentUser } from './decorators/current-user.decorator.js';
 export { AccessGuard } from './request/access.guard.js';
 export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 export { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable } from './request/session.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 
 export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, TypeOrmSessionStore } from './storage/index.js';

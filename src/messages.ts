@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { ImproperlyConfigured } from './errors.js';
 import { requireSession } from './request/session-lifecycle.js';
+import { sessionState } from './request/session.js';
 
 export type MessageLevel = 'debug' | 'info' | 'success' | 'warning' | 'error';
 
@@ -62,16 +63,16 @@ function isFlashMessage(value: unknown): value is FlashMessage {
 
 function sessionOf(request: Request): Record<string, unknown> {
   const req = request as any;
-  if (!req.session && req.sessionStore && typeof req.sessionStore.generate === 'function') {
-    // After logout() destroyed the session: start a new one for the message ("You are logged
-    // out."), stored only because something is written to it.
-    req.sessionStore.generate(request);
-  }
-  if (!req.session && !req.sessionStore) {
-    throw new ImproperlyConfigured(
-      'Flash messages are kept in the session, and this request has none: let AuthModule install ' +
-        'express-session, or install it yourself before your routes when session is false.',
-    );
+  if (!sessionState(request)) {
+    if (!req.session && !req.sessionStore) {
+      throw new ImproperlyConfigured(
+        'Flash messages are kept in the session, and this request has none: let AuthModule install ' +
+          'its sessions, or install express-session yourself before your routes when session is false.',
+      );
+    }
+    // An app's express-session after logout() destroyed the session: start a new one for the
+    // message ("You are logged out."), stored only because something is written to it.
+    if (!req.session && typeof req.sessionStore.generate === 'function') req.sessionStore.generate(request);
   }
   return requireSession(request);
 }

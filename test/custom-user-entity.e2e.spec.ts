@@ -67,9 +67,7 @@ describe('a custom user entity (option userEntity)', () => {
     const member = await users.createUser({ username: 'mia', password: 'pw' });
     const req: any = { headers: {} };
     const { SessionHandler } = await import('nestjs-session-auth');
-    const store = t.app.get(SessionHandler).store as any;
-    req.sessionStore = store;
-    store.generate(req);
+    t.app.get(SessionHandler).attach(req, {} as any);
     await t.auth.login(req, member);
     expect(req.session[SESSION_KEY]).toBe(member.id);
   });

@@ -91,9 +91,10 @@ export class AccessGuard implements CanActivate {
     }
     const request = context.switchToHttp().getRequest<Request>();
     if (open) {
+      // Nothing reads the user here: not even the cookie is looked at until somebody asks.
+      if (blind) return setLazyUser(request, () => this.auth.peekUser(request));
       const known = this.auth.peekUser(request);
       if (known) return setUser(request, known);
-      if (blind) return setLazyUser(request, () => this.auth.peekUser(request));
       return this.attachUser(request);
     }
     return this.check(request, rule, loginRequired, permRules, testRules);

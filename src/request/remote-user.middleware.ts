@@ -1,4 +1,4 @@
-import { BadRequestException, Injectable, ServiceUnavailableException, type NestMiddleware } from '@nestjs/common';
+import { BadRequestException, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { isAuthenticated } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
@@ -6,6 +6,7 @@ import { BackendRegistry } from '../backends/backend.registry.js';
 import { REMOTE_USER, RemoteUserBackend } from '../backends/remote-user.backend.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { SessionHandler } from './session.middleware.js';
+import { loadSession, sessionState, SessionsUnavailable } from './session.js';
 
 /**
  * Logs in the user a trusted proxy names in a request header (Django's `RemoteUserMiddleware`,
@@ -53,11 +54,7 @@ export class RemoteUserMiddleware implements NestMiddleware {
     }
 
     const user = await this.auth.authenticate(request, { [REMOTE_USER]: remoteUser });
-    if (user) {
-      // logout() destroyed the session object; login() needs a fresh one to rotate.
-      if (!(request as any).session) (request as any).sessionStore.generate(request);
-      await this.auth.login(request, user);
-    }
+    if (user) await this.auth.login(request, user);
     next();
   }
 
@@ -85,19 +82,19 @@ export class RemoteUserMiddleware implements NestMiddleware {
 
   /**
    * Nest mounts the auth module's session middleware first; should an app mount this one
-   * earlier anyway, the session is loaded here (express-session skips a request that has one).
+   * earlier anyway, the session layer is attached here. Then the session is loaded: this runs
+   * before any guard.
    */
   private async ensureSession(request: Request, response: Response): Promise<void> {
-    if ((request as any).session) return;
-    if (!this.sessions.handler) {
-      throw new ImproperlyConfigured(
-        'RemoteUserMiddleware needs sessions: with session: false, install express-session before it.',
-      );
+    if (!sessionState(request) && !(request as any).session) {
+      if (!this.sessions.layer) {
+        throw new ImproperlyConfigured(
+          'RemoteUserMiddleware needs sessions: with session: false, install express-session before it.',
+        );
+      }
+      this.sessions.attach(request, response);
     }
-    await this.sessions.run(request, response);
-    if (!(request as any).session) {
-      throw new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.');
-    }
+    if (!(await loadSession(request))) throw new SessionsUnavailable();
   }
 }
 

@@ -1,26 +1,39 @@
-import { ServiceUnavailableException } from '@nestjs/common';
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
+import { loadSession, RequestSession as OwnSession, sessionState, SessionsUnavailable } from './session.js';
+
+/**
+ * The session operations the workflow needs, on the module's own session layer or, with
+ * `session: false`, on the express-session the app installed (through its public API).
+ */
 
 type RequestSession = Session & Partial<SessionData> & Record<string, unknown>;
 
-/** The request's session, or a 503 when express-session could not provide one. */
+/** The request's session, already loaded, or a 503 when the store could not provide one. */
 export function requireSession(request: Request): RequestSession {
   const session = (request as any).session as RequestSession | undefined;
-  if (!session || !(request as any).sessionStore) {
-    // express-session runs requests without a session while its store is disconnected.
-    throw new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.');
+  if (!session || (!sessionState(request) && !(request as any).sessionStore)) {
+    // The store is disconnected: the request runs without a session.
+    throw new SessionsUnavailable();
   }
   return session;
 }
 
+/** Load the request's session if needed, or a 503 when the store cannot provide one. */
+export async function requireLoadedSession(request: Request): Promise<RequestSession> {
+  if (!(await loadSession(request))) throw new SessionsUnavailable();
+  return requireSession(request);
+}
+
 /**
- * The name of the cookie that carried this request's session id, when the session was loaded
- * from the store. express-session signs the id as `s:<id>.<signature>` and only adopts an id
- * whose signature checks and whose row exists, so a cookie carrying exactly the current id
- * means the session is stored.
+ * The name of the cookie that carried this request's session id, when that session is stored.
+ * express-session signs the id as `s:<id>.<signature>` and only adopts an id whose signature
+ * checks and whose row exists, so a cookie carrying exactly the current id means the session is
+ * stored.
  */
 export function storedSessionCookieName(request: Request): string | undefined {
+  const state = sessionState(request);
+  if (state) return state.layer.hasSessionCookie(state) ? state.layer.settings.name : undefined;
   const header = request.headers?.cookie;
   const id = (request as any).sessionID;
   if (!header || typeof id !== 'string') return undefined;
@@ -46,28 +59,29 @@ export function storedSessionCookieName(request: Request): string | undefined {
  * stored is not ended (no pointless write).
  */
 export async function rotateSessionId(request: Request, data: Record<string, unknown>): Promise<RequestSession> {
-  const old = requireSession(request);
-  const store = (request as any).sessionStore;
-  const oldWasStored = !!storedSessionCookieName(request);
-  store.generate(request);
-  const fresh = (request as any).session as RequestSession;
-  Object.assign(fresh, data);
-  try {
-    await persistSession(request);
-  } catch (error) {
-    (request as any).session = old;
-    (request as any).sessionID = old.id;
-    throw error;
-  }
-  if (oldWasStored) {
+  const current = await requireLoadedSession(request);
+  if (current instanceof OwnSession) {
+    const previous = sessionData(current);
+    replaceData(current, data);
     try {
-      await callbackToPromise((done) => store.destroy(old.id, done));
+      await current.cycleKey();
     } catch (error) {
-      await callbackToPromise((done) => store.destroy(fresh.id, done)).catch(() => undefined);
+      replaceData(current, previous);
       throw error;
     }
+    return current as unknown as RequestSession;
   }
+  // An app-installed express-session: its own regenerate and save.
+  await callbackToPromise((done) => current.regenerate(done));
+  const fresh = (request as any).session as RequestSession;
+  Object.assign(fresh, data);
+  await callbackToPromise((done) => fresh.save(done));
   return fresh;
+}
+
+function replaceData(session: Record<string, unknown>, data: Record<string, unknown>): void {
+  for (const key of Object.keys(session)) if (key !== 'cookie') delete session[key];
+  Object.assign(session, data);
 }
 
 /** Copy of the session's own data, without the cookie. */
@@ -80,38 +94,19 @@ export function sessionData(session: RequestSession): Record<string, unknown> {
 }
 
 /**
- * Write the session now, so a redirect sent right after `login()` already finds it. express-
- * session would save a regenerated session again when the response ends; the session is told
- * to skip that second write unless something changed in between.
+ * End the session in the store. The request goes on with a new, empty session, stored only if
+ * something is put in it (a flash message after logout).
  */
-export async function persistSession(request: Request): Promise<void> {
-  const session = requireSession(request);
-  const prototypeSave = Object.getPrototypeOf(session).save as Session['save'];
-  await callbackToPromise((done) => prototypeSave.call(session, done));
-  const persisted = fingerprint(session);
-  Object.defineProperty(session, 'save', {
-    configurable: true,
-    enumerable: false,
-    writable: true,
-    value(this: RequestSession, callback?: (error?: unknown) => void) {
-      if (fingerprint(this) === persisted) {
-        if (callback) process.nextTick(callback);
-        return this;
-      }
-      return prototypeSave.call(this, callback);
-    },
-  });
-}
-
-/** Delete the session from the store and from the request. */
 export async function destroySession(request: Request): Promise<void> {
+  const state = sessionState(request);
+  if (state) {
+    const session = await loadSession(request);
+    if (session instanceof OwnSession) await session.flush();
+    return;
+  }
   const session = (request as any).session as RequestSession | undefined;
   if (!session) return;
   await callbackToPromise((done) => session.destroy(done));
-}
-
-function fingerprint(session: RequestSession): string {
-  return JSON.stringify(session, (key, value) => (key === 'cookie' ? undefined : value));
 }
 
 function callbackToPromise(run: (done: (error?: unknown) => void) => void): Promise<void> {

@@ -1,15 +1,7 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  Optional,
-  ServiceUnavailableException,
-  type NestMiddleware,
-  type OnApplicationShutdown,
-} from '@nestjs/common';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { Inject, Injectable, Logger, Optional, type NestMiddleware, type OnApplicationShutdown } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
 import { ModuleRef } from '@nestjs/core';
-import session, { type Store } from 'express-session';
+import type { Store } from 'express-session';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, SESSION_COOKIE_DEFAULTS, type AuthConfig } from '../auth.config.js';
 import { AnonymousUser } from '../anonymous-user.js';
@@ -17,22 +9,22 @@ import { AuthService } from '../auth.service.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { AccessGuard, setLazyUser } from './access.guard.js';
 import { appGuardsRunFirst } from './route-readers.js';
+import { SessionLayer } from './session.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
 
 /**
- * express-session, configured once with safe defaults: nothing stored and no cookie for a visitor who
- * stored nothing, no write for a request that changed nothing, HttpOnly + SameSite=Lax cookies,
- * Secure in production. A store that fails answers 503; the request never continues with a
- * half-loaded session.
+ * The module's session layer (`SessionLayer`), configured once with safe defaults: nothing
+ * stored and no cookie for a visitor who stored nothing, no write for a request that changed
+ * nothing, HttpOnly + SameSite=Lax cookies, Secure in production. The session is loaded on first
+ * use; a store that fails to load it answers 503, never a half-loaded session.
  */
 @Injectable()
 export class SessionHandler implements OnApplicationShutdown {
-  private readonly logger = new Logger('SessionMiddleware');
   /** The store sessions live in; `undefined` with `session: false`. */
   readonly store?: Store;
   readonly cookieName?: string;
   readonly secrets: string[] = [];
-  readonly handler?: RequestHandler;
+  readonly layer?: SessionLayer;
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -49,72 +41,24 @@ export class SessionHandler implements OnApplicationShutdown {
     this.store = options.store ?? new TypeOrmSessionStore(dataSource!, options.storeOptions);
     this.cookieName = options.name;
     this.secrets = [options.secret].flat();
-    this.handler = session({
-      secret: this.secrets,
+    this.layer = new SessionLayer({
       store: this.store,
       name: options.name,
-      resave: false,
-      saveUninitialized: false,
+      secrets: this.secrets,
       rolling: options.rolling ?? false,
       proxy: options.proxy,
       cookie: { ...SESSION_COOKIE_DEFAULTS, secure: process.env.NODE_ENV === 'production', ...options.cookie },
     });
   }
 
-  /** Run express-session for one request; rejects with a 503 when the store fails. */
-  run(request: Request, response: Response): Promise<void> {
-    if (!this.handler) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      this.handler!(request, response, (error?: unknown) => {
-        if (settled) {
-          // express-session reports late failures (saving at the end of a response) here.
-          if (error) this.logger.error(`Saving the session failed: ${(error as Error).message}`);
-          return;
-        }
-        settled = true;
-        if (!error) {
-          discardSessionChangesOnServerError(request, response, this.cookieName!);
-          return resolve();
-        }
-        this.logger.error(`Loading the session failed: ${(error as Error).message}`);
-        reject(new ServiceUnavailableException('Sessions are unavailable right now; please try again shortly.'));
-      });
-    });
+  /** Give the request its (not yet loaded) session. */
+  attach(request: Request, response: Response): void {
+    this.layer?.attach(request, response);
   }
 
   onApplicationShutdown(): void {
     if (this.store instanceof TypeOrmSessionStore) this.store.close();
   }
-}
-
-/**
- * A request that ends in a 5xx saves nothing to the session (Django, B91): a handler that
- * failed half-way must not leave half its changes behind. express-session replaced `res.end`
- * while it ran; this wraps that, so it runs first and can turn the session's save into a no-op.
- */
-function discardSessionChangesOnServerError(request: Request, response: Response, cookieName: string): void {
-  const end = response.end;
-  response.end = function (this: Response, ...args: unknown[]) {
-    const session = (request as any).session;
-    if (response.statusCode >= 500 && session) {
-      Object.defineProperty(session, 'save', {
-        configurable: true,
-        enumerable: false,
-        writable: true,
-        value: (callback?: () => void) => callback && process.nextTick(callback),
-      });
-      // Nor does it hand out a cookie for a session that was never stored.
-      const setHeader = response.setHeader;
-      response.setHeader = function (this: Response, name: string, value: unknown) {
-        if (name.toLowerCase() === 'set-cookie') {
-          value = [value].flat().filter((cookie) => !String(cookie).startsWith(`${cookieName}=`));
-        }
-        return setHeader.call(this, name, value as string[]);
-      } as Response['setHeader'];
-    }
-    return (end as (...a: unknown[]) => Response).apply(this, args);
-  } as Response['end'];
 }
 
 /**
@@ -134,7 +78,7 @@ export class SessionMiddleware implements NestMiddleware {
   ) {}
 
   async use(request: Request, response: Response, next: NextFunction): Promise<void> {
-    await this.sessions.run(request, response);
+    this.sessions.attach(request, response);
     this.guardsBeforeOurs ??= appGuardsRunFirst(this.moduleRef, AccessGuard);
     if (this.guardsBeforeOurs) {
       (request as any).user = await this.auth.getUser(request).catch((error: Error) => {

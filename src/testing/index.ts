@@ -14,14 +14,14 @@ export async function forceLogin(app: INestApplicationContext, user: any, backen
   if (!sessions.store || !sessions.cookieName) {
     throw new Error('forceLogin() needs the session the auth module installs; it cannot sign cookies with session: false.');
   }
-  const store = sessions.store as any;
-  if (typeof store.generate !== 'function') {
-    throw new Error('The session store is not set up yet: call forceLogin() after app.init().');
+  if (!sessions.layer) {
+    throw new Error('The session layer is not set up yet: call forceLogin() after app.init().');
   }
-  const request: any = { headers: {}, sessionStore: store };
-  store.generate(request);
+  // A request of its own, with no cookie: login() starts a session for it and stores it.
+  const request: any = { headers: {} };
+  sessions.layer.attach(request, {} as any);
   const backend = backendName ?? (auth as any).backends.all[0].name;
   await auth.login(request, user, backend);
-  const value = 's:' + signature.sign(request.sessionID, sessions.secrets[0]);
+  const value = 's:' + signature.sign(request.session.id, sessions.secrets[0]);
   return `${sessions.cookieName}=${encodeURIComponent(value)}`;
 }

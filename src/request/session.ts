@@ -1,0 +1,441 @@
+import { Logger, ServiceUnavailableException } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import session, { type CookieOptions, type SessionData, type Store } from 'express-session';
+import { parse as parseCookies } from 'cookie';
+import signature from 'cookie-signature';
+import onHeaders from 'on-headers';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The module's session layer, in the spirit of Django's `SessionBase` and `SessionMiddleware`:
+ * the session is loaded on first use (a request that never touches it costs no store read and
+ * no cookie work beyond noting the header), saved when the response ends only if it changed,
+ * never saved for a 5xx, and a visitor who stored nothing gets no row and no cookie. It speaks
+ * express-session's contracts on both sides — any `Store` (`TypeOrmSessionStore`, connect-redis,
+ * MemoryStore), its data format and its signed cookie (`s:<id>.<signature>`) — so sessions of
+ * earlier releases stay valid. It replaces express-session's middleware because that middleware
+ * loads every session eagerly, and the module had to override its `save` and `res.end` to get
+ * the rest; here those decisions are the layer's own.
+ */
+
+export interface SessionSettings {
+  store: Store;
+  /** Cookie name. */
+  name: string;
+  /** Signing secrets, the current one first; older ones still verify. */
+  secrets: string[];
+  /** Cookie attributes (express-session's `CookieOptions`). */
+  cookie: CookieOptions;
+  /** Re-send the cookie on every response that has a session, so its expiry slides. */
+  rolling: boolean;
+  /** Trust `X-Forwarded-Proto` (true), never (false), or follow Express's `trust proxy` (undefined). */
+  proxy: boolean | undefined;
+}
+
+/** A session the store could not load, or a store that is disconnected: answered with 503 where needed. */
+export class SessionsUnavailable extends ServiceUnavailableException {
+  constructor() {
+    super('Sessions are unavailable right now; please try again shortly.');
+  }
+}
+
+/** The session read synchronously before anything loaded it (in middleware, say). */
+export class SessionNotLoaded extends Error {
+  constructor() {
+    super(
+      'request.session is not loaded yet: AuthModule loads it on first use, in its guard for routes that read ' +
+        'the user or the request. In middleware, `await loadSession(request)` first.',
+    );
+    this.name = 'SessionNotLoaded';
+  }
+}
+
+/** express-session's cookie class (its types leave out the constructor and `serialize`). */
+export interface SessionCookie extends CookieOptions {
+  originalMaxAge: number | null | undefined;
+  maxAge?: number;
+  expires?: Date | null;
+  serialize(name: string, value: string): string;
+}
+const Cookie = (session as unknown as { Cookie: new (options?: object) => SessionCookie }).Cookie;
+
+const STATE = Symbol('nestjs-session-auth:session');
+const logger = new Logger('Sessions');
+
+/** What the layer knows about one request's session. */
+interface SessionState {
+  layer: SessionLayer;
+  request: Request;
+  response: Response;
+  /** The session id the cookie carried, once verified (`null`: no valid cookie). */
+  cookieId?: string | null;
+  /** The loaded (or new) session; `undefined` until first use. */
+  session?: RequestSession;
+  loading?: Promise<RequestSession | undefined>;
+  /** Whether the session's current id has a row in the store. */
+  stored: boolean;
+  /** Fingerprint of the data as last loaded or written. */
+  savedHash: string;
+  /** The store was not there: the request runs without a session. */
+  unavailable: boolean;
+  hooked: boolean;
+  /** Written during this request: the store has it fresh, no touch needed. */
+  written: boolean;
+}
+
+/**
+ * `request.session`: the data as own properties (express-session's shape, so app code and
+ * stores see what they always saw), and the session's operations as methods.
+ */
+export class RequestSession {
+  declare cookie: SessionCookie;
+  declare [STATE]: SessionState;
+  [key: string]: unknown;
+
+  constructor(state: SessionState, id: string, stored?: SessionData) {
+    Object.defineProperty(this, STATE, { value: state, enumerable: false });
+    setId(this, id);
+    if (stored) {
+      Object.assign(this, withoutCookie(stored));
+      // As express-session restores it: the stored attributes, `expires` back to a Date.
+      const cookie = { ...(stored.cookie as unknown as Record<string, unknown>) };
+      if (typeof cookie.expires === 'string') cookie.expires = new Date(cookie.expires);
+      this.cookie = new Cookie(cookie as CookieOptions);
+    } else {
+      this.cookie = new Cookie(state.layer.settings.cookie);
+      state.layer.applyCookieDefaults(this.cookie, state.request);
+    }
+  }
+
+  declare readonly id: string;
+
+  /**
+   * Keep the data under a new id (Django's `cycle_key`): the new session is stored first, then
+   * the old one ended, so a store failure loses nothing (the request keeps the old id and the
+   * error propagates). Guards against session fixation at login.
+   */
+  async cycleKey(): Promise<void> {
+    const state = this[STATE];
+    const oldId = this.id;
+    const wasStored = state.stored;
+    const fresh = state.layer.generateId();
+    setId(this, fresh);
+    state.stored = false;
+    try {
+      await state.layer.write(this);
+    } catch (error) {
+      setId(this, oldId);
+      state.stored = wasStored;
+      throw error;
+    }
+    if (wasStored) {
+      try {
+        await state.layer.end(oldId);
+      } catch (error) {
+        // Never leave both ids alive.
+        await state.layer.end(fresh).catch(() => undefined);
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * End this session and start an empty one under a new id (Django's `flush`); the new one is
+   * stored only if something is put in it.
+   */
+  async flush(): Promise<void> {
+    const state = this[STATE];
+    if (state.stored) await state.layer.end(this.id);
+    for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
+    setId(this, state.layer.generateId());
+    state.stored = false;
+    state.savedHash = fingerprint(this);
+  }
+
+  /** Write the session now (a redirect sent right after sees it). */
+  async persist(): Promise<void> {
+    await this[STATE].layer.write(this);
+  }
+
+  // express-session's callback API, for app code written against it.
+
+  save(callback?: (error?: unknown) => void): this {
+    settle(this.persist(), callback);
+    return this;
+  }
+
+  regenerate(callback?: (error?: unknown) => void): this {
+    settle(this.flush(), callback);
+    return this;
+  }
+
+  destroy(callback?: (error?: unknown) => void): this {
+    settle(this.flush(), callback);
+    return this;
+  }
+
+  reload(callback?: (error?: unknown) => void): this {
+    const state = this[STATE];
+    settle(
+      state.layer.read(this.id).then((data) => {
+        for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
+        if (data) Object.assign(this, withoutCookie(data));
+        state.savedHash = fingerprint(this);
+      }),
+      callback,
+    );
+    return this;
+  }
+
+  touch(): this {
+    this.cookie.maxAge = this.cookie.originalMaxAge ?? undefined;
+    return this;
+  }
+
+  resetMaxAge(): this {
+    return this.touch();
+  }
+}
+
+for (const method of ['cycleKey', 'flush', 'persist', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge']) {
+  Object.defineProperty(RequestSession.prototype, method, { enumerable: false });
+}
+
+/** Install the layer on requests and answer for the sessions of every request. */
+export class SessionLayer {
+  private ready = true;
+
+  constructor(readonly settings: SessionSettings) {
+    settings.store.on?.('disconnect', () => (this.ready = false));
+    settings.store.on?.('connect', () => (this.ready = true));
+  }
+
+  /** Note the request; nothing is read until the session is used. */
+  attach(request: Request, response: Response): void {
+    const state: SessionState = { layer: this, request, response, stored: false, savedHash: '', unavailable: false, hooked: false, written: false };
+    Object.defineProperties(request, {
+      [STATE]: { value: state, configurable: true },
+      session: {
+        configurable: true,
+        get: () => this.current(state),
+        set: (value: unknown) => {
+          // express-session's way to drop a session: `req.session = null`.
+          if (value == null && state.session) void state.session.flush();
+        },
+      },
+      // express-session's names, for app code written against it.
+      sessionID: { configurable: true, get: () => state.session?.id },
+      sessionStore: { configurable: true, value: this.settings.store },
+    });
+  }
+
+  /** The session when it is available without I/O; a new one for a visitor without a cookie. */
+  current(state: SessionState): RequestSession | undefined {
+    if (state.session || state.unavailable) return state.session;
+    if (this.cookieId(state) !== null) throw new SessionNotLoaded();
+    if (!this.ready) {
+      state.unavailable = true;
+      return undefined;
+    }
+    return this.adopt(state, new RequestSession(state, this.generateId()), false);
+  }
+
+  /** Load the request's session (once); `undefined` while the store is disconnected. */
+  load(state: SessionState): Promise<RequestSession | undefined> {
+    if (state.session || state.unavailable) return Promise.resolve(state.session);
+    state.loading ??= this.loadFromStore(state);
+    return state.loading;
+  }
+
+  /** Whether the request carries a cookie with a validly signed session id. */
+  hasSessionCookie(state: SessionState): boolean {
+    return this.cookieId(state) !== null;
+  }
+
+  generateId(): string {
+    return randomBytes(24).toString('base64url');
+  }
+
+  /** Fill in what the cookie options leave to the request (`secure: 'auto'`, `sameSite: 'auto'`). */
+  applyCookieDefaults(cookie: SessionCookie, request: Request): void {
+    const { secure, sameSite } = this.settings.cookie as { secure?: unknown; sameSite?: unknown };
+    if (secure === 'auto') cookie.secure = this.isSecure(request);
+    if (sameSite === 'auto') cookie.sameSite = this.isSecure(request) ? 'none' : 'lax';
+  }
+
+  read(id: string): Promise<SessionData | null | undefined> {
+    return new Promise((resolve, reject) =>
+      this.settings.store.get(id, (error, data) => (error ? reject(error) : resolve(data))),
+    );
+  }
+
+  async write(session: RequestSession): Promise<void> {
+    const state = session[STATE];
+    const data = JSON.parse(JSON.stringify(session)) as SessionData;
+    await new Promise<void>((resolve, reject) =>
+      this.settings.store.set(session.id, data, (error?: unknown) => (error ? reject(error) : resolve())),
+    );
+    state.stored = true;
+    state.written = true;
+    state.savedHash = fingerprint(session);
+  }
+
+  /** End a session in the store (the module's stores revoke it rather than delete it). */
+  end(id: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.settings.store.destroy(id, (error?: unknown) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  private async loadFromStore(state: SessionState): Promise<RequestSession | undefined> {
+    if (!this.ready) {
+      state.unavailable = true;
+      return undefined;
+    }
+    const id = this.cookieId(state);
+    let data: SessionData | null | undefined;
+    if (id !== null) {
+      try {
+        data = await this.read(id);
+      } catch (error) {
+        logger.error(`Loading the session failed: ${(error as Error).message}`);
+        throw new SessionsUnavailable();
+      }
+    }
+    if (state.session) return state.session;
+    if (id === null || !data) return this.adopt(state, new RequestSession(state, this.generateId()), false);
+    const loaded = this.adopt(state, new RequestSession(state, id, data), true);
+    // The expiry slides with use, as express-session's does (the store decides when to write it).
+    loaded.touch();
+    return loaded;
+  }
+
+  private adopt(state: SessionState, session: RequestSession, stored: boolean): RequestSession {
+    state.session = session;
+    state.stored = stored;
+    state.savedHash = fingerprint(session);
+    this.hook(state);
+    return session;
+  }
+
+  /** The verified session id from the cookie, read once; `null` when absent or forged. */
+  private cookieId(state: SessionState): string | null {
+    if (state.cookieId !== undefined) return state.cookieId;
+    state.cookieId = null;
+    const header = state.request.headers.cookie;
+    if (typeof header !== 'string' || !header.includes(this.settings.name)) return null;
+    const raw = parseCookies(header)[this.settings.name];
+    if (typeof raw !== 'string' || !raw.startsWith('s:')) return null;
+    for (const secret of this.settings.secrets) {
+      const id = signature.unsign(raw.slice(2), secret);
+      if (id !== false) return (state.cookieId = id);
+    }
+    return null;
+  }
+
+  /**
+   * Once a session exists for the request: its cookie goes out with the headers, and a changed
+   * session is written before the response ends (so the next request sees it). A 5xx saves
+   * nothing and sets no cookie (Django's SessionMiddleware).
+   */
+  private hook(state: SessionState): void {
+    if (state.hooked) return;
+    state.hooked = true;
+    const { response } = state;
+    // A request made up in code (forceLogin): nothing goes out.
+    if (typeof response?.writeHead !== 'function') return;
+    onHeaders(response, () => {
+      if (response.statusCode >= 500) return;
+      const session = state.session;
+      if (!session || !this.cookieWanted(state)) return;
+      if (session.cookie.secure && !this.isSecure(state.request)) return;
+      response.append('Set-Cookie', session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
+    });
+    const end = response.end;
+    response.end = ((...args: unknown[]) => {
+      response.end = end;
+      const finish = () => (end as (...a: unknown[]) => Response).apply(response, args);
+      const work = this.atEnd(state);
+      if (!work) return finish();
+      work.then(finish, (error: Error) => {
+        logger.error(`Saving the session failed: ${error.message}`);
+        finish();
+      });
+      return response;
+    }) as Response['end'];
+  }
+
+  /** What to do as the response ends: write a changed session, or let the store note the visit. */
+  private atEnd(state: SessionState): Promise<void> | undefined {
+    const session = state.session;
+    if (!session || state.response.statusCode >= 500) return undefined;
+    if (this.mustSave(state)) return this.write(session);
+    if (state.stored && !state.written && typeof this.settings.store.touch === 'function') {
+      const store = this.settings.store;
+      const data = JSON.parse(JSON.stringify(session)) as SessionData;
+      return new Promise((resolve, reject) => store.touch!(session.id, data, (error?: unknown) => (error ? reject(error) : resolve())));
+    }
+    return undefined;
+  }
+
+  /** Changed since loaded or written, and not empty (an empty new session is never stored). */
+  private mustSave(state: SessionState): boolean {
+    const session = state.session!;
+    if (!state.stored && isEmpty(session)) return false;
+    return fingerprint(session) !== state.savedHash || (!state.stored && !isEmpty(session));
+  }
+
+  private cookieWanted(state: SessionState): boolean {
+    const session = state.session!;
+    const willBeStored = state.stored || this.mustSave(state);
+    if (!willBeStored) return false;
+    if (session.id !== state.cookieId) return true;
+    return this.settings.rolling || (this.mustSave(state) && session.cookie.expires != null);
+  }
+
+  private isSecure(request: Request): boolean {
+    if ((request.socket as { encrypted?: boolean } | undefined)?.encrypted) return true;
+    if (this.settings.proxy === false) return false;
+    if (this.settings.proxy !== true) return request.secure === true;
+    const header = String(request.headers['x-forwarded-proto'] ?? '');
+    return header.split(',')[0].trim().toLowerCase() === 'https';
+  }
+}
+
+/** The request's session state, when the module's layer is installed (not with `session: false`). */
+export function sessionState(request: Request): SessionState | undefined {
+  return (request as any)?.[STATE];
+}
+
+/**
+ * The request's session, loaded if needed: the module's own, or the app's express-session one
+ * (`session: false`). `undefined` while the store is disconnected.
+ */
+export async function loadSession(request: Request): Promise<RequestSession | Record<string, unknown> | undefined> {
+  const state = sessionState(request);
+  if (state) return state.layer.load(state);
+  return (request as any).session;
+}
+
+function setId(session: RequestSession, id: string): void {
+  Object.defineProperty(session, 'id', { value: id, enumerable: false, writable: true, configurable: true });
+}
+
+function withoutCookie(data: SessionData): Record<string, unknown> {
+  const { cookie: _cookie, ...rest } = data as SessionData & Record<string, unknown>;
+  return rest;
+}
+
+function isEmpty(session: RequestSession): boolean {
+  return Object.keys(session).every((key) => key === 'cookie');
+}
+
+function fingerprint(session: RequestSession): string {
+  return JSON.stringify(session, function (this: unknown, key, value) {
+    return this === session && key === 'cookie' ? undefined : value;
+  });
+}
+
+function settle(work: Promise<unknown>, callback?: (error?: unknown) => void): void {
+  work.then(() => callback?.(), (error) => (callback ? callback(error) : logger.error(String(error))));
+}

@@ -1,0 +1,123 @@
+import { Controller, Get, Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import express from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { loadSession, TypeOrmSessionStore, UserManager } from 'nestjs-session-auth';
+import { makeSessionAuthHash } from '../src/session-auth-hash.js';
+import { createTestApp, logIn, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
+
+/**
+ * The module's own session layer: loaded on first use, written only when changed, and
+ * compatible with what express-session wrote before it (cookie format and store rows).
+ */
+
+@Controller()
+class BlindController {
+  @Get('health')
+  health() {
+    return { up: true };
+  }
+}
+
+describe('the session is loaded on first use', () => {
+  let t: TestApp;
+  let server: any;
+  let cookie: string;
+
+  beforeEach(async () => {
+    t = await createTestApp({ controllers: [PagesController, BlindController] });
+    server = t.app.getHttpServer();
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+  });
+  afterEach(() => t.close());
+
+  it('runs no SQL and sets no cookie for a logged-in request to a route that reads neither session nor user', async () => {
+    t.sql.reset();
+    const response = await request(server).get('/health').set('Cookie', cookie).expect(200, { up: true });
+    expect(t.sql.statements).toEqual([]);
+    expect(response.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('loads it where the user is read: one session read, one user read, no write', async () => {
+    t.sql.reset();
+    await request(server).get('/me').set('Cookie', cookie).expect(200);
+    expect(t.sql.writes).toEqual([]);
+    expect(t.sql.statements.filter((sql) => /auth_session/.test(sql))).toHaveLength(1);
+    expect(t.sql.statements.filter((sql) => /"auth_user"/.test(sql))).toHaveLength(1);
+  });
+
+  it('answers a forged session cookie on any route without a store read', async () => {
+    t.sql.reset();
+    await request(server).get('/me').set('Cookie', 'sessionid=s%3Aforged.c2lnbmF0dXJl').expect(401);
+    await request(server).get('/health').set('Cookie', 'sessionid=s%3Aforged.c2lnbmF0dXJl').expect(200);
+    expect(t.sql.statements).toEqual([]);
+  });
+});
+
+describe('middleware that reads the session', () => {
+  it('gets a clear error reading it before it is loaded, and the data after `await loadSession(req)`', async () => {
+    const seen: unknown[] = [];
+
+    @Module({})
+    class ReadingModule implements NestModule {
+      configure(consumer: MiddlewareConsumer) {
+        consumer
+          .apply(async (req: any, _res: unknown, next: () => void) => {
+            try {
+              seen.push(req.session._auth_user_id);
+            } catch (error) {
+              seen.push((error as Error).name);
+            }
+            const loaded: any = await loadSession(req);
+            seen.push(loaded?._auth_user_id);
+            next();
+          })
+          .forRoutes('*');
+      }
+    }
+
+    const t = await createTestApp({ controllers: [PagesController, BlindController], imports: [ReadingModule] });
+    try {
+      const carol = await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      const cookie = await logIn(t.app, 'carol', 'correct horse');
+      seen.length = 0;
+      await request(t.app.getHttpServer()).get('/health').set('Cookie', cookie).expect(200);
+      expect(seen).toEqual(['SessionNotLoaded', String(carol.id)]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('upgrading from the express-session layer of earlier releases', () => {
+  it('logs in with a cookie and store row written by express-session', async () => {
+    const t = await createTestApp();
+    try {
+      const carol = await t.app.get(UserManager).createUser({ username: 'carol', password: 'correct horse' });
+      // The previous release: express-session over the same store, secret and cookie name.
+      const store = new TypeOrmSessionStore(t.app.get(DataSource), { pruneInterval: false });
+      const previous = express();
+      previous.use(session({ store, secret: TEST_SECRET, name: 'sessionid', resave: false, saveUninitialized: false }));
+      previous.post('/login', (req, res) => {
+        Object.assign(req.session, {
+          _auth_user_id: String(carol.id),
+          _auth_user_backend: 'ModelBackend',
+          _auth_user_hash: makeSessionAuthHash(carol, TEST_SECRET),
+        });
+        res.json({});
+      });
+      const issued = await request(previous).post('/login').expect(200);
+      const cookie = [issued.headers['set-cookie']].flat()[0].split(';')[0];
+
+      await request(t.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
+      // And the session goes on under the new layer: logout ends it.
+      await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+      await request(t.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(401);
+      store.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
