@@ -1,21 +1,22 @@
 /**
- * nestjs-session-auth against the stack a Nest team would otherwise wire by hand
- * (@nestjs/passport + passport-local + express-session on better-sqlite3-session-store),
- * in one run, printing ratios. Each app runs in its own process on its own loopback port and
- * SQLite file, so one app's garbage collection or event loop never lands in the other's numbers.
+ * nestjs-session-auth against a bare Nest app and the stack a Nest team would otherwise wire by
+ * hand (@nestjs/passport + passport-local + express-session, on a SQLite store or on its
+ * MemoryStore), in one run, printing ratios. Each app runs in its own process on its own
+ * loopback port and SQLite file, so one app's garbage collection or event loop never lands in
+ * another's numbers.
  *
  *   npm run bench                       (builds the package and this folder first)
- *   node bench/dist/peer-comparison.js --duration 4 --connections 10 --login-connections 4 --wal
+ *   node bench/dist/peer-comparison.js --duration 4 --rounds 3 --connections 10 --login-connections 4 --wal
  *
- * Every scenario is measured twice per app in the order ours, peer, peer, ours, so a drift of
- * the machine during the run weighs on both alike. Latency percentiles are the mean of the two
- * runs; req/s is all responses over all measured time. "rows written/req" is counted apart from
- * the load, over a few sequential requests, as the rows SQLite changed (`total_changes()` on every
- * connection of the app): under load, requests still in flight when a run ends would blur it.
+ * Every scenario is measured in `rounds` rounds (at least 3), each running every app of the
+ * scenario once, the order rotated from round to round, so a drift of the machine weighs on all
+ * alike; req/s and latency are the median over the rounds. "rows written/req" is counted apart
+ * from the load, over a few sequential requests, as the rows SQLite changed (`total_changes()` on
+ * every connection of the app): under load, requests still in flight when a run ends would blur it.
  */
 import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,7 @@ import { BCRYPT_COST, BENCH_USER, type AppMessage, type RunnerMessage } from './
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '10' },
     'login-connections': { type: 'string', default: '4' },
     /** Both apps' SQLite files in WAL mode instead of the default rollback journal. */
@@ -33,12 +35,13 @@ const { values: args } = parseArgs({
   },
 });
 const DURATION_S = positive(args.duration, '--duration');
+const ROUNDS = Math.max(3, Math.round(positive(args.rounds, '--rounds')));
 const CONNECTIONS = positive(args.connections, '--connections');
 const LOGIN_CONNECTIONS = positive(args['login-connections'], '--login-connections');
 const WARMUP_S = 2;
 const PROBE_REQUESTS = 10;
 /** The whole run is bounded: a wedged app can never keep this script (or its children) alive. */
-const DEADLINE_MS = (3 * 4 * DURATION_S + 6 * WARMUP_S) * 1000 + 90_000;
+const DEADLINE_MS = (ROUNDS * 9 * DURATION_S + 9 * WARMUP_S) * 1000 + 120_000;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const credentials = JSON.stringify({ username: BENCH_USER.username, password: BENCH_USER.password });
@@ -53,8 +56,21 @@ interface Target {
 interface Scenario {
   name: string;
   connections: number;
+  /** The apps measured, ours first. */
+  apps: AppName[];
   target(app: AppProcess): Target;
+  /** What ours must reach against another app of the scenario: req/s ratio at least `atLeast`. */
+  targets: { versus: AppName; atLeast: number }[];
 }
+
+type AppName = 'ours' | 'bare' | 'passport+memory' | 'passport+sqlite';
+
+const APP_FILES: Record<AppName, { file: string; env?: Record<string, string> }> = {
+  ours: { file: 'ours.app.js' },
+  bare: { file: 'bare.app.js' },
+  'passport+memory': { file: 'peer.app.js', env: { BENCH_PEER_STORE: 'memory' } },
+  'passport+sqlite': { file: 'peer.app.js', env: { BENCH_PEER_STORE: 'sqlite' } },
+};
 
 /** One app under test: a forked process that answers on a loopback port. */
 class AppProcess {
@@ -65,9 +81,12 @@ class AppProcess {
     private readonly child: ChildProcess,
   ) {}
 
-  static start(name: string, file: string, dataDir: string): Promise<AppProcess> {
+  static start(name: AppName, dataDir: string): Promise<AppProcess> {
+    const { file, env } = APP_FILES[name];
+    const ownDir = join(dataDir, name.replace('+', '-'));
+    mkdirSync(ownDir, { recursive: true });
     const child = fork(join(here, file), [], {
-      env: { ...process.env, BENCH_DATA_DIR: dataDir, BENCH_WAL: args.wal ? '1' : '0' },
+      env: { ...process.env, ...env, BENCH_DATA_DIR: ownDir, BENCH_WAL: args.wal ? '1' : '0' },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     return new Promise((resolve, reject) => {
@@ -92,12 +111,14 @@ class AppProcess {
 
   /** Log in once and keep the session cookie for the logged-in scenario; check the guard works. */
   async logIn(): Promise<void> {
+    if (this.name === 'bare') return;
     const response = await fetch(`${this.origin}/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: credentials,
     });
-    this.cookie = response.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    // Every cookie the login set, as a browser sends them back.
+    this.cookie = response.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
     if (response.status !== 200 || !this.cookie) throw new Error(`${this.name}: login answered ${response.status}`);
     const me = await fetch(`${this.origin}/me`, { headers: { cookie: this.cookie } });
     const anonymous = await fetch(`${this.origin}/me`, { redirect: 'manual' });
@@ -113,26 +134,50 @@ class AppProcess {
 }
 
 interface Measurement {
-  responses: number;
-  seconds: number;
+  rps: number[];
   p50: number[];
   p99: number[];
   failures: number;
 }
 
-const scenarios: Scenario[] = [
-  { name: 'anonymous GET /public', connections: CONNECTIONS, target: () => ({ path: '/public' }) },
-  {
-    name: 'logged-in GET /me',
-    connections: CONNECTIONS,
-    target: (app) => ({ path: '/me', headers: { cookie: app.cookie } }),
-  },
-  {
-    name: `POST /login (bcrypt cost ${BCRYPT_COST})`,
-    connections: LOGIN_CONNECTIONS,
-    target: () => ({ method: 'POST', path: '/login', headers: { 'content-type': 'application/json' }, body: credentials }),
-  },
-];
+const loggedIn = (app: AppProcess, others: AppProcess[]) => app.cookie || others.find((other) => other.name === 'ours')!.cookie;
+
+function scenarios(apps: AppProcess[]): Scenario[] {
+  return [
+    {
+      name: 'no session cookie, open route (GET /public)',
+      connections: CONNECTIONS,
+      apps: ['ours', 'bare', 'passport+memory'],
+      target: () => ({ path: '/public' }),
+      targets: [{ versus: 'bare', atLeast: 0.9 }],
+    },
+    {
+      // The bare app gets the same cookie header, which it ignores.
+      name: 'logged-in cookie, route reading neither session nor user (GET /health)',
+      connections: CONNECTIONS,
+      apps: ['ours', 'bare', 'passport+memory'],
+      target: (app) => ({ path: '/health', headers: { cookie: loggedIn(app, apps) } }),
+      targets: [{ versus: 'bare', atLeast: 0.85 }],
+    },
+    {
+      name: 'logged-in GET /me (@LoginRequired, @CurrentUser)',
+      connections: CONNECTIONS,
+      apps: ['ours', 'bare', 'passport+memory', 'passport+sqlite'],
+      target: (app) => ({ path: '/me', headers: { cookie: loggedIn(app, apps) } }),
+      targets: [
+        { versus: 'passport+memory', atLeast: 1.5 },
+        { versus: 'passport+sqlite', atLeast: 5 },
+      ],
+    },
+    {
+      name: `POST /login (bcrypt cost ${BCRYPT_COST})`,
+      connections: LOGIN_CONNECTIONS,
+      apps: ['ours', 'passport+sqlite'],
+      target: () => ({ method: 'POST', path: '/login', headers: { 'content-type': 'application/json' }, body: credentials }),
+      targets: [],
+    },
+  ];
+}
 
 async function load(app: AppProcess, scenario: Scenario, seconds: number): Promise<autocannon.Result> {
   const { method = 'GET', path, headers, body } = scenario.target(app);
@@ -141,8 +186,7 @@ async function load(app: AppProcess, scenario: Scenario, seconds: number): Promi
 
 async function measure(app: AppProcess, scenario: Scenario, into: Measurement): Promise<void> {
   const result = await load(app, scenario, DURATION_S);
-  into.responses += result['2xx'] + result.non2xx;
-  into.seconds += result.duration;
+  into.rps.push((result['2xx'] + result.non2xx) / result.duration);
   into.p50.push(result.latency.p50);
   into.p99.push(result.latency.p99);
   into.failures += result.non2xx + result.errors;
@@ -177,7 +221,7 @@ async function settled(app: AppProcess): Promise<number> {
 }
 
 function emptyMeasurement(): Measurement {
-  return { responses: 0, seconds: 0, p50: [], p99: [], failures: 0 };
+  return { rps: [], p50: [], p99: [], failures: 0 };
 }
 
 async function main(): Promise<void> {
@@ -190,30 +234,37 @@ async function main(): Promise<void> {
   }, DEADLINE_MS);
   deadline.unref();
   try {
-    const [ours, peer] = await Promise.all([
-      AppProcess.start('ours', 'ours.app.js', dataDir),
-      AppProcess.start('peer', 'peer.app.js', dataDir),
-    ]);
-    apps.push(ours, peer);
-    await ours.logIn();
-    await peer.logIn();
+    const names = Object.keys(APP_FILES) as AppName[];
+    apps.push(...(await Promise.all(names.map((name) => AppProcess.start(name, dataDir)))));
+    const byName = (name: AppName) => apps.find((app) => app.name === name)!;
+    for (const app of apps) await app.logIn();
 
     const rows: string[][] = [];
+    const verdicts: string[] = [];
     let failed = false;
-    for (const scenario of scenarios) {
+    for (const scenario of scenarios(apps)) {
       process.stderr.write(`${scenario.name} …\n`);
-      await load(ours, scenario, WARMUP_S);
-      await load(peer, scenario, WARMUP_S);
-      const results = { ours: emptyMeasurement(), peer: emptyMeasurement() };
-      for (const app of [ours, peer, peer, ours]) await measure(app, scenario, results[app.name as 'ours' | 'peer']);
-      const [a, b] = [summarize(results.ours), summarize(results.peer)];
-      const [aRows, bRows] = [await rowsPerRequest(ours, scenario), await rowsPerRequest(peer, scenario)];
-      rows.push(
-        [`${scenario.name}, ${scenario.connections} conn.`, 'ours', num(a.rps), ms(a.p50), ms(a.p99), aRows.toFixed(2)],
-        ['', 'peer', num(b.rps), ms(b.p50), ms(b.p99), bRows.toFixed(2)],
-        ['', '**ours/peer**', `**${ratio(a.rps, b.rps)}**`, ratio(a.p50, b.p50), ratio(a.p99, b.p99), ''],
-      );
-      for (const [name, result] of Object.entries(results)) {
+      const measured = scenario.apps.map(byName);
+      for (const app of measured) await load(app, scenario, WARMUP_S);
+      const results = new Map(measured.map((app) => [app.name, emptyMeasurement()]));
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = measured.map((_, i) => measured[(i + round) % measured.length]);
+        for (const app of order) await measure(app, scenario, results.get(app.name)!);
+      }
+      const summaries = new Map(measured.map((app) => [app.name, summarize(results.get(app.name)!)]));
+      const ours = summaries.get('ours')!;
+      rows.push([`${scenario.name}, ${scenario.connections} conn.`, '', '', '', '', '', '']);
+      for (const app of measured) {
+        const summary = summaries.get(app.name)!;
+        const written = app.name === 'bare' ? 0 : await rowsPerRequest(app, scenario);
+        rows.push(['', app.name, num(summary.rps), ms(summary.p50), ms(summary.p99), written.toFixed(2), app.name === 'ours' ? '' : ratio(ours.rps, summary.rps)]);
+      }
+      for (const { versus, atLeast } of scenario.targets) {
+        const value = ours.rps / summaries.get(versus)!.rps;
+        const met = value >= atLeast;
+        verdicts.push(`${met ? 'met    ' : 'NOT met'}  ${scenario.name}: ours/${versus} ${value.toFixed(2)}× (target ≥ ${atLeast}×)`);
+      }
+      for (const [name, result] of results) {
         if (result.failures > 0) {
           failed = true;
           console.error(`${scenario.name}: ${name} had ${result.failures} errors or non-2xx responses.`);
@@ -222,14 +273,15 @@ async function main(): Promise<void> {
     }
 
     const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
-    console.log(`\nnestjs-session-auth (ours) vs @nestjs/passport + passport-local + express-session (peer)`);
+    console.log(`\nnestjs-session-auth (ours) vs bare Nest and @nestjs/passport + passport-local + express-session (MemoryStore, SQLite store)`);
     const journal = args.wal ? 'WAL' : 'rollback journal (default)';
     console.log(
-      `Node ${process.version}, ${cpus().length} × ${cpu}; ${DURATION_S} s per run, ` +
-        `each app measured twice (ours, peer, peer, ours); SQLite ${journal}\n`,
+      `Node ${process.version}, ${cpus().length} × ${cpu}; ${DURATION_S} s per run, ${ROUNDS} rounds per scenario ` +
+        `(order rotated, medians); SQLite ${journal}\n`,
     );
-    printTable(['scenario', 'app', 'req/s', 'p50 ms', 'p99 ms', 'rows written/req'], rows);
-    console.log('\nours/peer: above 1× means more requests per second for ours; below 1× in the latency columns means faster.');
+    printTable(['scenario', 'app', 'req/s', 'p50 ms', 'p99 ms', 'rows written/req', 'ours/app req/s'], rows);
+    console.log('\nours/app: above 1× means more requests per second for ours.\n');
+    for (const verdict of verdicts) console.log(verdict);
     if (failed) process.exitCode = 1;
   } finally {
     apps.forEach((app) => app.stop());
@@ -239,12 +291,8 @@ async function main(): Promise<void> {
 }
 
 function summarize(m: Measurement) {
-  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-  return {
-    rps: m.responses / m.seconds,
-    p50: mean(m.p50),
-    p99: mean(m.p99),
-  };
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  return { rps: median(m.rps), p50: median(m.p50), p99: median(m.p99) };
 }
 
 function printTable(header: string[], rows: string[][]): void {

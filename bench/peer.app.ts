@@ -1,7 +1,9 @@
 /**
- * App B of the benchmark: what a Nest team wires by hand without this package, following the
- * usual recipe: express-session on a SQLite store (better-sqlite3-session-store), passport with
- * passport-local through @nestjs/passport, users in TypeORM, bcryptjs on the main thread.
+ * The peer of the benchmark: what a Nest team wires by hand without this package, following the
+ * usual recipe: passport with passport-local through @nestjs/passport, users in TypeORM, bcryptjs
+ * on the main thread, and express-session either on a SQLite store (better-sqlite3-session-store,
+ * which touches the row on every request) or on its MemoryStore (`BENCH_PEER_STORE=memory`: one
+ * process only, lost at restart; the fastest the recipe gets).
  */
 import 'reflect-metadata';
 import {
@@ -113,6 +115,11 @@ class BenchController {
     return { hello: 'world' };
   }
 
+  @Get('health')
+  health() {
+    return { up: true };
+  }
+
   @UseGuards(LocalAuthGuard)
   @Post('login')
   @HttpCode(200)
@@ -147,13 +154,14 @@ await serve(async (dataDir) => {
   class PeerModule {}
 
   const app = await NestFactory.create(PeerModule, { logger: ['error', 'warn'] });
-  // Sessions in their own SQLite file, as the store's README sets it up.
-  const sessionsDb = new Database(join(dataDir, 'peer-sessions.sqlite'));
-  if (WAL) sessionsDb.pragma('journal_mode = WAL');
+  // Sessions in their own SQLite file, as the store's README sets it up, or in memory.
+  const inMemory = process.env.BENCH_PEER_STORE === 'memory';
+  const sessionsDb = inMemory ? undefined : new Database(join(dataDir, 'peer-sessions.sqlite'));
+  if (WAL) sessionsDb?.pragma('journal_mode = WAL');
   const SqliteStore = createSqliteStore(session);
   app.use(
     session({
-      store: new SqliteStore({ client: sessionsDb }),
+      store: sessionsDb ? new SqliteStore({ client: sessionsDb }) : new session.MemoryStore(),
       secret: SESSION_SECRET,
       resave: false,
       saveUninitialized: false,
@@ -172,5 +180,5 @@ await serve(async (dataDir) => {
     }),
   );
   const usersDb = (app.get(DataSource).driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
-  return { app, rowsWritten: () => totalChanges(usersDb) + totalChanges(sessionsDb) };
+  return { app, rowsWritten: () => totalChanges(usersDb) + (sessionsDb ? totalChanges(sessionsDb) : 0) };
 });

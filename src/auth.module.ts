@@ -1,5 +1,5 @@
-import { Inject, Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { Module, Optional, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { AUTH_CONFIG, resolveAuthConfig, type AuthConfig } from './auth.config.js';
 import { AuthEvents } from './auth.events.js';
 import {
@@ -15,10 +15,10 @@ import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
 import { PermissionManager } from './permission.manager.js';
-import { AccessGuard } from './request/access.guard.js';
-import { CurrentUserInterceptor } from './request/current-user.interceptor.js';
+import { AccessGuard, defineLazyUser } from './request/access.guard.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
+import { appGuardsRunFirst } from './request/route-readers.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 import { UserManager } from './user.manager.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
@@ -39,7 +39,6 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     PermissionManager,
     UserManager,
     SessionHandler,
-    { provide: APP_INTERCEPTOR, useClass: CurrentUserInterceptor },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },
@@ -47,7 +46,12 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
   exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, SessionHandler],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
-  constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {
+  constructor(
+    private readonly sessions: SessionHandler,
+    private readonly auth: AuthService,
+    private readonly moduleRef: ModuleRef,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
+  ) {
     super();
   }
 
@@ -65,8 +69,20 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule {
     return mountAuthViews(super.forRootAsync(asyncOptions), { views, loginUrl });
   }
 
+  /**
+   * Sessions (unless the app installs its own) and the lazy `request.user` for every request:
+   * accessors on the Express app's request prototype, defined once here, so a request that uses
+   * neither pays nothing, not even a middleware call. The middleware is mounted only where that
+   * is not enough (see `SessionMiddleware`).
+   */
   configure(consumer: MiddlewareConsumer): void {
-    if (this.config.session === false) return;
-    consumer.apply(SessionMiddleware).forRoutes({ path: '*', method: RequestMethod.ALL });
+    const prototype = this.adapterHost?.httpAdapter?.getInstance?.()?.request;
+    if (prototype && typeof prototype === 'object') {
+      this.sessions.installOn(prototype);
+      defineLazyUser(prototype, this.auth);
+    }
+    if (!prototype || appGuardsRunFirst(this.moduleRef, AccessGuard)) {
+      consumer.apply(SessionMiddleware).forRoutes({ path: '*', method: RequestMethod.ALL });
+    }
   }
 }

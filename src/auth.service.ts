@@ -108,6 +108,7 @@ export class AuthService {
     delete kept[CSRF_SESSION_KEY];
     await rotateSessionId(request, { ...kept, [SESSION_KEY]: userId, [BACKEND_SESSION_KEY]: name, [HASH_SESSION_KEY]: hash });
 
+    noStore(request);
     annotate(user, name);
     this.remember(request, user);
     if (this.users.manages(user)) await this.users.touchLastLogin(user);
@@ -136,6 +137,7 @@ export class AuthService {
       // (or __Host-) cookie that is sent without Secure.
       const secure = cookie?.secure === 'auto' ? request.secure : (cookie?.secure ?? process.env.NODE_ENV === 'production');
       response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax', secure });
+      noStore(request);
     }
     this.remember(request, new AnonymousUser());
   }
@@ -320,6 +322,12 @@ function hasCookie(request: Request, name: string | undefined): boolean {
   if (!header) return false;
   const cookies = parseCookies(header);
   return name === undefined ? Object.keys(cookies).length > 0 : cookies[name] !== undefined;
+}
+
+/** A response that logs in or out is never kept by a cache. */
+function noStore(request: Request): void {
+  const response = request.res;
+  if (response && !response.headersSent) response.setHeader('Cache-Control', 'no-store');
 }
 
 function userIdOf(user: any): string {

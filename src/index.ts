@@ -41,7 +41,6 @@ export {
 } from './decorators/access.decorators.js';
 export { CurrentUser } from './decorators/current-user.decorator.js';
 export { AccessGuard } from './request/access.guard.js';
-export { CurrentUserInterceptor } from './request/current-user.interceptor.js';
 export { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable } from './request/session.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';

@@ -10,6 +10,7 @@ import {
   type PasswordUser,
   type PasswordValidator,
 } from './passwords/password-validation.js';
+import { hydrate, PreparedQuery, selectableColumns, sqlNames } from './storage/prepared-query.js';
 import { User } from './storage/user.entity.js';
 
 export interface CreateUserInput {
@@ -126,7 +127,25 @@ export class UserManager<U extends Record<string, any> = User> {
   async findById(id: unknown): Promise<U | null> {
     const key = this.parsePrimaryKey(id);
     if (key === null) return null;
-    return this.repository.findOne({ where: { [this.primaryColumn.propertyName]: key } as any });
+    // Every logged-in request comes here: one prepared SELECT, no query builder.
+    const row = await this.byIdQuery.one([key]);
+    return row ? hydrate<U>(this.dataSource, this.repository.metadata, row) : null;
+  }
+
+  private byIdStatement?: PreparedQuery<Record<string, unknown>>;
+
+  private get byIdQuery(): PreparedQuery<Record<string, unknown>> {
+    if (!this.byIdStatement) {
+      const metadata = this.repository.metadata;
+      const { table } = sqlNames(this.dataSource, metadata);
+      const escape = (name: string) => this.dataSource.driver.escape(name);
+      const columns = selectableColumns(metadata).map((column) => escape(column.databaseName)).join(', ');
+      this.byIdStatement = new PreparedQuery(
+        this.dataSource,
+        `SELECT ${columns} FROM ${table} WHERE ${escape(this.primaryColumn.databaseName)} = ?`,
+      );
+    }
+    return this.byIdStatement;
   }
 
   /** Record a successful login (Django's `update_last_login`); one UPDATE of one column. */

@@ -56,6 +56,36 @@ describe('the session is loaded on first use', () => {
   });
 });
 
+describe('caching', () => {
+  let t: TestApp;
+  let server: any;
+
+  beforeEach(async () => {
+    t = await createTestApp({ controllers: [PagesController, BlindController] });
+    server = t.app.getHttpServer();
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+  });
+  afterEach(() => t.close());
+
+  it('marks answers that depend on who is asking with Vary: Cookie, logged in or not', async () => {
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    const me = await request(server).get('/me').set('Cookie', cookie).expect(200);
+    const anonymous = await request(server).get('/me').expect(401);
+    const whoami = await request(server).get('/whoami').expect(200);
+    for (const response of [me, anonymous, whoami]) expect(response.headers.vary).toMatch(/\bCookie\b/);
+    const health = await request(server).get('/health').set('Cookie', cookie).expect(200);
+    expect(health.headers.vary ?? '').not.toMatch(/Cookie/);
+  });
+
+  it('keeps caches from storing a login or a logout (Cache-Control: no-store)', async () => {
+    const login = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
+    expect(login.headers['cache-control']).toBe('no-store');
+    const cookie = [login.headers['set-cookie']].flat().find((line: string) => line.startsWith('sessionid='))!.split(';')[0];
+    const logout = await request(server).post('/logout').set('Cookie', cookie).expect(200);
+    expect(logout.headers['cache-control']).toBe('no-store');
+  });
+});
+
 describe('middleware that reads the session', () => {
   it('gets a clear error reading it before it is loaded, and the data after `await loadSession(req)`', async () => {
     const seen: unknown[] = [];

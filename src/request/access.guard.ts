@@ -21,9 +21,9 @@ import {
   type PermissionRule,
   type UserTestRule,
 } from '../decorators/access.decorators.js';
-import { CurrentUserInterceptor } from './current-user.interceptor.js';
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
+import { varyOnCookie } from './session.js';
 
 interface HandlerRules {
   rule: LoginRule | undefined;
@@ -90,9 +90,11 @@ export class AccessGuard implements CanActivate {
       );
     }
     const request = context.switchToHttp().getRequest<Request>();
+    // Nothing reads the user here: not even the cookie is looked at until somebody asks.
+    if (blind) return true;
+    // From here on the answer depends on who is asking, so on the Cookie header.
+    varyOnCookie(request);
     if (open) {
-      // Nothing reads the user here: not even the cookie is looked at until somebody asks.
-      if (blind) return setLazyUser(request, () => this.auth.peekUser(request));
       const known = this.auth.peekUser(request);
       if (known) return setUser(request, known);
       return this.attachUser(request);
@@ -129,7 +131,7 @@ export class AccessGuard implements CanActivate {
       const testRules = this.reflector.getAllAndMerge<UserTestRule[]>(USER_TESTS, targets) ?? [];
       const loginRequired = rule?.required ?? this.config.loginRequiredByDefault;
       const open = !loginRequired && permRules.length === 0 && testRules.length === 0;
-      this.globalReaders ??= appHasOtherGlobalEnhancers(this.moduleRef, [AccessGuard, CurrentUserInterceptor]);
+      this.globalReaders ??= appHasOtherGlobalEnhancers(this.moduleRef, [AccessGuard]);
       const blind = open && !this.globalReaders && !routeMayRead(controller, handler);
       rules = { rule, loginRequired, permRules, testRules, open, blind };
       byHandler.set(handler, rules);
@@ -182,21 +184,28 @@ function setUser(request: Request, user: RequestUser): true {
 }
 
 /**
- * `request.user` for a route that does not load it: the user when it is known without I/O
- * (anonymous), else `UserNotLoaded`. Assigning it (as `login()` does) replaces the getter.
+ * `request.user` until the guard sets it, and on routes that never load it: the user when it is
+ * known without I/O (anonymous), else `UserNotLoaded`, never undefined. An accessor on the app's
+ * request prototype (defined once), so a request pays nothing for it; assigning `request.user`
+ * (as `login()` and the guard do) puts a plain value on the request itself.
  */
-export function setLazyUser(request: Request, peek: () => RequestUser | undefined): true {
-  Object.defineProperty(request, 'user', {
-    configurable: true,
-    enumerable: false,
-    get() {
-      const known = peek();
-      if (known) return known;
-      throw new UserNotLoaded();
-    },
-    set(user: RequestUser) {
-      setUser(request, user);
+export function defineLazyUser(target: object, auth: AuthService): void {
+  if (Object.hasOwn(target, LAZY_USER)) return;
+  Object.defineProperties(target, {
+    [LAZY_USER]: { value: true, configurable: true },
+    user: {
+      configurable: true,
+      enumerable: false,
+      get(this: Request) {
+        const known = auth.peekUser(this);
+        if (known) return known;
+        throw new UserNotLoaded();
+      },
+      set(this: Request, user: RequestUser) {
+        setUser(this, user);
+      },
     },
   });
-  return true;
 }
+
+const LAZY_USER = Symbol('nestjs-session-auth:lazy-user');

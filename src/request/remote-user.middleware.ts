@@ -86,13 +86,11 @@ export class RemoteUserMiddleware implements NestMiddleware {
    * before any guard.
    */
   private async ensureSession(request: Request, response: Response): Promise<void> {
+    this.sessions.install(request);
     if (!sessionState(request) && !(request as any).session) {
-      if (!this.sessions.layer) {
-        throw new ImproperlyConfigured(
-          'RemoteUserMiddleware needs sessions: with session: false, install express-session before it.',
-        );
-      }
-      this.sessions.attach(request, response);
+      throw new ImproperlyConfigured(
+        'RemoteUserMiddleware needs sessions: with session: false, install express-session before it.',
+      );
     }
     if (!(await loadSession(request))) throw new SessionsUnavailable();
   }

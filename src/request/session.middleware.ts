@@ -7,7 +7,7 @@ import { AUTH_CONFIG, SESSION_COOKIE_DEFAULTS, type AuthConfig } from '../auth.c
 import { AnonymousUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { AccessGuard, setLazyUser } from './access.guard.js';
+import { AccessGuard, defineLazyUser } from './access.guard.js';
 import { appGuardsRunFirst } from './route-readers.js';
 import { SessionLayer } from './session.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
@@ -51,7 +51,17 @@ export class SessionHandler implements OnApplicationShutdown {
     });
   }
 
-  /** Give the request its (not yet loaded) session. */
+  /** Make sure the request's app gives its requests sessions (once per app; nothing per request). */
+  install(request: Request): void {
+    this.layer?.install(request);
+  }
+
+  /** Give every request made from `prototype` (an Express app's `request`) its session. */
+  installOn(prototype: object): void {
+    this.layer?.installOn(prototype);
+  }
+
+  /** Give this one request its (not yet loaded) session, whatever its prototype (a request made up in code). */
   attach(request: Request, response: Response): void {
     this.layer?.attach(request, response);
   }
@@ -62,13 +72,14 @@ export class SessionHandler implements OnApplicationShutdown {
 }
 
 /**
- * Nest creates middleware instances apart from providers, so the middleware only delegates to
- * the one `SessionHandler` (and its one store) that services and tests share.
+ * For an app whose requests could not be given their accessors at start-up, or where an app
+ * guard runs before the module's (global guards run in module order): gives each request its
+ * session and lazy user, and loads the user before the guards. Nest creates middleware
+ * instances apart from providers, so it delegates to the one `SessionHandler`.
  */
 @Injectable()
 export class SessionMiddleware implements NestMiddleware {
   private readonly logger = new Logger('SessionMiddleware');
-  /** An app guard runs before the module's: it must find `request.user` loaded. Known at the first request. */
   private guardsBeforeOurs?: boolean;
 
   constructor(
@@ -77,19 +88,23 @@ export class SessionMiddleware implements NestMiddleware {
     private readonly moduleRef: ModuleRef,
   ) {}
 
-  async use(request: Request, response: Response, next: NextFunction): Promise<void> {
-    this.sessions.attach(request, response);
+  use(request: Request, _response: Response, next: NextFunction): void {
+    this.sessions.install(request);
+    const prototype = Object.getPrototypeOf(request);
+    defineLazyUser(prototype && prototype !== Object.prototype ? prototype : request, this.auth);
     this.guardsBeforeOurs ??= appGuardsRunFirst(this.moduleRef, AccessGuard);
-    if (this.guardsBeforeOurs) {
-      (request as any).user = await this.auth.getUser(request).catch((error: Error) => {
+    if (!this.guardsBeforeOurs) return next();
+    this.auth.getUser(request).then(
+      (user) => {
+        (request as any).user = user;
+        next();
+      },
+      (error: Error) => {
         // Fail closed, as the guard does on open routes: rules still answer 5xx.
         this.logger.error(`Loading the request's user failed: ${error.message}`);
-        return new AnonymousUser();
-      });
-    } else {
-      // Until the guard loads it: the user when known without I/O, else a clear error, never undefined.
-      setLazyUser(request, () => this.auth.peekUser(request));
-    }
-    next();
+        (request as any).user = new AnonymousUser();
+        next();
+      },
+    );
   }
 }

@@ -60,6 +60,7 @@ export interface SessionCookie extends CookieOptions {
 const Cookie = (session as unknown as { Cookie: new (options?: object) => SessionCookie }).Cookie;
 
 const STATE = Symbol('nestjs-session-auth:session');
+const LAYER = Symbol('nestjs-session-auth:session-layer');
 const logger = new Logger('Sessions');
 
 /** What the layer knows about one request's session. */
@@ -210,23 +211,28 @@ export class SessionLayer {
     settings.store.on?.('connect', () => (this.ready = true));
   }
 
-  /** Note the request; nothing is read until the session is used. */
+  /**
+   * Give every request of an Express app its session, once: accessors on the app's request
+   * prototype, so a request costs nothing until its session is used (the state is made then).
+   * A request whose prototype is no app's (one made up in code) gets the accessors itself.
+   */
+  install(request: Request): void {
+    const prototype = Object.getPrototypeOf(request);
+    this.installOn(prototype && prototype !== Object.prototype ? prototype : request);
+  }
+
+  installOn(target: object): void {
+    if (!Object.hasOwn(target, LAYER)) defineSessionAccessors(target, this);
+  }
+
+  /** Give this one request its session, whatever its prototype (a request made up in code). */
   attach(request: Request, response: Response): void {
-    const state: SessionState = { layer: this, request, response, stored: false, savedHash: '', unavailable: false, hooked: false, written: false };
-    Object.defineProperties(request, {
-      [STATE]: { value: state, configurable: true },
-      session: {
-        configurable: true,
-        get: () => this.current(state),
-        set: (value: unknown) => {
-          // express-session's way to drop a session: `req.session = null`.
-          if (value == null && state.session) void state.session.flush();
-        },
-      },
-      // express-session's names, for app code written against it.
-      sessionID: { configurable: true, get: () => state.session?.id },
-      sessionStore: { configurable: true, value: this.settings.store },
-    });
+    defineSessionAccessors(request, this);
+    Object.defineProperty(request, STATE, { value: this.newState(request, response), configurable: true });
+  }
+
+  newState(request: Request, response: Response): SessionState {
+    return { layer: this, request, response, stored: false, savedHash: '', unavailable: false, hooked: false, written: false };
   }
 
   /** The session when it is available without I/O; a new one for a visitor without a cookie. */
@@ -345,11 +351,15 @@ export class SessionLayer {
     // A request made up in code (forceLogin): nothing goes out.
     if (typeof response?.writeHead !== 'function') return;
     onHeaders(response, () => {
-      if (response.statusCode >= 500) return;
+      // The answer depended on the session: a cache keeps one per cookie (Django's SessionMiddleware).
+      varyOnCookie(state.request);
       const session = state.session;
-      if (!session || !this.cookieWanted(state)) return;
-      if (session.cookie.secure && !this.isSecure(state.request)) return;
-      response.append('Set-Cookie', session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
+      if (response.statusCode < 500 && session && this.cookieWanted(state) && (!session.cookie.secure || this.isSecure(state.request))) {
+        response.append('Set-Cookie', session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
+      }
+      // A response that sets or clears the session cookie is never stored by a cache.
+      const cookies = [response.getHeader('Set-Cookie') ?? []].flat().map(String);
+      if (cookies.some((line) => line.startsWith(`${this.settings.name}=`))) response.setHeader('Cache-Control', 'no-store');
     });
     const end = response.end;
     response.end = ((...args: unknown[]) => {
@@ -402,9 +412,42 @@ export class SessionLayer {
   }
 }
 
+/** Add `Vary: Cookie` to the request's response (once the answer depends on who is asking). */
+export function varyOnCookie(request: Request): void {
+  const response = (request as any).res as Response | undefined;
+  if (response && !response.headersSent && typeof response.vary === 'function') response.vary('Cookie');
+}
+
 /** The request's session state, when the module's layer is installed (not with `session: false`). */
 export function sessionState(request: Request): SessionState | undefined {
-  return (request as any)?.[STATE];
+  const layer = (request as any)?.[LAYER] as SessionLayer | undefined;
+  if (!layer) return undefined;
+  return ((request as any)[STATE] ??= layer.newState(request, (request as any).res));
+}
+
+/** `session`, `sessionID` and `sessionStore` (express-session's names) on `target`, answered by `layer`. */
+function defineSessionAccessors(target: object, layer: SessionLayer): void {
+  Object.defineProperties(target, {
+    [LAYER]: { value: layer, configurable: true },
+    session: {
+      configurable: true,
+      get(this: Request) {
+        return layer.current(sessionState(this)!);
+      },
+      set(this: Request, value: unknown) {
+        // express-session's way to drop a session: `req.session = null`.
+        const state = sessionState(this)!;
+        if (value == null && state.session) void state.session.flush();
+      },
+    },
+    sessionID: {
+      configurable: true,
+      get(this: Request) {
+        return sessionState(this)!.session?.id;
+      },
+    },
+    sessionStore: { configurable: true, value: layer.settings.store },
+  });
 }
 
 /**

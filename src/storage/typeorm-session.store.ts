@@ -3,6 +3,7 @@ import session from 'express-session';
 import type { SessionData } from 'express-session';
 import { In, LessThan, type DataSource, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
+import { PreparedQuery, sqlNames } from './prepared-query.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
 
@@ -39,6 +40,7 @@ export class TypeOrmSessionStore extends session.Store {
   private readonly pruneTimer?: NodeJS.Timeout;
   /** Expiry of each row as last read, so `touch` can tell whether it is worth a write. */
   private readonly expiries = new Map<string, number>();
+  private readStatement?: PreparedQuery<{ data: string; expires_at: number | string }>;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -123,11 +125,22 @@ export class TypeOrmSessionStore extends session.Store {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
   }
 
+  /** The session's row: one prepared SELECT, the hot path of every logged-in request. */
+  private get readQuery(): PreparedQuery<{ data: string; expires_at: number | string }> {
+    if (!this.readStatement) {
+      const { table, column } = sqlNames(this.dataSource, this.repository.metadata);
+      const notRevoked = upsertDialect(this.dataSource) === 'postgres' ? 'false' : '0';
+      this.readStatement = new PreparedQuery(
+        this.dataSource,
+        `SELECT ${column('data')} AS data, ${column('expiresAt')} AS expires_at FROM ${table} WHERE ${column('id')} = ? AND ${column('revoked')} = ${notRevoked}`,
+      );
+    }
+    return this.readStatement;
+  }
+
   private async read(sid: string): Promise<SessionData | null> {
-    const row = await this.repository.findOne({
-      select: { data: true, expiresAt: true },
-      where: { id: sid, revoked: false },
-    });
+    const found = await this.readQuery.one([sid]);
+    const row = found && { data: found.data, expiresAt: Number(found.expires_at) };
     if (!row || row.expiresAt <= Date.now()) return null;
     let data: unknown;
     try {
