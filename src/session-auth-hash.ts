@@ -8,8 +8,20 @@ const KEY_SALT = 'nestjs-session-auth.session-auth-hash';
  * `get_session_auth_hash`).
  */
 export function makeSessionAuthHash(user: { password?: unknown }, secret: string): string {
-  const key = createHash('sha256').update(KEY_SALT + secret).digest();
-  return createHmac('sha256', key).update(String(user.password ?? '')).digest('hex');
+  return createHmac('sha256', keyFor(secret)).update(String(user.password ?? '')).digest('hex');
+}
+
+/** The HMAC key of each secret, derived once: every logged-in request checks a hash. */
+const keys = new Map<string, Buffer>();
+
+function keyFor(secret: string): Buffer {
+  let key = keys.get(secret);
+  if (!key) {
+    key = createHash('sha256').update(KEY_SALT + secret).digest();
+    if (keys.size >= 64) keys.clear();
+    keys.set(secret, key);
+  }
+  return key;
 }
 
 /**

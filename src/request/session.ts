@@ -277,7 +277,8 @@ export class SessionLayer {
 
   async write(session: RequestSession): Promise<void> {
     const state = session[STATE];
-    const data = JSON.parse(JSON.stringify(session)) as SessionData;
+    // As express-session does: the session object itself (stores serialise its own properties).
+    const data = session as unknown as SessionData;
     await new Promise<void>((resolve, reject) =>
       this.settings.store.set(session.id, data, (error?: unknown) => (error ? reject(error) : resolve())),
     );
@@ -382,8 +383,9 @@ export class SessionLayer {
     if (this.mustSave(state)) return this.write(session);
     if (state.stored && !state.written && typeof this.settings.store.touch === 'function') {
       const store = this.settings.store;
-      const data = JSON.parse(JSON.stringify(session)) as SessionData;
-      return new Promise((resolve, reject) => store.touch!(session.id, data, (error?: unknown) => (error ? reject(error) : resolve())));
+      return new Promise((resolve, reject) =>
+        store.touch!(session.id, session as unknown as SessionData, (error?: unknown) => (error ? reject(error) : resolve())),
+      );
     }
     return undefined;
   }
