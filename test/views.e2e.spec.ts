@@ -296,6 +296,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: 'carol', password: 'wrong', next: '/reports', csrfmiddlewaretoken: token })
         .expect(200);
@@ -312,6 +313,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: 'nobody', password: 'wrong', csrfmiddlewaretoken: token })
         .expect(200);
@@ -324,6 +326,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: 'erin', password: 'correct horse', csrfmiddlewaretoken: token })
         .expect(200);
@@ -339,6 +342,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: 'erin', password: 'correct horse', csrfmiddlewaretoken: token })
         .expect(200);
@@ -351,6 +355,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: '"><script>alert(1)</script>', password: 'x', csrfmiddlewaretoken: token })
         .expect(200);
@@ -363,6 +368,7 @@ describe('built-in views (views: true; B46–B57)', () => {
       const token = await formToken(browser, '/accounts/login');
       const response = await browser
         .post('/accounts/login')
+        .set('Accept', HTML)
         .type('form')
         .send({ username: 'carol', csrfmiddlewaretoken: token })
         .expect(200);
@@ -807,7 +813,11 @@ describe('built-in views (views: true; B46–B57)', () => {
     ])('shows the form again for %s', async (_label, fields, status, message) => {
       const browser = request.agent(server);
       const token = await formToken(browser, '/accounts/password_reset');
-      const response = await browser.post('/accounts/password_reset').type('form').send({ ...fields, csrfmiddlewaretoken: token });
+      const response = await browser
+        .post('/accounts/password_reset')
+        .set('Accept', HTML)
+        .type('form')
+        .send({ ...fields, csrfmiddlewaretoken: token });
       expect(response.status).toBe(status);
       expect(response.text).toContain(message);
       expect(mailer.sent).toHaveLength(0);

@@ -23,6 +23,7 @@ import {
 } from '../decorators/access.decorators.js';
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
+import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
 
 interface HandlerRules {
@@ -163,8 +164,7 @@ export class AccessGuard implements CanActivate {
   /** Logged-in users get 403, never a redirect; anonymous browsers go to log in, other clients get 401. */
   private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean): never {
     if (loggedIn) throw new ForbiddenException('You do not have permission to perform this action.');
-    const accept = String(request.headers.accept ?? '');
-    if (!accept.includes('text/html')) {
+    if (!wantsHtml(request)) {
       throw new UnauthorizedException('Authentication credentials were not provided; log in first.');
     }
     throw new LoginRedirect(this.loginUrlFor(request, rule));

@@ -28,6 +28,7 @@ import { PasswordValidationError } from '../passwords/password-validation.js';
 import { LoginThrottle } from '../login-throttle.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { trustedHost } from '../request/hosts.js';
+import { wantsHtml } from '../request/negotiation.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
 import { AuthMailer, isProduction, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
@@ -582,9 +583,8 @@ function resetFormPath(uidb64: string): string {
   return `/accounts/reset/${encodeURIComponent(uidb64)}/${RESET_URL_TOKEN}`;
 }
 
-/** A JSON body or an Accept header preferring JSON over HTML. */
 function prefersJson(request: Request): boolean {
-  return !!request.is('application/json') || request.accepts(['html', 'json']) === 'json';
+  return !wantsHtml(request);
 }
 
 /** Headers of every auth page: never cached, never framed, no referrer leaving the site. */
