@@ -25,6 +25,7 @@ import {
 } from './request/session-lifecycle.js';
 import { loadSession, sessionState, SessionsUnavailable } from './request/session.js';
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
+import { rotateCsrfCookie } from './views/csrf.js';
 import { UserManager } from './user.manager.js';
 
 /** Where the per-request user is memoised: once known, and while it is being resolved. */
@@ -106,6 +107,7 @@ export class AuthService {
     // A CSRF token seen before login must not work after it: the next form gets a new one (B20).
     if (typeof session[CSRF_SESSION_KEY] === 'string') (request as any)[CSRF_TOKEN_BEFORE_LOGIN] = session[CSRF_SESSION_KEY];
     delete kept[CSRF_SESSION_KEY];
+    rotateCsrfCookie(request);
     await rotateSessionId(request, { ...kept, [SESSION_KEY]: userId, [BACKEND_SESSION_KEY]: name, [HASH_SESSION_KEY]: hash });
 
     noStore(request);

@@ -108,13 +108,15 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       t = await createTestApp({ auth: { backends: [ModelBackend, RemoteUserBackend] }, imports: [mounting(RemoteUserMiddleware)], controllers: [FormController] });
       server = t.app.getHttpServer();
       const visit = await request(server).get('/form/token').expect(200);
-      const anonymous = cookieFrom(visit)!;
+      // An anonymous visitor's token comes in a signed cookie, not a session.
+      const anonymous = [visit.headers['set-cookie']].flat()[0].split(';')[0];
+      expect(anonymous).toMatch(/^csrftoken=/);
       const { token } = visit.body;
       const posted = await request(server).post('/form').set('Cookie', anonymous).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(200);
       expect(posted.body).toEqual({ username: 'alice' });
       const loggedIn = cookieFrom(posted)!;
-      // The pre-login token is not the session's any more.
-      await request(server).post('/form').set('Cookie', loggedIn).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(403);
+      // The pre-login token is no good once logged in, even with the old cookie still sent.
+      await request(server).post('/form').set('Cookie', `${loggedIn}; ${anonymous}`).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(403);
     });
 
     it('logs in the user the header names, creating them with an unusable password (B103)', async () => {

@@ -435,7 +435,8 @@ describe('sample-app in production (NODE_ENV=production)', () => {
   /** Fetch the login form over HTTPS and post it back, with its session cookie and CSRF token. */
   async function tryLogIn(username: string, password: string) {
     const form = await request(server).get('/login').set(overHttps).expect(200);
-    const cookie = sessionCookie(form.headers['set-cookie']);
+    // The anonymous visitor's CSRF token comes in a signed cookie.
+    const cookie = sessionCookie(form.headers['set-cookie'], 'csrftoken');
     const csrfmiddlewaretoken = /name="csrfmiddlewaretoken" value="([^"]+)"/.exec(form.text)?.[1];
     expect({ cookie: Boolean(cookie), token: Boolean(csrfmiddlewaretoken) }).toEqual({ cookie: true, token: true });
     return request(server)

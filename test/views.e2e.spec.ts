@@ -523,10 +523,30 @@ describe('built-in views (views: true; B46–B57)', () => {
       expect(mailer.sent).toHaveLength(0);
     });
 
-    it('notes that viewing a form stores a session for the token (synchronizer tokens live server-side)', async () => {
-      const response = await request(server).get('/accounts/login').set('Accept', HTML).expect(200);
-      expect(response.headers['set-cookie']?.[0]).toMatch(/^sessionid=/);
-      expect(await sessionRows()).toBe(1);
+    it('keeps an anonymous visitor’s token in a signed cookie: viewing a form stores no session', async () => {
+      for (let i = 0; i < 20; i++) {
+        const response = await request(server).get('/accounts/login').set('Accept', HTML).expect(200);
+        expect([response.headers['set-cookie']].flat().map((line: string) => line.split('=')[0])).toEqual(['csrftoken']);
+      }
+      expect(await sessionRows()).toBe(0);
+    });
+
+    it('refuses a token with a forged, altered or another visitor’s cookie', async () => {
+      const visit = async () => {
+        const page = await request(server).get('/accounts/login').set('Accept', 'application/json').expect(200);
+        return { token: page.body.csrfToken as string, cookie: [page.headers['set-cookie']].flat()[0].split(';')[0] };
+      };
+      const mine = await visit();
+      const theirs = await visit();
+      const post = (cookie: string, token: string) =>
+        request(server).post('/accounts/login').set('Accept', HTML).set('Cookie', cookie).type('form').send({ username: 'carol', password: 'correct horse', csrfmiddlewaretoken: token });
+      const [name, value] = mine.cookie.split('=');
+      const [token, signature] = value.split('.');
+      await post(theirs.cookie, mine.token).expect(403);
+      await post(`${name}=${mine.token}.${'A'.repeat(43)}`, mine.token).expect(403);
+      await post(`${name}=${'0'.repeat(64)}.${signature}`, '0'.repeat(64)).expect(403);
+      await post(mine.cookie, `${token.slice(0, -1)}0`).expect(403);
+      await post(mine.cookie, mine.token).expect(302);
     });
   });
 

@@ -1,11 +1,14 @@
 import { ForbiddenException, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
+import { parse as parseCookies } from 'cookie';
 import { csrfSync } from 'csrf-sync';
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
-import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN } from '../auth.constants.js';
+import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN, SESSION_KEY } from '../auth.constants.js';
 import { foreignOrigin } from '../request/same-origin.guard.js';
 import { requireSession } from '../request/session-lifecycle.js';
+import { sessionState } from '../request/session.js';
+import { constantTimeEquals, saltedHmac } from '../signing.js';
 
 export { CSRF_SESSION_KEY };
 
@@ -39,31 +42,92 @@ const csrf = csrfSync({
   },
 });
 
+/** Cookie holding an anonymous visitor's token (Django's `CSRF_COOKIE_NAME`). */
+export const CSRF_COOKIE_NAME = 'csrftoken';
+const COOKIE_SALT = 'nestjs-session-auth.csrf-cookie';
+/** Django's CSRF_COOKIE_AGE: a year. */
+const COOKIE_AGE_MS = 365 * 24 * 60 * 60 * 1000;
+const ISSUED = Symbol('nestjs-session-auth:csrf-cookie-token');
+
 /**
  * The token to put in a form's hidden `csrfmiddlewaretoken` input (or a script's
- * `X-CSRF-Token` header). The first call stores it in the session, so the visitor gets one.
+ * `X-CSRF-Token` header). A logged-in user's lives in their session. An anonymous visitor's lives
+ * in a signed `csrftoken` cookie (a signed double-submit cookie, as Django keeps its token in a
+ * cookie), so a visitor who only looks at the login page leaves no session row behind; the
+ * signature keeps a cookie set by a neighbouring subdomain from counting.
  */
 export function csrfToken(request: Request): string {
-  return csrf.generateToken(request);
+  if (!tokenInCookie(request)) return csrf.generateToken(request);
+  const known = (request as any)[ISSUED] ?? cookieToken(request);
+  if (known) return known;
+  const token = randomBytes(32).toString('hex');
+  (request as any)[ISSUED] = token;
+  const state = sessionState(request)!;
+  const cookie = state.layer.settings.cookie;
+  request.res?.cookie(CSRF_COOKIE_NAME, `${token}.${sign(token, state.layer.settings.secrets[0])}`, {
+    httpOnly: true,
+    sameSite: (cookie.sameSite as 'lax' | 'strict' | 'none' | undefined) ?? 'lax',
+    secure: cookie.secure === 'auto' ? request.secure : !!cookie.secure,
+    path: '/',
+    maxAge: COOKIE_AGE_MS,
+  });
+  return token;
 }
 
 /**
- * True when the request brings the session's token. csrf-sync compares with `===`; the
- * comparison here takes the same time wherever the first difference is.
+ * True when the request brings a token it may use: a logged-in user's session token; an
+ * anonymous visitor's signed cookie token (or a token an earlier release kept in the session).
+ * The comparison takes the same time wherever the first difference is.
  */
 export function verifyCsrfToken(request: Request): boolean {
   const given = csrf.getTokenFromRequest(request);
   if (typeof given !== 'string') return false;
   // A login earlier in this same request (e.g. by the remote-user middleware) replaced the token.
   const beforeLogin = (request as any)[CSRF_TOKEN_BEFORE_LOGIN] as string | undefined;
-  return [csrf.getTokenFromState(request), beforeLogin].some((stored) => sameToken(given, stored));
+  const fromCookie = tokenInCookie(request) ? ((request as any)[ISSUED] ?? cookieToken(request)) : undefined;
+  return [csrf.getTokenFromState(request), fromCookie, beforeLogin].some((stored) => sameToken(given, stored));
+}
+
+/**
+ * Forget the anonymous visitor's token at login (Django's `rotate_token`): the cookie is cleared,
+ * and the same request may still use it (its form was filled in before the login).
+ */
+export function rotateCsrfCookie(request: Request): void {
+  const state = sessionState(request);
+  if (!state) return;
+  const token = (request as any)[ISSUED] ?? cookieToken(request);
+  if (!token) return;
+  (request as any)[CSRF_TOKEN_BEFORE_LOGIN] ??= token;
+  (request as any)[ISSUED] = undefined;
+  const response = request.res;
+  if (response && !response.headersSent) response.clearCookie(CSRF_COOKIE_NAME, { path: '/' });
+}
+
+/** Anonymous visitors of the module's own sessions keep their token in the cookie. */
+function tokenInCookie(request: Request): boolean {
+  const state = sessionState(request);
+  if (!state) return false;
+  const session = state.session ?? (request as any).session;
+  return !session || session[SESSION_KEY] === undefined;
+}
+
+/** The token of a correctly signed `csrftoken` cookie, or `undefined`. */
+function cookieToken(request: Request): string | undefined {
+  const header = request.headers?.cookie;
+  if (typeof header !== 'string' || !header.includes(CSRF_COOKIE_NAME)) return undefined;
+  const value = parseCookies(header)[CSRF_COOKIE_NAME];
+  const match = typeof value === 'string' ? /^([0-9a-f]{64})\.([A-Za-z0-9_-]{43})$/.exec(value) : null;
+  if (!match) return undefined;
+  const secrets = sessionState(request)!.layer.settings.secrets;
+  return secrets.some((secret) => sameToken(match[2], sign(match[1], secret))) ? match[1] : undefined;
 }
 
 function sameToken(given: string, stored: string | null | undefined): boolean {
-  if (typeof stored !== 'string' || stored === '') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(stored);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return typeof stored === 'string' && stored !== '' && constantTimeEquals(given, stored);
+}
+
+function sign(token: string, secret: string): string {
+  return saltedHmac(COOKIE_SALT, secret, token).toString('base64url');
 }
 
 /** The answer to a state-changing request without the session's CSRF token. */
