@@ -46,6 +46,7 @@ export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable } fr
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 
 export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, TypeOrmSessionStore } from './storage/index.js';
+export { RedisSessionStore, type RedisSessionClient, type RedisSessionStoreOptions } from './storage/redis-session.store.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
 export { UserManager, type CreateUserInput } from './user.manager.js';
 export {

@@ -2,7 +2,8 @@ import { RedisStore } from 'connect-redis';
 import session, { type Store } from 'express-session';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { ModelBackend } from 'nestjs-session-auth';
+import { Controller, HttpCode, Post, Req } from '@nestjs/common';
+import { ModelBackend, RedisSessionStore } from 'nestjs-session-auth';
 import { redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, DictionaryBackend, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
@@ -53,6 +54,28 @@ function redis(url: string): StoreUnderTest {
   };
 }
 
+function revokeAwareRedis(url: string): StoreUnderTest {
+  const prefix = `${uniqueName('nsa-test-revoke')}:`;
+  let client: RedisClient | undefined;
+  return {
+    name: 'Redis through RedisSessionStore',
+    async open() {
+      client ??= await connectRedis(url);
+      return new RedisSessionStore(client, { prefix });
+    },
+    // A revoked session's key holds the revocation until it expires: live means a session.
+    exists: async (sid) => {
+      const value = await client!.get(prefix + sid);
+      return !!value && !value.includes('"revoked":true');
+    },
+    async close() {
+      if (!client) return;
+      await deleteKeys(client, prefix);
+      await client.close();
+    },
+  };
+}
+
 async function keysUnder(client: RedisClient, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 100 })) keys.push(...batch);
@@ -73,7 +96,7 @@ function sidOf(cookie: string): string {
 
 const stores: StoreUnderTest[] = [memory()];
 const url = redisUrl();
-if (url) stores.push(redis(url));
+if (url) stores.push(redis(url), revokeAwareRedis(url));
 
 describe.each(stores)('sessions in $name (session.store)', (kind) => {
   let t: TestApp;
@@ -184,6 +207,77 @@ if (url) {
         expect(await check.exists(prefix + sidOf(cookie))).toBe(1); // nothing already stored is lost
       } finally {
         await check.close();
+      }
+    });
+  });
+}
+
+/** A handler that loads the session, then waits for the test before it changes it. */
+@Controller('slow')
+class SlowController {
+  static reached?: () => void;
+  static gate: Promise<void> = Promise.resolve();
+  @Post()
+  @HttpCode(200)
+  async write(@Req() request: any) {
+    SlowController.reached?.();
+    await SlowController.gate;
+    request.session.lastSeen = 'still here';
+    return {};
+  }
+}
+
+if (url) {
+  describe('a logout holds on RedisSessionStore while a request of the same session is still running', () => {
+    it('does not let the late request write the session back', async () => {
+      const client = await connectRedis(url);
+      const prefix = `${uniqueName('nsa-test-race')}:`;
+      const { PagesController } = await import('./support/test-app.js');
+      const t = await createTestApp({
+        auth: { backends: [ModelBackend], session: { secret: TEST_SECRET, store: new RedisSessionStore(client, { prefix }) } },
+        controllers: [PagesController, SlowController],
+      });
+      try {
+        const server = t.app.getHttpServer();
+        await t.users.createUser({ username: 'carol', password: 'correct horse' });
+        const login = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
+        const cookie = sessionCookie(login.headers['set-cookie'])!;
+
+        let release!: () => void;
+        SlowController.gate = new Promise<void>((resolve) => (release = resolve));
+        const reached = new Promise<void>((resolve) => (SlowController.reached = resolve));
+        const late = request(server).post('/slow').set('Cookie', cookie).then((response) => response.status);
+        await reached;
+        await request(server).post('/logout').set('Cookie', cookie).expect(200);
+        release();
+        expect(await late).toBe(200);
+
+        await request(server).get('/me').set('Cookie', cookie).expect(401);
+        expect(await client.get(prefix + sidOf(cookie))).toBe('{"revoked":true}');
+      } finally {
+        await t.close();
+        await deleteKeys(client, prefix);
+        await client.close();
+      }
+    });
+
+    it('reads the sessions connect-redis stored', async () => {
+      const client = await connectRedis(url);
+      const prefix = `${uniqueName('nsa-test-compat')}:`;
+      try {
+        const before = await createTestApp({ auth: { backends: [ModelBackend], session: { secret: TEST_SECRET, store: new RedisStore({ client, prefix }) } } });
+        await before.users.createUser({ username: 'carol', password: 'correct horse' });
+        const login = await request(before.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
+        const cookie = sessionCookie(login.headers['set-cookie'])!;
+        const dataSource = before.app.get((await import('typeorm')).DataSource);
+        const store = new RedisSessionStore(client, { prefix });
+        const data = await new Promise<any>((resolve, reject) => store.get(sidOf(cookie), (error, value) => (error ? reject(error) : resolve(value))));
+        expect(data._auth_user_backend).toBe('ModelBackend');
+        expect(dataSource).toBeDefined();
+        await before.close();
+      } finally {
+        await deleteKeys(client, prefix);
+        await client.close();
       }
     });
   });

@@ -39,6 +39,12 @@ export class SessionHandler implements OnApplicationShutdown {
       );
     }
     this.store = options.store ?? new TypeOrmSessionStore(dataSource!, options.storeOptions);
+    if ((this.store as { revokeAware?: unknown }).revokeAware !== true) {
+      new Logger('Sessions').warn(
+        `The session store ${this.store.constructor.name} does not keep logouts: a request still running when a user ` +
+          'logs out can save the session back to life. Use TypeOrmSessionStore on PostgreSQL or SQLite, or RedisSessionStore.',
+      );
+    }
     this.cookieName = options.name;
     this.secrets = [options.secret].flat();
     this.layer = new SessionLayer({

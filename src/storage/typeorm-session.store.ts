@@ -41,6 +41,11 @@ export class TypeOrmSessionStore extends session.Store {
   /** Expiry of each row as last read, so `touch` can tell whether it is worth a write. */
   private readonly expiries = new Map<string, number>();
   private readStatement?: PreparedQuery<{ data: string; expires_at: number | string }>;
+  /**
+   * Sessions ended by `destroy` stay ended, whatever a request still running writes: true on
+   * PostgreSQL and SQLite, whose upsert refuses a revoked row in the same statement.
+   */
+  readonly revokeAware: boolean;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -50,6 +55,7 @@ export class TypeOrmSessionStore extends session.Store {
     this.ttl = options.ttl ?? DEFAULT_SESSION_AGE_MS;
     this.touchAfter = options.touchAfter ?? 0.5;
     this.pruneBatchSize = options.pruneBatchSize ?? 1000;
+    this.revokeAware = upsertDialect(dataSource) !== undefined;
     const interval = options.pruneInterval ?? 15 * 60 * 1000;
     if (interval !== false) {
       this.pruneTimer = setInterval(() => {
