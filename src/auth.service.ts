@@ -351,13 +351,11 @@ function annotate<U>(user: U, backend: string): U {
 }
 
 function canAuthenticate(backend: AuthBackend, user: any): boolean {
-  const check = (backend as { userCanAuthenticate?: (user: unknown) => boolean }).userCanAuthenticate;
-  return typeof check === 'function' ? check.call(backend, user) : user.isActive !== false;
+  return typeof backend.userCanAuthenticate === 'function' ? backend.userCanAuthenticate(user) : user.isActive !== false;
 }
 
 async function backendHasModulePerms(backend: AuthBackend, user: any, appLabel: string): Promise<boolean> {
-  const check = (backend as { hasModulePerms?: (user: unknown, appLabel: string) => boolean | Promise<boolean> }).hasModulePerms;
-  if (typeof check === 'function') return check.call(backend, user, appLabel);
+  if (typeof backend.hasModulePerms === 'function') return backend.hasModulePerms(user, appLabel);
   if (typeof backend.getAllPermissions !== 'function') return false;
   for (const perm of await backend.getAllPermissions(user)) {
     if (perm.slice(0, perm.indexOf('.')) === appLabel) return true;

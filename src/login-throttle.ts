@@ -368,7 +368,7 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private identifierFields(): string[] {
     if (!this.fields) {
       const declared = this.backends.all.flatMap(({ backend }) => {
-        const own = (backend as { identifierFields?: unknown }).identifierFields;
+        const own: unknown = backend.identifierFields;
         return Array.isArray(own) ? own.filter((field): field is string => typeof field === 'string') : [];
       });
       this.fields = [...new Set([...this.configuredFields, ...declared])];

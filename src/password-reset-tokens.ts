@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { constantTimeEquals, saltedHmac } from './signing.js';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
 import { ImproperlyConfigured } from './errors.js';
 
@@ -55,7 +55,7 @@ export class PasswordResetTokens {
     const timestamp = parseInt(parts[0], 36);
     if (!Number.isSafeInteger(timestamp)) return false;
     const secrets = [this.currentSecret(), ...this.secretFallbacks];
-    if (!secrets.some((secret) => constantTimeEqual(this.makeWithTimestamp(user, timestamp, secret), token))) {
+    if (!secrets.some((secret) => constantTimeEquals(this.makeWithTimestamp(user, timestamp, secret), token))) {
       return false;
     }
     return this.secondsNow() - timestamp <= this.timeout;
@@ -78,8 +78,7 @@ export class PasswordResetTokens {
   }
 
   private makeWithTimestamp(user: ResetTokenUser, timestamp: number, secret: string): string {
-    const key = createHash('sha256').update(KEY_SALT + secret).digest();
-    const digest = createHmac('sha256', key).update(hashValue(user, timestamp)).digest('hex');
+    const digest = saltedHmac(KEY_SALT, secret, hashValue(user, timestamp)).toString('hex');
     // Every other hex character: 32 characters keep the link short (B81).
     let short = '';
     for (let i = 0; i < digest.length; i += 2) short += digest[i];
@@ -101,10 +100,4 @@ function loginTimestamp(lastLogin: ResetTokenUser['lastLogin']): string {
   const date = lastLogin instanceof Date ? lastLogin : new Date(lastLogin);
   if (Number.isNaN(date.getTime())) return String(lastLogin);
   return date.toISOString().slice(0, 19).replace('T', ' ');
-}
-
-function constantTimeEqual(expected: string, given: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

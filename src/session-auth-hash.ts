@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { constantTimeEquals, saltedHmac } from './signing.js';
 
 const KEY_SALT = 'nestjs-session-auth.session-auth-hash';
 
@@ -8,20 +8,7 @@ const KEY_SALT = 'nestjs-session-auth.session-auth-hash';
  * `get_session_auth_hash`).
  */
 export function makeSessionAuthHash(user: { password?: unknown }, secret: string): string {
-  return createHmac('sha256', keyFor(secret)).update(String(user.password ?? '')).digest('hex');
-}
-
-/** The HMAC key of each secret, derived once: every logged-in request checks a hash. */
-const keys = new Map<string, Buffer>();
-
-function keyFor(secret: string): Buffer {
-  let key = keys.get(secret);
-  if (!key) {
-    key = createHash('sha256').update(KEY_SALT + secret).digest();
-    if (keys.size >= 64) keys.clear();
-    keys.set(secret, key);
-  }
-  return key;
+  return saltedHmac(KEY_SALT, secret, String(user.password ?? '')).toString('hex');
 }
 
 /**
@@ -30,6 +17,5 @@ function keyFor(secret: string): Buffer {
  */
 export function verifySessionAuthHash(user: { password?: unknown }, stored: unknown, secrets: string[]): number {
   if (typeof stored !== 'string' || stored.length !== 64) return -1;
-  const given = Buffer.from(stored);
-  return secrets.findIndex((secret) => timingSafeEqual(given, Buffer.from(makeSessionAuthHash(user, secret))));
+  return secrets.findIndex((secret) => constantTimeEquals(stored, makeSessionAuthHash(user, secret)));
 }

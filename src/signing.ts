@@ -5,8 +5,21 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
  * value signed for one purpose never verifies for another (Django's `salted_hmac`).
  */
 export function saltedHmac(salt: string, secret: string, value: string): Buffer {
-  const key = createHash('sha256').update(salt + secret).digest();
-  return createHmac('sha256', key).update(value).digest();
+  return createHmac('sha256', derivedKey(salt, secret)).update(value).digest();
+}
+
+/** Keys derived once per salt and secret: the session auth hash is checked on every logged-in request. */
+const keys = new Map<string, Buffer>();
+
+function derivedKey(salt: string, secret: string): Buffer {
+  const id = `${salt}\u0000${secret}`;
+  let key = keys.get(id);
+  if (!key) {
+    key = createHash('sha256').update(salt + secret).digest();
+    if (keys.size >= 256) keys.clear();
+    keys.set(id, key);
+  }
+  return key;
 }
 
 /** Compare two strings in time that does not depend on where they differ (Django's `constant_time_compare`). */

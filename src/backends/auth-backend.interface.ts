@@ -16,6 +16,12 @@ export interface AuthBackend<U = any> {
   getGroupPermissions?(user: U, obj?: unknown): Promise<Set<string>> | Set<string>;
   getAllPermissions?(user: U, obj?: unknown): Promise<Set<string>> | Set<string>;
   hasPerm?(user: U, perm: string, obj?: unknown): Promise<boolean> | boolean;
+  /** Whether the user has any permission of the app `appLabel` (Django's `has_module_perms`). */
+  hasModulePerms?(user: U, appLabel: string): Promise<boolean> | boolean;
+  /** Whether this user may be logged in at all, checked again on every request (default: `isActive !== false`). */
+  userCanAuthenticate?(user: U): boolean;
+  /** Credential fields naming an account, counted by the login throttle besides `username` and `email`. */
+  readonly identifierFields?: readonly string[];
 }
 
 /** Name a backend is recorded under in sessions. */
