@@ -14,6 +14,7 @@ import { BackendRegistry } from './backends/backend.registry.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
+import { PermissionChecker } from './permission.checker.js';
 import { PermissionManager } from './permission.manager.js';
 import { AccessGuard, defineLazyUser } from './request/access.guard.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
@@ -36,6 +37,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     LoginThrottle,
     PasswordHasher,
     PasswordResetTokens,
+    PermissionChecker,
     PermissionManager,
     UserManager,
     SessionHandler,
@@ -43,7 +45,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, SessionHandler],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, SessionHandler],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule {
   constructor(

@@ -16,6 +16,7 @@ import type { AuthBackend, Credentials } from './backends/auth-backend.interface
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
+import { PermissionChecker } from './permission.checker.js';
 import {
   destroySession,
   requireLoadedSession,
@@ -44,6 +45,7 @@ export class AuthService {
     private readonly events: AuthEvents,
     private readonly users: UserManager<any>,
     private readonly throttle: LoginThrottle,
+    private readonly permissions: PermissionChecker,
   ) {}
 
   /**
@@ -213,64 +215,24 @@ export class AuthService {
     await rotateSessionId(request, data);
   }
 
-  /**
-   * Django's `has_perm`: an active superuser has every permission; otherwise any backend
-   * granting it is enough, and a backend throwing `PermissionDenied` denies at once.
-   */
-  async hasPerm(user: any, perm: string, obj?: unknown): Promise<boolean> {
-    return this.anyBackendGrants(user, (backend) => backendHasPerm(backend, user, perm, obj));
+  /** `PermissionChecker.hasPerm`: Django's `user.has_perm`, asking every backend. */
+  hasPerm(user: any, perm: string, obj?: unknown): Promise<boolean> {
+    return this.permissions.hasPerm(user, perm, obj);
   }
 
-  /** True when the user has every permission in the list (B78); an empty list is always true. */
-  async hasPerms(user: any, perms: Iterable<string>, obj?: unknown): Promise<boolean> {
-    if (typeof perms === 'string' || perms == null || typeof (perms as any)[Symbol.iterator] !== 'function') {
-      throw new TypeError("permList must be an iterable of permissions, such as ['blog.add_post'].");
-    }
-    for (const perm of perms) {
-      if (!(await this.hasPerm(user, perm, obj))) return false;
-    }
-    return true;
+  /** `PermissionChecker.hasPerms`: every permission of the list. */
+  hasPerms(user: any, perms: Iterable<string>, obj?: unknown): Promise<boolean> {
+    return this.permissions.hasPerms(user, perms, obj);
   }
 
-  /**
-   * True when the user has any permission of the app `appLabel` (B77's `has_module_perms`):
-   * same rules as `hasPerm`, asking each backend's `hasModulePerms` or its permission list.
-   */
-  async hasModulePerms(user: any, appLabel: string): Promise<boolean> {
-    return this.anyBackendGrants(user, (backend) => backendHasModulePerms(backend, user, appLabel));
+  /** `PermissionChecker.hasModulePerms`: any permission of the app. */
+  hasModulePerms(user: any, appLabel: string): Promise<boolean> {
+    return this.permissions.hasModulePerms(user, appLabel);
   }
 
-  /** An active superuser has everything; else the first backend granting wins, PermissionDenied denies. */
-  private async anyBackendGrants(user: any, grants: (backend: AuthBackend) => Promise<boolean>): Promise<boolean> {
-    if (user?.isActive && user.isSuperuser && isAuthenticated(user)) return true;
-    for (const { backend } of this.backends.all) {
-      try {
-        if (await grants(backend)) return true;
-      } catch (error) {
-        if (error instanceof PermissionDenied) return false;
-        throw error;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Every permission the backends list for the user (Django's `get_all_permissions`). Backends
-   * that only answer `hasPerm` cannot list theirs; a backend throwing `PermissionDenied` makes
-   * the answer empty, as it would make every `hasPerm` false.
-   */
-  async getAllPermissions(user: any, obj?: unknown): Promise<Set<string>> {
-    const all = new Set<string>();
-    for (const { backend } of this.backends.all) {
-      if (typeof backend.getAllPermissions !== 'function') continue;
-      try {
-        for (const perm of await backend.getAllPermissions(user, obj)) all.add(perm);
-      } catch (error) {
-        if (error instanceof PermissionDenied) return new Set();
-        throw error;
-      }
-    }
-    return all;
+  /** `PermissionChecker.getAllPermissions`. */
+  getAllPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.permissions.getAllPermissions(user, obj);
   }
 
   /** Load the user the session names; only called once `peekUser()` found auth keys in it. */
@@ -352,19 +314,4 @@ function annotate<U>(user: U, backend: string): U {
 
 function canAuthenticate(backend: AuthBackend, user: any): boolean {
   return typeof backend.userCanAuthenticate === 'function' ? backend.userCanAuthenticate(user) : user.isActive !== false;
-}
-
-async function backendHasModulePerms(backend: AuthBackend, user: any, appLabel: string): Promise<boolean> {
-  if (typeof backend.hasModulePerms === 'function') return backend.hasModulePerms(user, appLabel);
-  if (typeof backend.getAllPermissions !== 'function') return false;
-  for (const perm of await backend.getAllPermissions(user)) {
-    if (perm.slice(0, perm.indexOf('.')) === appLabel) return true;
-  }
-  return false;
-}
-
-async function backendHasPerm(backend: AuthBackend, user: any, perm: string, obj: unknown): Promise<boolean> {
-  if (typeof backend.hasPerm === 'function') return backend.hasPerm(user, perm, obj);
-  if (typeof backend.getAllPermissions === 'function') return (await backend.getAllPermissions(user, obj)).has(perm);
-  return false;
 }

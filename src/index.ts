@@ -55,6 +55,7 @@ export {
   type ResetTokenUser,
   type PasswordResetTokenSettings,
 } from './password-reset-tokens.js';
+export { PermissionChecker } from './permission.checker.js';
 export {
   PermissionManager,
   checkPermissionName,

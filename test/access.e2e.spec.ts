@@ -122,7 +122,8 @@ describe('@LoginRequired() and friends', () => {
       const { ModuleRef, Reflector } = await import('@nestjs/core');
       const { AUTH_CONFIG } = await import('../src/auth.config.js');
       t = await createTestApp({ controllers: [PagesController, PrivateController] });
-      const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef));
+      const { PermissionChecker } = await import('nestjs-session-auth');
+      const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef), t.app.get(PermissionChecker));
       const context = (handler: Function, type: string) =>
         ({ getType: () => type, getHandler: () => handler, getClass: () => PrivateController }) as any;
       expect(() => guard.canActivate(context(PrivateController.prototype.index, 'ws'))).toThrow(/HTTP handlers only/);

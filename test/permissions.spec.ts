@@ -123,6 +123,17 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerms(fresh, ['blog.add_post', 'shop.refund'])).toBe(true);
     });
 
+    it('lists the user’s own and their groups’ permissions apart (Django’s get_user_permissions, get_group_permissions)', async () => {
+      const { PermissionChecker } = await import('nestjs-session-auth');
+      const carol = await t.users.createUser({ username: 'carol' });
+      await perms.grantPermission(carol, 'blog.add_post');
+      await perms.createGroup('support', ['shop.refund']);
+      await perms.addUserToGroup(carol, 'support');
+      const checker = t.app.get(PermissionChecker);
+      expect([...(await checker.getUserPermissions(await reload(carol)))]).toEqual(['blog.add_post']);
+      expect([...(await checker.getGroupPermissions(await reload(carol)))]).toEqual(['shop.refund']);
+    });
+
     it('gives an active superuser every permission, even one not in the table (B77)', async () => {
       const root = await t.users.createSuperuser({ username: 'root' });
       const fresh = await reload(root);

@@ -12,6 +12,7 @@ import type { Request } from 'express';
 import { AnonymousUser, isAuthenticated, type RequestUser } from '../anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
+import { PermissionChecker } from '../permission.checker.js';
 import {
   LOGIN_REQUIRED,
   PERMISSIONS_REQUIRED,
@@ -71,6 +72,7 @@ export class AccessGuard implements CanActivate {
     private readonly auth: AuthService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
     private readonly moduleRef: ModuleRef,
+    private readonly permissions: PermissionChecker,
   ) {}
 
   /**
@@ -153,7 +155,7 @@ export class AccessGuard implements CanActivate {
     if (loginRequired && !loggedIn) this.deny(request, rule, false);
     // Anonymous users are asked too: a backend may grant them permissions (B76), as in Django.
     for (const permRule of permRules) {
-      if (!(await this.auth.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn);
+      if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn);
     }
     for (const testRule of testRules) {
       if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn);
