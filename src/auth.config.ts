@@ -2,15 +2,20 @@ import type { Type } from '@nestjs/common';
 import type { CookieOptions } from 'express-session';
 import {
   DEFAULT_LOGIN_URL,
+  DEFAULT_PASSWORD_RESET_TIMEOUT,
   DEFAULT_SESSION_AGE_MS,
   DEFAULT_SESSION_COOKIE_NAME,
   REDIRECT_FIELD_NAME,
 } from './auth.constants.js';
 import type { AuthModuleOptions, SessionOptions } from './auth.options.js';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
+import { isProduction } from './environment.js';
 import { ImproperlyConfigured } from './errors.js';
+import type { ThrottleOptions } from './login-throttle.js';
+import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
+import { resolvePasswordValidators, type PasswordValidator } from './passwords/password-validation.js';
 import { LOCAL_HOSTS, splitHost } from './request/hosts.js';
-import { isProduction } from './views/auth-mailer.js';
+import type { AuthMailer } from './views/auth-mailer.js';
 
 /** The module's options with every default filled in, checked once at start-up. */
 export interface AuthConfig {
@@ -18,7 +23,8 @@ export interface AuthConfig {
   loginUrl: string;
   redirectFieldName: string;
   loginRequiredByDefault: boolean;
-  session: (SessionOptions & { name: string }) | false;
+  /** The session settings, the cookie's with every default filled in (Secure in production). */
+  session: (SessionOptions & { name: string; cookie: CookieOptions }) | false;
   /** Keys for session auth hashes and tokens: the current one first, then fallbacks. */
   secrets: string[];
   loginRedirectUrl: string;
@@ -30,6 +36,19 @@ export interface AuthConfig {
   allowedHosts: string[];
   /** Origins besides the request's own that may send unsafe requests (siteUrl's included). */
   trustedOrigins: string[];
+  /** The user entity class. */
+  userEntity: Type<any> | undefined;
+  /** Password hashers, preferred first (instances are made by `PasswordHasher`). */
+  passwordHashers: (PasswordHasherName | PasswordHashAlgorithm)[];
+  /** The password validators, as instances. */
+  passwordValidators: PasswordValidator[];
+  /** Login throttle settings; `false` when it is off. */
+  throttle: ThrottleOptions | false;
+  mailer: Type<AuthMailer> | undefined;
+  views: boolean | undefined;
+  /** `NODE_ENV=production` when the module started. */
+  production: boolean;
+  /** The options as given, for what no field above carries. */
   options: AuthModuleOptions;
 }
 
@@ -81,6 +100,13 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     siteUrl,
     allowedHosts: resolveAllowedHosts(options.allowedHosts, siteUrl),
     trustedOrigins: resolveTrustedOrigins(options.trustedOrigins, siteUrl),
+    userEntity: options.userEntity,
+    passwordHashers: options.passwordHashers ?? ['bcrypt_sha256', 'scrypt'],
+    passwordValidators: resolvePasswordValidators(options.passwordValidators),
+    throttle: options.throttle === false ? false : options.throttle && options.throttle !== true ? options.throttle : {},
+    mailer: options.mailer,
+    views: options.views,
+    production: isProduction(),
     options,
   };
 }
@@ -108,7 +134,7 @@ function resolveTrustedOrigins(origins: string[] | undefined, siteUrl: string | 
 }
 
 function resolvePasswordResetTimeout(seconds: number | undefined): number {
-  if (seconds === undefined) return 3 * 24 * 60 * 60;
+  if (seconds === undefined) return DEFAULT_PASSWORD_RESET_TIMEOUT;
   if (!Number.isSafeInteger(seconds) || seconds <= 0) {
     throw new ImproperlyConfigured(`passwordResetTimeout is in seconds and must be a positive integer; got ${String(seconds)}.`);
   }
@@ -169,9 +195,10 @@ function weakness(secret: string): string | undefined {
   return undefined;
 }
 
-function resolveSession(session: SessionOptions): SessionOptions & { name: string } {
+function resolveSession(session: SessionOptions): SessionOptions & { name: string; cookie: CookieOptions } {
   const name = session.name ?? DEFAULT_SESSION_COOKIE_NAME;
-  return { ...session, name, cookie: resolveSessionCookie(name, session.cookie) };
+  const cookie = { ...SESSION_COOKIE_DEFAULTS, secure: isProduction(), ...resolveSessionCookie(name, session.cookie) };
+  return { ...session, name, cookie };
 }
 
 /**

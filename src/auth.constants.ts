@@ -18,3 +18,6 @@ export const CSRF_SESSION_KEY = '_csrftoken';
  * later requests do not.
  */
 export const CSRF_TOKEN_BEFORE_LOGIN = Symbol('nestjs-session-auth:csrf-token-before-login');
+
+/** Django's PASSWORD_RESET_TIMEOUT: three days, in seconds. */
+export const DEFAULT_PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60;

@@ -139,7 +139,7 @@ export class AuthService {
       const cookie = this.config.session ? this.config.session.cookie : undefined;
       // The same attributes as the cookie had: a browser ignores the clearing of a Secure
       // (or __Host-) cookie that is sent without Secure.
-      const secure = cookie?.secure === 'auto' ? request.secure : (cookie?.secure ?? process.env.NODE_ENV === 'production');
+      const secure = cookie?.secure === 'auto' ? request.secure : (cookie?.secure ?? this.config.production);
       response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax', secure });
       noStore(request);
     }

@@ -165,8 +165,7 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     @Optional() dataSource?: DataSource,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
-    const options = config.options.throttle;
-    const settings: ThrottleOptions = options && options !== true ? options : {};
+    const settings: ThrottleOptions = config.throttle || {};
     this.maxFailures = positive('maxFailures', settings.maxFailures ?? 5);
     this.windowMs = positive('windowMs', settings.windowMs ?? 15 * MINUTE);
     this.accountMaxFailures = positive('accountMaxFailures', settings.accountMaxFailures ?? 100);
@@ -182,15 +181,15 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     if (!Array.isArray(this.configuredFields) || !this.configuredFields.every((field) => typeof field === 'string')) {
       throw new ImproperlyConfigured("throttle.identifierFields must be an array of credential field names, such as ['username', 'email'].");
     }
-    this.store = options === false ? undefined : (settings.store ?? (dataSource ? new TypeOrmLockoutStore(dataSource) : undefined));
+    this.store = config.throttle === false ? undefined : (settings.store ?? (dataSource ? new TypeOrmLockoutStore(dataSource) : undefined));
     this.enabled = !!this.store;
     if (this.enabled && settings.trustedDevices !== false) {
       const device = typeof settings.trustedDevices === 'object' ? settings.trustedDevices : {};
-      const cookie = config.session ? config.session.cookie : undefined;
+
       this.devices = new TrustedDevices(config.secrets, {
         name: device.cookieName ?? 'auth_device',
         maxAgeMs: device.maxAgeMs ?? 365 * 24 * 60 * MINUTE,
-        secure: cookie?.secure ?? process.env.NODE_ENV === 'production',
+        secure: config.session ? (config.session.cookie.secure ?? config.production) : config.production,
         sameSite: 'lax',
       });
     }

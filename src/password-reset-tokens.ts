@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { constantTimeEquals, saltedHmac } from './signing.js';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
+import { DEFAULT_PASSWORD_RESET_TIMEOUT } from './auth.constants.js';
 import { ImproperlyConfigured } from './errors.js';
 
 const KEY_SALT = 'nestjs-session-auth.password-reset-token';
 /** Django counts token time from 2001-01-01, which keeps the base-36 timestamp short. */
 const EPOCH_MS = Date.UTC(2001, 0, 1);
-/** Django's PASSWORD_RESET_TIMEOUT: three days. */
-export const DEFAULT_PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60;
+export { DEFAULT_PASSWORD_RESET_TIMEOUT };
 
 /** What a token is bound to; the built-in `User` has all of it. */
 export interface ResetTokenUser {

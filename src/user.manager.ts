@@ -1,11 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type Repository } from 'typeorm';
-import { AUTH_OPTIONS } from './auth.module-definition.js';
-import type { AuthModuleOptions } from './auth.options.js';
+import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
 import {
   passwordValidatorsHelpTexts,
-  resolvePasswordValidators,
   validatePassword,
   type PasswordUser,
   type PasswordValidator,
@@ -38,10 +36,10 @@ export class UserManager<U extends Record<string, any> = User> {
   constructor(
     private readonly dataSource: DataSource,
     private readonly hasher: PasswordHasher,
-    @Inject(AUTH_OPTIONS) options: AuthModuleOptions,
+    @Inject(AUTH_CONFIG) config: AuthConfig,
   ) {
-    this.entity = (options.userEntity ?? User) as new () => U;
-    this.passwordValidators = resolvePasswordValidators(options.passwordValidators);
+    this.entity = (config.userEntity ?? User) as new () => U;
+    this.passwordValidators = config.passwordValidators;
   }
 
   get repository(): Repository<U> {

@@ -2,8 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import bcrypt from 'bcryptjs';
 import { createHash, randomBytes, randomInt, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { AUTH_OPTIONS } from '../auth.module-definition.js';
-import type { AuthModuleOptions } from '../auth.options.js';
+import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { BcryptWorkerPool } from './bcrypt.worker-pool.js';
 
@@ -160,8 +159,8 @@ export class PasswordHasher implements OnApplicationShutdown {
   private readonly hashers: PasswordHashAlgorithm[];
   private readonly pools: BcryptWorkerPool[];
 
-  constructor(@Inject(AUTH_OPTIONS) options: AuthModuleOptions) {
-    this.hashers = createHashers(options.passwordHashers ?? ['bcrypt_sha256', 'scrypt']);
+  constructor(@Inject(AUTH_CONFIG) config: Pick<AuthConfig, 'passwordHashers'>) {
+    this.hashers = createHashers(config.passwordHashers ?? ['bcrypt_sha256', 'scrypt']);
     this.pools = [
       ...new Set(this.hashers.flatMap((hasher) => (hasher instanceof BCryptSHA256Hasher && hasher.pool ? [hasher.pool] : []))),
     ];

@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { ModuleRef } from '@nestjs/core';
 import type { Store } from 'express-session';
 import { DataSource } from 'typeorm';
-import { AUTH_CONFIG, SESSION_COOKIE_DEFAULTS, type AuthConfig } from '../auth.config.js';
+import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AnonymousUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
 import { ImproperlyConfigured } from '../errors.js';
@@ -53,7 +53,7 @@ export class SessionHandler implements OnApplicationShutdown {
       secrets: this.secrets,
       rolling: options.rolling ?? false,
       proxy: options.proxy,
-      cookie: { ...SESSION_COOKIE_DEFAULTS, secure: process.env.NODE_ENV === 'production', ...options.cookie },
+      cookie: options.cookie,
     });
   }
 

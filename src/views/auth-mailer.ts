@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { isProduction } from '../environment.js';
 
 /** An email the built-in views send (today: the password reset link). */
 export interface AuthMail {
@@ -51,7 +52,4 @@ export class LoggingAuthMailer extends AuthMailer {
   }
 }
 
-/** `NODE_ENV=production`, the switch the session cookie's `Secure` default follows too. */
-export function isProduction(): boolean {
-  return process.env.NODE_ENV === 'production';
-}
+export { isProduction } from '../environment.js';

@@ -31,7 +31,7 @@ import { trustedHost } from '../request/hosts.js';
 import { wantsHtml } from '../request/negotiation.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
-import { AuthMailer, isProduction, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
+import { AuthMailer, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
 import { CsrfFailure, CsrfGuard, csrfToken } from './csrf.js';
 import {
   csrfFailurePage,
@@ -121,9 +121,9 @@ export class AuthViewsController implements OnModuleInit {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const type = this.config.options.mailer;
+    const type = this.config.mailer;
     if (!type) {
-      if (isProduction()) {
+      if (this.config.production) {
         this.logger.warn(
           'The built-in views are on without a mailer: password reset emails will not be sent, and the ' +
             'default mailer will not log their links in production. Pass your AuthMailer as the mailer option.',

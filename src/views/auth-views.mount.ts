@@ -2,7 +2,6 @@ import type { DynamicModule } from '@nestjs/common';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { DEFAULT_LOGIN_URL } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { isProduction } from './auth-mailer.js';
 import { authViewsController, loginPath } from './auth-views.controller.js';
 
 /** What decides, when the module is defined, whether and where the built-in views are mounted. */
@@ -35,7 +34,7 @@ export function mountAuthViews(definition: DynamicModule, mount: AuthViewsMount)
 
 function checkMount(config: AuthConfig, mount: AuthViewsMount): true {
   const mounted = mount.views === true;
-  const wanted = config.options.views;
+  const wanted = config.views;
   if (wanted !== undefined && wanted !== mounted) {
     throw new ImproperlyConfigured(
       `AuthModule options say views: ${String(wanted)}, but the built-in views were ${mounted ? '' : 'not '}mounted. ` +
@@ -43,7 +42,7 @@ function checkMount(config: AuthConfig, mount: AuthViewsMount): true {
         'AuthModule.forRootAsync({ views: true, useFactory: ... }).',
     );
   }
-  if (mounted && isProduction() && !config.siteUrl) {
+  if (mounted && config.production && !config.siteUrl) {
     throw new ImproperlyConfigured(
       'The built-in views send password reset links, which must point at your site: set the siteUrl option ' +
         "(e.g. siteUrl: 'https://example.com') when NODE_ENV=production. Without it a link could only come from " +
