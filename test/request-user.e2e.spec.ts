@@ -13,7 +13,7 @@ import {
 import { APP_GUARD, Reflector } from '@nestjs/core';
 import request from 'supertest';
 import { AnonymousUser, LoginRequired, UserManager } from 'nestjs-session-auth';
-import { createTestApp, logIn, PagesController, type TestApp } from './support/test-app.js';
+import { createTestApp, HealthController, logIn, PagesController, type TestApp } from './support/test-app.js';
 
 /**
  * `request.user` as the Nest docs use it: set before the app's guards run, the real user or the
@@ -59,14 +59,6 @@ class GuardedController {
   }
 }
 
-/** A route on which nothing reads the user or the session. */
-@Controller()
-class BlindController {
-  @Get('health')
-  health() {
-    return { up: true };
-  }
-}
 
 describe('request.user before the app’s guards', () => {
   let t: TestApp;
@@ -75,7 +67,7 @@ describe('request.user before the app’s guards', () => {
 
   beforeEach(async () => {
     RolesGuard.seen = [];
-    t = await createTestApp({ controllers: [PagesController, GuardedController, BlindController] });
+    t = await createTestApp({ controllers: [PagesController, GuardedController, HealthController] });
     server = t.app.getHttpServer();
     await t.users.createUser({ username: 'carol', password: 'correct horse', isStaff: true });
     cookie = await logIn(t.app, 'carol', 'correct horse');
@@ -127,7 +119,7 @@ describe('request.user read where it was not loaded', () => {
       }
     }
 
-    const t = await createTestApp({ controllers: [PagesController, BlindController], imports: [ReadingModule] });
+    const t = await createTestApp({ controllers: [PagesController, HealthController], imports: [ReadingModule] });
     try {
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const cookie = await logIn(t.app, 'carol', 'correct horse');
@@ -143,7 +135,7 @@ describe('request.user read where it was not loaded', () => {
 
   it('loads the user on every route when the app has a global guard of its own', async () => {
     const t = await createTestApp({
-      controllers: [PagesController, BlindController],
+      controllers: [PagesController, HealthController],
       providers: [{ provide: APP_GUARD, useClass: RolesGuard }],
     });
     try {

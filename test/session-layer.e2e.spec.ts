@@ -1,24 +1,17 @@
-import { Controller, Get, Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { loadSession, TypeOrmSessionStore, UserManager } from 'nestjs-session-auth';
 import { makeSessionAuthHash } from '../src/session-auth-hash.js';
-import { createTestApp, logIn, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
+import { createTestApp, HealthController, logIn, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 /**
  * The module's own session layer: loaded on first use, written only when changed, and
  * compatible with what express-session wrote before it (cookie format and store rows).
  */
 
-@Controller()
-class BlindController {
-  @Get('health')
-  health() {
-    return { up: true };
-  }
-}
 
 describe('the session is loaded on first use', () => {
   let t: TestApp;
@@ -26,7 +19,7 @@ describe('the session is loaded on first use', () => {
   let cookie: string;
 
   beforeEach(async () => {
-    t = await createTestApp({ controllers: [PagesController, BlindController] });
+    t = await createTestApp({ controllers: [PagesController, HealthController] });
     server = t.app.getHttpServer();
     await t.users.createUser({ username: 'carol', password: 'correct horse' });
     cookie = await logIn(t.app, 'carol', 'correct horse');
@@ -61,7 +54,7 @@ describe('caching', () => {
   let server: any;
 
   beforeEach(async () => {
-    t = await createTestApp({ controllers: [PagesController, BlindController] });
+    t = await createTestApp({ controllers: [PagesController, HealthController] });
     server = t.app.getHttpServer();
     await t.users.createUser({ username: 'carol', password: 'correct horse' });
   });
@@ -108,7 +101,7 @@ describe('middleware that reads the session', () => {
       }
     }
 
-    const t = await createTestApp({ controllers: [PagesController, BlindController], imports: [ReadingModule] });
+    const t = await createTestApp({ controllers: [PagesController, HealthController], imports: [ReadingModule] });
     try {
       const carol = await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const cookie = await logIn(t.app, 'carol', 'correct horse');

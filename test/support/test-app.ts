@@ -96,6 +96,15 @@ export class PagesController {
   }
 }
 
+/** A route on which nothing reads the user or the session (`GET /health`). */
+@Controller()
+export class HealthController {
+  @Get('health')
+  health() {
+    return { up: true };
+  }
+}
+
 export interface TestAppOptions {
   auth?: Partial<AuthModuleOptions>;
   imports?: ModuleMetadata['imports'];
