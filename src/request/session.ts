@@ -60,6 +60,8 @@ export interface SessionCookie extends CookieOptions {
 const Cookie = (session as unknown as { Cookie: new (options?: object) => SessionCookie }).Cookie;
 
 const STATE = Symbol('nestjs-session-auth:session');
+/** Verified cookie values remembered at most; the oldest is forgotten first. */
+const MAX_REMEMBERED_COOKIES = 10_000;
 const LAYER = Symbol('nestjs-session-auth:session-layer');
 const logger = new Logger('Sessions');
 
@@ -205,6 +207,8 @@ for (const method of ['cycleKey', 'flush', 'persist', 'save', 'regenerate', 'des
 /** Install the layer on requests and answer for the sessions of every request. */
 export class SessionLayer {
   private ready = true;
+  /** Signed cookie values already verified, and their session id: a logged-in browser sends the same one each time. */
+  private readonly verified = new Map<string, string>();
 
   constructor(readonly settings: SessionSettings) {
     settings.store.on?.('disconnect', () => (this.ready = false));
@@ -333,9 +337,15 @@ export class SessionLayer {
     if (typeof header !== 'string' || !header.includes(this.settings.name)) return null;
     const raw = parseCookies(header)[this.settings.name];
     if (typeof raw !== 'string' || !raw.startsWith('s:')) return null;
+    const known = this.verified.get(raw);
+    if (known !== undefined) return (state.cookieId = known);
     for (const secret of this.settings.secrets) {
       const id = signature.unsign(raw.slice(2), secret);
-      if (id !== false) return (state.cookieId = id);
+      if (id === false) continue;
+      // Only values whose signature checked are remembered: a forged one costs its HMAC every time.
+      if (this.verified.size >= MAX_REMEMBERED_COOKIES) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(raw, id);
+      return (state.cookieId = id);
     }
     return null;
   }
