@@ -1,5 +1,5 @@
 /**
- * The user of a request that is not logged in (Django's `AnonymousUser`, B76). Every instance
+ * The user of a request that is not logged in (Django's `AnonymousUser`). Every instance
  * is equal to every other; it has no id, no flags and no permissions of its own.
  */
 export class AnonymousUser {

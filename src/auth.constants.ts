@@ -1,4 +1,4 @@
-/** Session keys, named as in Django so sessions read the same in both worlds (B1). */
+/** Session keys, named as in Django so sessions read the same in both worlds. */
 export const SESSION_KEY = '_auth_user_id';
 export const BACKEND_SESSION_KEY = '_auth_user_backend';
 export const HASH_SESSION_KEY = '_auth_user_hash';
@@ -10,11 +10,11 @@ export const DEFAULT_SESSION_COOKIE_NAME = 'sessionid';
 /** Django's SESSION_COOKIE_AGE: two weeks. */
 export const DEFAULT_SESSION_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 
-/** Session key of the CSRF token (Django's CSRF_SESSION_KEY); `login()` drops it (B20). */
+/** Session key of the CSRF token (Django's CSRF_SESSION_KEY); `login()` drops it. */
 export const CSRF_SESSION_KEY = '_csrftoken';
 /**
  * The CSRF token the session held when `login()` ran in this request: the same request's CSRF
- * check still accepts it (a login by middleware must not fail the form it arrived with, B103),
+ * check still accepts it (a login by middleware must not fail the form it arrived with),
  * later requests do not.
  */
 export const CSRF_TOKEN_BEFORE_LOGIN = Symbol('nestjs-session-auth:csrf-token-before-login');

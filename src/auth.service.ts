@@ -106,7 +106,7 @@ export class AuthService {
       previousId === undefined ||
       (previousId === userId && verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) >= 0);
     const kept = sameUser ? sessionData(session) : {};
-    // A CSRF token seen before login must not work after it: the next form gets a new one (B20).
+    // A CSRF token seen before login must not work after it: the next form gets a new one.
     if (typeof session[CSRF_SESSION_KEY] === 'string') (request as any)[CSRF_TOKEN_BEFORE_LOGIN] = session[CSRF_SESSION_KEY];
     delete kept[CSRF_SESSION_KEY];
     rotateCsrfCookie(request);
@@ -129,7 +129,7 @@ export class AuthService {
     // A user database that is down must not keep the session alive: log out regardless.
     const user = await this.getUser(request).catch(() => null);
     await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
-    // A request that brought no session cookie gets no Set-Cookie either (B91).
+    // A request that brought no session cookie gets no Set-Cookie either.
     const cookieName =
       storedSessionCookieName(request) ??
       (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);

@@ -11,11 +11,11 @@ export interface FlashMessage {
   text: string;
 }
 
-/** Django's numeric levels: a message below the request's minimum level is dropped (B96). */
+/** Django's numeric levels: a message below the request's minimum level is dropped. */
 const LEVELS: Record<MessageLevel, number> = { debug: 10, info: 20, success: 25, warning: 30, error: 40 };
 const DEFAULT_MINIMUM: MessageLevel = 'info';
 
-/** Session key of the pending messages (Django's SessionStorage key, B99). */
+/** Session key of the pending messages (Django's SessionStorage key). */
 export const MESSAGES_SESSION_KEY = '_messages';
 const SHOWN = Symbol('nestjs-session-auth:messages-shown');
 const MINIMUM = Symbol('nestjs-session-auth:messages-level');
@@ -41,7 +41,7 @@ function add(request: Request, level: MessageLevel, text: string): void {
 /**
  * The messages waiting for this visitor, marked as shown: a later request no longer sees them.
  * Asking again in the same request gives the same list (plus any added since); a message
- * added after the list was taken waits for the next request (B95).
+ * added after the list was taken waits for the next request.
  */
 function list(request: Request): FlashMessage[] {
   const req = request as MessageRequest;
@@ -95,7 +95,7 @@ export const messages = {
   success: (request: Request, text: string) => add(request, 'success', text),
   warning: (request: Request, text: string) => add(request, 'warning', text),
   error: (request: Request, text: string) => add(request, 'error', text),
-  /** Lowest level kept for this request; `info` by default, so debug messages are dropped (B96). */
+  /** Lowest level kept for this request; `info` by default, so debug messages are dropped. */
   setLevel(request: Request, level: MessageLevel): void {
     if (!Object.hasOwn(LEVELS, level)) throw new TypeError(`Unknown message level '${String(level)}'.`);
     (request as MessageRequest)[MINIMUM] = level;

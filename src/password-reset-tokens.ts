@@ -22,7 +22,7 @@ export interface ResetTokenUser {
 export type PasswordResetTokenSettings = Pick<AuthConfig, 'secrets'> & { passwordResetTimeout?: number };
 
 /**
- * One-time links for "forgot my password" (Django's `PasswordResetTokenGenerator`, B81–B84).
+ * One-time links for "forgot my password" (Django's `PasswordResetTokenGenerator`).
  * A token is `<base-36 seconds>-<32 hex>`; the HMAC covers the user's id, password hash, last
  * login and email, so it dies as soon as the password is reset (one use), the user logs in, or
  * the email changes; no token is stored anywhere. Tokens older than the timeout are refused.
@@ -33,7 +33,7 @@ export class PasswordResetTokens {
   secret: string;
   /** Older keys whose tokens are still accepted while a key is rotated. */
   secretFallbacks: string[];
-  /** Seconds a token stays valid; a token exactly this old still is (B83). */
+  /** Seconds a token stays valid; a token exactly this old still is. */
   timeout: number;
 
   constructor(@Inject(AUTH_CONFIG) settings: PasswordResetTokenSettings) {
@@ -79,7 +79,7 @@ export class PasswordResetTokens {
 
   private makeWithTimestamp(user: ResetTokenUser, timestamp: number, secret: string): string {
     const digest = saltedHmac(KEY_SALT, secret, hashValue(user, timestamp)).toString('hex');
-    // Every other hex character: 32 characters keep the link short (B81).
+    // Every other hex character: 32 characters keep the link short.
     let short = '';
     for (let i = 0; i < digest.length; i += 2) short += digest[i];
     return `${timestamp.toString(36)}-${short}`;
@@ -87,7 +87,7 @@ export class PasswordResetTokens {
 }
 
 /**
- * What the token is bound to (B82). The last login loses its milliseconds because databases
+ * What the token is bound to. The last login loses its milliseconds because databases
  * keep different precisions; it is written in UTC so the server's time zone does not matter.
  */
 function hashValue(user: ResetTokenUser, timestamp: number): string {

@@ -15,7 +15,7 @@ export interface UsersWithPermOptions {
   isActive?: boolean | null;
   /** Count superusers as holding every permission (default `true`). */
   includeSuperusers?: boolean;
-  /** Object-level question: the built-in tables hold no object permissions, so none (B80). */
+  /** Object-level question: the built-in tables hold no object permissions, so none. */
   obj?: unknown;
 }
 
@@ -24,7 +24,7 @@ const MAX_GROUP_NAME_LENGTH = 150;
 const PERMISSION_NAME = /^[^.\s]+\.[^.\s]+$/;
 
 /**
- * Check that `perm` is a permission name of the form `'app.action'` (exactly one dot, B80) and
+ * Check that `perm` is a permission name of the form `'app.action'` (exactly one dot) and
  * return it. Anything else is a programming error, reported with what to write instead.
  */
 export function checkPermissionName(perm: unknown): string {
@@ -44,7 +44,7 @@ export function checkPermissionName(perm: unknown): string {
  * `Group.objects` and `user.user_permissions.add()`), over the built-in tables `ModelBackend`
  * reads. Creating is idempotent, so seeding code can run at every start.
  *
- * `ModelBackend` caches permissions on the user instance (B79). Granting to or revoking from a
+ * `ModelBackend` caches permissions on the user instance. Granting to or revoking from a
  * user, or changing their groups, clears that instance's cache; other instances of the same
  * user, and members of a group whose permissions changed, see the change once reloaded (every
  * request loads its user afresh).
@@ -122,7 +122,7 @@ export class PermissionManager {
 
   /**
    * The users holding `perm` through a direct grant, a group or (by default) by being a
-   * superuser; active ones only unless `isActive` says otherwise (Django's `with_perm`, B80).
+   * superuser; active ones only unless `isActive` says otherwise (Django's `with_perm`).
    */
   async usersWithPerm(perm: PermissionRef, options: UsersWithPermOptions = {}): Promise<any[]> {
     const codename = perm instanceof Permission ? perm.codename : checkPermissionName(perm);

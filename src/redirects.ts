@@ -12,8 +12,8 @@ const PLACEHOLDER_ORIGIN = 'http://relative.invalid';
 
 /**
  * True when `url` is safe to redirect to after a login or logout: a relative URL, or an
- * http(s) URL whose host is one of `allowedHosts` (Django's `url_has_allowed_host_and_scheme`,
- * B42–B45). Anything else, `//evil.example`, `/\evil.example`, `javascript:…`, is refused.
+ * http(s) URL whose host is one of `allowedHosts` (Django's `url_has_allowed_host_and_scheme`).
+ * Anything else, `//evil.example`, `/\evil.example`, `javascript:…`, is refused.
  */
 export function isSafeRedirectUrl(url: unknown, options: SafeRedirectOptions): boolean {
   if (typeof url !== 'string') return false;
@@ -21,7 +21,7 @@ export function isSafeRedirectUrl(url: unknown, options: SafeRedirectOptions): b
   if (trimmed === '') return false;
   const allowed = new Set([...options.allowedHosts].map((host) => host.toLowerCase()));
   const requireHttps = options.requireHttps ?? false;
-  // Browsers read `\` as `/`, but it may also sit inside credentials: both readings must pass (B43).
+  // Browsers read `\` as `/`, but it may also sit inside credentials: both readings must pass.
   return (
     hasAllowedHostAndScheme(trimmed, allowed, requireHttps) &&
     hasAllowedHostAndScheme(trimmed.replaceAll('\\', '/'), allowed, requireHttps)
@@ -29,7 +29,7 @@ export function isSafeRedirectUrl(url: unknown, options: SafeRedirectOptions): b
 }
 
 function hasAllowedHostAndScheme(url: string, allowed: Set<string>, requireHttps: boolean): boolean {
-  // Browsers take any URL starting with three slashes as absolute (B44).
+  // Browsers take any URL starting with three slashes as absolute.
   if (url.startsWith('///')) return false;
   // Django refuses only a leading control character (some browsers skip them and then see a
   // scheme-relative URL); we refuse one anywhere: browsers drop tabs and newlines inside URLs
@@ -37,7 +37,7 @@ function hasAllowedHostAndScheme(url: string, allowed: Set<string>, requireHttps
   if (/\p{C}/u.test(url)) return false;
   const parts = splitUrl(url);
   if (!parts) return false;
-  // `http:///example.com`: no host for Python, but Chrome goes to example.com (B44).
+  // `http:///example.com`: no host for Python, but Chrome goes to example.com.
   if (parts.scheme && !parts.netloc) return false;
   const scheme = parts.scheme || (parts.netloc ? 'http' : '');
   const validSchemes = requireHttps ? ['https'] : ['http', 'https'];

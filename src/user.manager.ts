@@ -46,7 +46,7 @@ export class UserManager<U extends Record<string, any> = User> {
     return this.dataSource.getRepository(this.entity);
   }
 
-  /** Save a new user; a missing password gives an unusable one (B75). */
+  /** Save a new user; a missing password gives an unusable one. */
   async createUser(input: CreateUserInput): Promise<U> {
     const { username, password = null, email = '', ...fields } = input;
     if (typeof username !== 'string' || username.length === 0) {
@@ -66,7 +66,7 @@ export class UserManager<U extends Record<string, any> = User> {
     return this.repository.save(user as any, { transaction: false }) as Promise<U>;
   }
 
-  /** A user with `isStaff` and `isSuperuser` forced on (B75). */
+  /** A user with `isStaff` and `isSuperuser` forced on. */
   async createSuperuser(input: CreateUserInput): Promise<U> {
     if (input.isStaff === false) throw new Error('Superuser must have isStaff=true.');
     if (input.isSuperuser === false) throw new Error('Superuser must have isSuperuser=true.');
@@ -80,7 +80,7 @@ export class UserManager<U extends Record<string, any> = User> {
 
   /**
    * Run every configured password validator; throws one `PasswordValidationError` whose
-   * `errors` lists every broken rule (B86). `user` (saved or not) feeds the similarity check.
+   * `errors` lists every broken rule. `user` (saved or not) feeds the similarity check.
    */
   validatePassword(raw: unknown, user?: Partial<U> | PasswordUser | null): Promise<void> {
     return validatePassword(raw, user as PasswordUser | null | undefined, this.passwordValidators);
@@ -102,7 +102,7 @@ export class UserManager<U extends Record<string, any> = User> {
 
   /**
    * Check a raw password against the stored hash. When it is right but stored with a hasher or
-   * cost no longer preferred, re-hash it and save only the password column (B70).
+   * cost no longer preferred, re-hash it and save only the password column.
    */
   async checkPassword(user: U, raw: unknown): Promise<boolean> {
     const { valid, upgraded } = await this.hasher.check(raw, user.password);
@@ -119,7 +119,7 @@ export class UserManager<U extends Record<string, any> = User> {
   }
 
   /**
-   * Load a user by primary key, as stored in a session (a string, B2). A missing or malformed
+   * Load a user by primary key, as stored in a session (a string). A missing or malformed
    * id never reaches TypeORM, whose `findOneBy({ id: undefined })` would load the first row.
    */
   async findById(id: unknown): Promise<U | null> {
@@ -195,7 +195,7 @@ function isLookupString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_LOOKUP_LENGTH && !value.includes('\0');
 }
 
-/** Lowercase the domain part only (B73). */
+/** Lowercase the domain part only. */
 export function normalizeEmail(email: unknown): string {
   if (typeof email !== 'string' || email === '') return '';
   const at = email.lastIndexOf('@');

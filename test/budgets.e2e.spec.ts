@@ -74,7 +74,7 @@ describe('per-request database budgets', () => {
 });
 
 describe('a request that fails with a 5xx', () => {
-  it('saves none of its session changes (B91)', async () => {
+  it('saves none of its session changes', async () => {
     const { Controller, Post, Req, InternalServerErrorException } = await import('@nestjs/common');
     const { PagesController } = await import('./support/test-app.js');
     @Controller('broken')

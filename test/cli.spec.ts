@@ -157,7 +157,7 @@ describe('createuser', () => {
     expect(result.stdout).toContain("User 'dora' created.");
     expect(terminal.raw).not.toContain('violet-Lantern-42');
     const user = await findUser('dora');
-    // B73: only the domain part of the email is lowercased.
+    // As Django's normalize_email: only the domain part of the email is lowercased.
     expect(user).toMatchObject({ email: 'Dora@example.com', isStaff: false, isSuperuser: false, isActive: true });
     expect(await canLogIn('dora', 'violet-Lantern-42')).toBe(true);
   });
@@ -171,7 +171,7 @@ describe('createuser', () => {
     expect(await canLogIn('erin', 'quiet-Harbor-77')).toBe(true);
   });
 
-  it('gives an unusable password with --no-password (B75)', async () => {
+  it('gives an unusable password with --no-password', async () => {
     const result = await run(['createuser', 'remote-only', '--no-password']);
 
     expect(result.code).toBe(0);
@@ -188,7 +188,7 @@ describe('createuser', () => {
     expect(await findUser('frank')).toBeNull();
   });
 
-  it('lists every rule the validators break, together, and creates nothing (B86, B87)', async () => {
+  it('lists every rule the validators break, together, and creates nothing', async () => {
     const common = await run(['createuser', 'gina', '--password-stdin'], { input: 'password\n' });
     expect(common.code).toBe(1);
     expect(common.stderr).toContain('This password is too common.');
@@ -206,7 +206,7 @@ describe('createuser', () => {
     expect(await findUser('gina')).toBeNull();
   });
 
-  it('compares the password with the new username (B87 similarity)', async () => {
+  it('compares the password with the new username (similarity)', async () => {
     const result = await run(['createuser', 'harriet.wonderful', '--password-stdin'], { input: 'harrietwonderful\n' });
 
     expect(result.code).toBe(1);
@@ -237,7 +237,7 @@ describe('createuser', () => {
     }
   });
 
-  it("refuses a username outside Django's characters (B74)", async () => {
+  it("refuses a username outside Django's characters", async () => {
     const result = await run(['createuser', 'jay doe', '--no-password']);
 
     expect(result.code).toBe(1);
@@ -255,7 +255,7 @@ describe('createuser', () => {
 });
 
 describe('createsuperuser', () => {
-  it('asks for username, email and the password twice, and creates a staff superuser (B75)', async () => {
+  it('asks for username, email and the password twice, and creates a staff superuser', async () => {
     const terminal = new FakeTerminal([
       ['Username:', 'root'],
       ['Email address:', 'root@example.com'],
@@ -358,7 +358,7 @@ describe('createsuperuser', () => {
     expect(await canLogIn('ops', 'Copper-Kettle-55')).toBe(true);
   });
 
-  it('with --no-input and no password variable gives an unusable password (B75)', async () => {
+  it('with --no-input and no password variable gives an unusable password', async () => {
     const result = await run(['createsuperuser', '--no-input', '--username', 'ops']);
 
     expect(result.code).toBe(0);
@@ -519,7 +519,7 @@ describe('grant', () => {
     return withApp(async ({ auth, users }) => auth.hasPerm(await users.findByUsername(username), perm));
   }
 
-  it('grants an existing permission to a user (B79)', async () => {
+  it('grants an existing permission to a user', async () => {
     await withApp(async ({ app }) => {
       await app.get(PermissionManager).createPermission('blog.publish');
     });
@@ -532,7 +532,7 @@ describe('grant', () => {
     expect(await hasPerm('mia', 'blog.delete')).toBe(false);
   });
 
-  it("adds a user to a group, who then has the group's permissions (B79)", async () => {
+  it("adds a user to a group, who then has the group's permissions", async () => {
     await withApp(async ({ app }) => {
       const permissions = app.get(PermissionManager);
       await permissions.createPermission('blog.edit');
@@ -578,7 +578,7 @@ describe('grant', () => {
     expect(await hasPerm('mia', 'blog.publish')).toBe(false);
   });
 
-  it("refuses a permission name that is not 'app.action' (B80)", async () => {
+  it("refuses a permission name that is not 'app.action'", async () => {
     const result = await run(['grant', 'mia', 'publish', '--create']);
 
     expect(result.code).toBe(1);

@@ -44,7 +44,7 @@ describe('a custom user entity (option userEntity)', () => {
   });
   afterEach(() => t.close());
 
-  it('creates, logs in and resolves users of that entity, with UUID keys stored as strings (B2)', async () => {
+  it('creates, logs in and resolves users of that entity, with UUID keys stored as strings', async () => {
     const users = t.app.get(UserManager) as unknown as UserManager<Member>;
     const member = await users.createUser({ username: 'mia', password: 'correct horse', plan: 'pro' });
     expect(member).toBeInstanceOf(Member);

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
-describe('login flow over HTTP (SPEC §3)', () => {
+describe('login flow over HTTP', () => {
   let t: TestApp;
 
   beforeEach(async () => {

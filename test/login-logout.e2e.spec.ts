@@ -186,7 +186,7 @@ describe('login() and logout() over HTTP', () => {
     await expect(t.auth.login(req, carol, 'LdapBackend')).rejects.toThrow(/LdapBackend/);
   });
 
-  it('drops the CSRF token at login, so a token seen before login is useless after it (B20)', async () => {
+  it('drops the CSRF token at login, so a token seen before login is useless after it', async () => {
     const visit = await request(server).post('/session/_csrftoken/seen-by-attacker').expect(200);
     const before = sessionCookie(visit.headers['set-cookie'])!;
     await request(server).post('/session/cart/7').set('Cookie', before).expect(200);

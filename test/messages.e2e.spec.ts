@@ -47,7 +47,7 @@ class NotesController {
   }
 }
 
-describe('flash messages (B94–B99, session storage)', () => {
+describe('flash messages (session storage)', () => {
   let t: TestApp;
   let server: any;
 
@@ -59,7 +59,7 @@ describe('flash messages (B94–B99, session storage)', () => {
 
   const sessionRows = () => t.app.get(DataSource).getRepository(SessionRecord).count({ where: { revoked: false } });
 
-  it('shows a message on the next request, once (B95)', async () => {
+  it('shows a message on the next request, once', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/success').send({ text: 'Profile saved.' }).expect(200);
     await browser.get('/notes').expect(200, [{ level: 'success', text: 'Profile saved.' }]);
@@ -77,20 +77,20 @@ describe('flash messages (B94–B99, session storage)', () => {
     ]);
   });
 
-  it('drops debug messages unless the request lowers its level (B96)', async () => {
+  it('drops debug messages unless the request lowers its level', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/debug').send({ text: 'dropped' }).expect(200);
     await browser.post('/notes/debug').send({ text: 'kept', debug: true }).expect(200);
     await browser.get('/notes').expect(200, [{ level: 'debug', text: 'kept' }]);
   });
 
-  it('ignores an empty message and stores no session for it (B96)', async () => {
+  it('ignores an empty message and stores no session for it', async () => {
     const response = await request(server).post('/notes/info').send({ text: '' }).expect(200);
     expect(sessionCookie(response.headers['set-cookie'])).toBeUndefined();
     expect(await sessionRows()).toBe(0);
   });
 
-  it('gives the same list when asked twice in one request (B95)', async () => {
+  it('gives the same list when asked twice in one request', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/warning').send({ text: 'Careful.' }).expect(200);
     const { body } = await browser.get('/notes/twice').expect(200);
@@ -99,14 +99,14 @@ describe('flash messages (B94–B99, session storage)', () => {
     await browser.get('/notes').expect(200, []);
   });
 
-  it('keeps a message added after the list was taken for the next request (B95)', async () => {
+  it('keeps a message added after the list was taken for the next request', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'first' }).expect(200);
     await browser.get('/notes/list-then-add').expect(200, [{ level: 'info', text: 'first' }]);
     await browser.get('/notes').expect(200, [{ level: 'info', text: 'added after the list was shown' }]);
   });
 
-  it('leaves messages alone on a request that does not list them (B95)', async () => {
+  it('leaves messages alone on a request that does not list them', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'still here' }).expect(200);
     await browser.get('/whoami').expect(200);
@@ -119,7 +119,7 @@ describe('flash messages (B94–B99, session storage)', () => {
     expect(await sessionRows()).toBe(0);
   });
 
-  it('keeps messages queued before login, as login keeps anonymous session data (B18)', async () => {
+  it('keeps messages queued before login, as login keeps anonymous session data', async () => {
     await t.users.createUser({ username: 'carol', password: 'correct horse' });
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'Please log in to continue.' }).expect(200);
@@ -127,7 +127,7 @@ describe('flash messages (B94–B99, session storage)', () => {
     await browser.get('/notes').expect(200, [{ level: 'info', text: 'Please log in to continue.' }]);
   });
 
-  it('forgets them at logout, which deletes the session (B24)', async () => {
+  it('forgets them at logout, which deletes the session', async () => {
     await t.users.createUser({ username: 'carol', password: 'correct horse' });
     const browser = request.agent(server);
     await browser.post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
@@ -158,11 +158,11 @@ describe('flash messages (B94–B99, session storage)', () => {
       expect(() => messages.info(fakeRequest({ session: {}, sessionStore: {} }), { html: '<b>' } as any)).toThrow(TypeError);
     });
 
-    it('something that is not a request (B97)', () => {
+    it('something that is not a request', () => {
       expect(() => messages.info('not a request' as any, 'x')).toThrow(/needs the request/);
     });
 
-    it('a request without any session middleware (B97, B99)', () => {
+    it('a request without any session middleware', () => {
       expect(() => messages.info(fakeRequest(), 'x')).toThrow(ImproperlyConfigured);
     });
 

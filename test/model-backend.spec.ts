@@ -161,7 +161,7 @@ describe('forceLogin (nestjs-session-auth/testing)', () => {
 });
 
 describe('AnonymousUser', () => {
-  it('has no id, no flags and equals every other anonymous user (B76)', () => {
+  it('has no id, no flags and equals every other anonymous user', () => {
     const anonymous = new AnonymousUser();
     expect(anonymous).toMatchObject({ id: null, username: '', isAuthenticated: false, isAnonymous: true, isActive: false, isStaff: false, isSuperuser: false });
     expect(anonymous.equals(new AnonymousUser())).toBe(true);

@@ -3,7 +3,7 @@ import type { User } from 'nestjs-session-auth';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /**
- * The password change form asks for the old password (B51). Someone holding a stolen session
+ * The password change form asks for the old password. Someone holding a stolen session
  * could use it to guess the real password without the login lockout ever noticing; so wrong old
  * passwords count towards the same lockout as wrong logins (5 per username and address).
  */
@@ -21,7 +21,7 @@ function csrfFrom(html: string): string {
   return match[1];
 }
 
-describe('password change under the login throttle (B51)', () => {
+describe('password change under the login throttle', () => {
   let t: TestApp;
   let server: any;
   let carol: User;

@@ -8,7 +8,7 @@ import { createTestApp, type TestApp } from './support/test-app.js';
 /**
  * A flood of login attempts must not make real users wait behind it: the bcrypt pool keeps a
  * bounded line of waiting jobs and refuses the rest at once with a 503 and `Retry-After`.
- * Unknown usernames cost a hash too (B12), so an attacker needs no valid account to fill it.
+ * Unknown usernames cost a hash too, so an attacker needs no valid account to fill it.
  */
 
 const pools: BcryptWorkerPool[] = [];
@@ -159,7 +159,7 @@ describe('logins during a flood get 503 with Retry-After, and work again once it
     return flood;
   }
 
-  it('answers POST /login (the SPEC §3 controller) with 503 and Retry-After while the line is full', async () => {
+  it('answers POST /login (the controller) with 503 and Retry-After while the line is full', async () => {
     const { release, answers } = await startFlood();
 
     const refused = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' });

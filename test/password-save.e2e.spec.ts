@@ -10,8 +10,8 @@ import { runCli } from '../src/cli/cli.program.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /**
- * Changing a password writes the password column and nothing else (like B22 and B70 for the
- * other single-column writes). The user object a view or the CLI holds was loaded before the
+ * Changing a password writes the password column and nothing else (like Django's
+ * update_last_login and the hasher upgrade's other single-column writes). The user object a view or the CLI holds was loaded before the
  * hashing (or before the operator typed the password); saving all of it would restore what an
  * admin changed meanwhile — a deactivated account active again, a removed superuser flag back.
  */
@@ -27,7 +27,7 @@ function csrfFrom(html: string): string {
 /** What the admin does to the account while its password is being changed. */
 const LOCKED_DOWN = { isActive: false, isStaff: false, isSuperuser: false };
 
-describe('the built-in views save only the new password (B51, B57)', () => {
+describe('the built-in views save only the new password', () => {
   let t: TestApp;
   let server: any;
   let carol: User;

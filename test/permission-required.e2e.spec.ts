@@ -92,7 +92,7 @@ class MembersController {
   }
 }
 
-/** Lets anonymous visitors read posts (B76): a backend may grant the anonymous user permissions. */
+/** Lets anonymous visitors read posts: a backend may grant the anonymous user permissions. */
 @Injectable()
 class PublicReadBackend implements AuthBackend {
   authenticate() {
@@ -192,7 +192,7 @@ describe('@PermissionRequired() and @UserPassesTest() over HTTP', () => {
       await request(server).get('/posts/new').set('Cookie', cookie).expect(403);
     });
 
-    it('checks the same permission again in the handler without another query (B79 cache)', async () => {
+    it('checks the same permission again in the handler without another query (cache)', async () => {
       const cookie = await loggedIn('carol', ['blog.add_post']);
       const guardOnly = await t.sql.during(() => request(server).get('/posts/new').set('Cookie', cookie).expect(200));
       const guardAndHandler = await t.sql.during(() =>
@@ -214,7 +214,7 @@ describe('@PermissionRequired() and @UserPassesTest() over HTTP', () => {
     });
   });
 
-  describe('with a backend that grants anonymous visitors a permission (B76)', () => {
+  describe('with a backend that grants anonymous visitors a permission', () => {
     beforeEach(() => start([ModelBackend, PublicReadBackend]));
 
     it('lets an anonymous visitor through a route that needs only that permission', async () => {

@@ -57,7 +57,7 @@ class VetoBackend implements AuthBackend {
   }
 }
 
-/** Grants everybody, anonymous visitors included, 'blog.view_post' (B76). */
+/** Grants everybody, anonymous visitors included, 'blog.view_post'. */
 @Injectable()
 class PublicReadBackend implements AuthBackend {
   authenticate() {
@@ -71,7 +71,7 @@ class PublicReadBackend implements AuthBackend {
   }
 }
 
-describe('permissions (B76–B80)', () => {
+describe('permissions', () => {
   let t: TestApp;
   let perms: PermissionManager;
 
@@ -94,7 +94,7 @@ describe('permissions (B76–B80)', () => {
   describe('ModelBackend', () => {
     beforeEach(() => start());
 
-    it('grants what the user was given directly (B79)', async () => {
+    it('grants what the user was given directly', async () => {
       const carol = await t.users.createUser({ username: 'carol' });
       await perms.grantPermission(carol, 'blog.add_post');
       const fresh = await reload(carol);
@@ -102,7 +102,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(fresh, 'blog.delete_post')).toBe(false);
     });
 
-    it("grants what the user's groups hold (B79)", async () => {
+    it("grants what the user's groups hold", async () => {
       const carol = await t.users.createUser({ username: 'carol' });
       await perms.createGroup('editors', ['blog.change_post']);
       await perms.addUserToGroup(carol, 'editors');
@@ -134,7 +134,7 @@ describe('permissions (B76–B80)', () => {
       expect([...(await checker.getGroupPermissions(await reload(carol)))]).toEqual(['shop.refund']);
     });
 
-    it('gives an active superuser every permission, even one not in the table (B77)', async () => {
+    it('gives an active superuser every permission, even one not in the table', async () => {
       const root = await t.users.createSuperuser({ username: 'root' });
       const fresh = await reload(root);
       expect(await t.auth.hasPerm(fresh, 'blog.delete_post')).toBe(true);
@@ -142,14 +142,14 @@ describe('permissions (B76–B80)', () => {
       expect((await t.auth.getAllPermissions(fresh)).size).toBe(4);
     });
 
-    it('gives an inactive superuser nothing (B77)', async () => {
+    it('gives an inactive superuser nothing', async () => {
       const root = await t.users.createSuperuser({ username: 'root', isActive: false });
       const fresh = await reload(root);
       expect(await t.auth.hasPerm(fresh, 'blog.add_post')).toBe(false);
       expect(await t.auth.getAllPermissions(fresh)).toEqual(new Set());
     });
 
-    it('gives an inactive user none of their grants (B79)', async () => {
+    it('gives an inactive user none of their grants', async () => {
       const idle = await t.users.createUser({ username: 'idle', isActive: false });
       await perms.grantPermission(idle, 'blog.add_post');
       await perms.createGroup('editors', ['blog.change_post']);
@@ -159,7 +159,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(fresh, 'blog.change_post')).toBe(false);
     });
 
-    it('answers no to every object-level check (B79)', async () => {
+    it('answers no to every object-level check', async () => {
       const carol = await t.users.createUser({ username: 'carol' });
       await perms.grantPermission(carol, 'blog.change_post');
       const fresh = await reload(carol);
@@ -167,7 +167,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(fresh, 'blog.change_post')).toBe(true);
     });
 
-    it('gives the anonymous user nothing (B76)', async () => {
+    it('gives the anonymous user nothing', async () => {
       expect(await t.auth.hasPerm(new AnonymousUser(), 'blog.add_post')).toBe(false);
       expect(await t.auth.getAllPermissions(new AnonymousUser())).toEqual(new Set());
     });
@@ -179,7 +179,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(stranger, 'blog.add_post')).toBe(false);
     });
 
-    it('caches permissions on the user instance: a second check runs no query (B79)', async () => {
+    it('caches permissions on the user instance: a second check runs no query', async () => {
       const carol = await t.users.createUser({ username: 'carol' });
       await perms.grantPermission(carol, 'blog.add_post');
       const fresh = await reload(carol);
@@ -217,7 +217,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(carol, 'blog.add_post')).toBe(false);
     });
 
-    it('answers hasModulePerms for an app the user holds any permission of (B77)', async () => {
+    it('answers hasModulePerms for an app the user holds any permission of', async () => {
       const carol = await t.users.createUser({ username: 'carol' });
       await perms.grantPermission(carol, 'shop.refund');
       const fresh = await reload(carol);
@@ -227,7 +227,7 @@ describe('permissions (B76–B80)', () => {
     });
   });
 
-  describe('hasPerms (B78)', () => {
+  describe('hasPerms', () => {
     beforeEach(() => start());
 
     it('needs every permission in the list; an empty list needs nothing', async () => {
@@ -247,7 +247,7 @@ describe('permissions (B76–B80)', () => {
     });
   });
 
-  describe('other backends (B77)', () => {
+  describe('other backends', () => {
     it('asks backends with the object, so one that knows it can grant', async () => {
       await start([ModelBackend, AuthorBackend]);
       const carol = await reload(await t.users.createUser({ username: 'carol' }));
@@ -284,7 +284,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.hasPerm(fresh, 'blog.delete_post')).toBe(false);
     });
 
-    it('lets a backend grant the anonymous user permissions (B76)', async () => {
+    it('lets a backend grant the anonymous user permissions', async () => {
       await start([ModelBackend, PublicReadBackend]);
       expect(await t.auth.hasPerm(new AnonymousUser(), 'blog.view_post')).toBe(true);
       expect(await t.auth.hasPerm(new AnonymousUser(), 'blog.add_post')).toBe(false);
@@ -294,7 +294,7 @@ describe('permissions (B76–B80)', () => {
   describe('PermissionManager', () => {
     beforeEach(() => start());
 
-    it("accepts only 'app.action' names with exactly one dot (B80)", async () => {
+    it("accepts only 'app.action' names with exactly one dot", async () => {
       for (const bad of ['blogadd_post', 'blog.add.post', '.add_post', 'blog.', 'blog add.post', '']) {
         await expect(perms.createPermission(bad)).rejects.toThrow(
           'Permission name should be in the form app_label.permission_codename',
@@ -358,7 +358,7 @@ describe('permissions (B76–B80)', () => {
       expect(await t.auth.getAllPermissions(await reload(carol))).toEqual(new Set(['blog.add_post', 'blog.change_post']));
     });
 
-    describe('usersWithPerm (B80)', () => {
+    describe('usersWithPerm', () => {
       let names: (users: any[]) => string[];
       beforeEach(async () => {
         names = (users) => users.map((user) => user.username);
@@ -399,7 +399,7 @@ describe('permissions (B76–B80)', () => {
         expect(await perms.usersWithPerm('blog.add_post', { obj: { id: 1 } })).toEqual([]);
       });
 
-      it('rejects a malformed name or another type with the B80 errors', async () => {
+      it('rejects a malformed name or another type with the errors Django gives', async () => {
         await expect(perms.usersWithPerm('blog')).rejects.toThrow(
           'Permission name should be in the form app_label.permission_codename',
         );

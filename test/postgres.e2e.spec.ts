@@ -8,7 +8,7 @@ import { postgresUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
 /**
- * The whole HTTP login flow on a database that several app instances share (SPEC §4): the
+ * The whole HTTP login flow on a database that several app instances share: the
  * machine's PostgreSQL when TEST_POSTGRES_URL is set, and always an SQLite file.
  */
 interface SharedDatabase {

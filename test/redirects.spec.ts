@@ -2,35 +2,35 @@ import { isSafeRedirectUrl } from 'nestjs-session-auth';
 
 const allowedHosts = ['testserver'];
 
-describe('isSafeRedirectUrl (B42–B45)', () => {
+describe('isSafeRedirectUrl', () => {
   describe('refuses a hostile next value', () => {
     it.each([
       ['another host', 'http://example.com'],
       ['another host over https', 'https://example.com'],
       ['a scheme-relative URL to another host', '//example.com'],
       ['a scheme-relative URL with a path', '//example.com/account'],
-      ['three slashes (B44)', '///example.com'],
-      ['a backslash that browsers read as a slash (B43)', '/\\example.com'],
+      ['three slashes', '///example.com'],
+      ['a backslash that browsers read as a slash', '/\\example.com'],
       ['two backslashes', '\\\\example.com'],
       ['three backslashes', '\\\\\\example.com'],
       ['backslash then slash', '\\/example.com'],
       ['slash, backslash, slash', '/\\/example.com'],
       ['backslashes and slashes mixed', '\\\\//example.com'],
-      ['a scheme without a host (B44)', 'http:///example.com'],
+      ['a scheme without a host', 'http:///example.com'],
       ['a scheme, a slash and a backslash', 'http:/\\//example.com'],
       ['a scheme and a backslash', 'http:\\/example.com'],
       ['a scheme, slash, backslash', 'http:/\\example.com'],
       ['a scheme with no host at all', 'http:999999999'],
       ['ftp with no host', 'ftp:9999999999'],
-      ['ftp (B45)', 'ftp://example.com'],
+      ['ftp', 'ftp://example.com'],
       ['ftp to the allowed host', 'ftp://testserver/'],
       ['javascript:', 'javascript:alert("XSS")'],
       ['JavaScript: in mixed case', 'JavaScript:alert(1)'],
-      ['javascript: after a newline (stripped first, B42)', '\njavascript:alert(x)'],
+      ['javascript: after a newline (stripped first)', '\njavascript:alert(x)'],
       ['javascript: split by a tab', 'java\tscript:alert(1)'],
       ['data:', 'data:text/html,<script>alert(1)</script>'],
       ['mailto:', 'mailto:someone@example.com'],
-      ['a leading backspace (control character, B44)', '\x08//example.com'],
+      ['a leading backspace (control character)', '\x08//example.com'],
       ['a leading NUL', '\x00//example.com'],
       ['a tab between the slashes', '/\t/example.com'],
       ['a newline inside (header splitting)', '/ok\r\nSet-Cookie: a=b'],
@@ -47,8 +47,8 @@ describe('isSafeRedirectUrl (B42–B45)', () => {
       ['a host normalising to URL syntax', '//testserver\uff0fexample.com/'],
       ['the allowed host with another port', 'http://testserver:8080/'],
       ['a newline alone', '\n'],
-      ['an empty string (B42)', ''],
-      ['whitespace only (B42)', '   '],
+      ['an empty string', ''],
+      ['whitespace only', '   '],
     ])('%s: %j', (_label, url) => {
       expect(isSafeRedirectUrl(url, { allowedHosts })).toBe(false);
     });
@@ -71,12 +71,12 @@ describe('isSafeRedirectUrl (B42–B45)', () => {
       ['a query naming an ftp site', '/view?param=ftp://example.com'],
       ['a relative path without a leading slash', 'view/?param=//example.com'],
       ['the allowed host over https', 'https://testserver/'],
-      ['an upper-case scheme (B45)', 'HTTPS://testserver/'],
+      ['an upper-case scheme', 'HTTPS://testserver/'],
       ['the allowed host, scheme-relative', '//testserver/'],
       ['an @ in the query', 'http://testserver/confirm?email=me@example.com'],
       ['percent-encoded spaces', '/url%20with%20spaces/'],
       ['a colon inside a path segment', 'path/http:2222222222'],
-      ['surrounding whitespace (stripped, B42)', '  /dashboard  '],
+      ['surrounding whitespace (stripped)', '  /dashboard  '],
       ['a fragment', '/page#section'],
       ['non-ASCII in the path', '/café/'],
     ])('%s: %j', (_label, url) => {
@@ -105,7 +105,7 @@ describe('isSafeRedirectUrl (B42–B45)', () => {
     expect(isSafeRedirectUrl('http://[::1]:3000/a', { allowedHosts: ['[::1]:3000'] })).toBe(true);
   });
 
-  describe('with requireHttps (the request itself was secure, B47)', () => {
+  describe('with requireHttps (the request itself was secure)', () => {
     it.each([
       ['http to the allowed host', 'http://testserver/', false],
       ['a scheme-relative URL (counts as http)', '//testserver/', false],

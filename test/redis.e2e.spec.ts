@@ -8,7 +8,7 @@ import { redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, DictionaryBackend, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 /**
- * Sessions in a store the app passes as `session.store` (SPEC §4, issue 2 point 8): connect-redis
+ * Sessions in a store the app passes as `session.store`: connect-redis
  * on the machine's Redis when TEST_REDIS_URL is set, and always express-session's MemoryStore.
  * The module's TypeORM session table is not used for them.
  */

@@ -73,7 +73,7 @@ class ForwardedUserMiddleware extends RemoteUserMiddleware {
   override header = 'X-Forwarded-User';
 }
 
-describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
+describe('RemoteUserBackend and RemoteUserMiddleware', () => {
   let t: TestApp;
   let server: any;
 
@@ -87,7 +87,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
   describe('with the default middleware', () => {
     beforeEach(() => start());
 
-    it('lets the CSRF check of the request that logged in by header pass with the token it carried, and only that request (B103)', async () => {
+    it('lets the CSRF check of the request that logged in by header pass with the token it carried, and only that request', async () => {
       const { Controller, Get, Post, HttpCode, Req, UseGuards } = await import('@nestjs/common');
       const { CsrfGuard, csrfToken, LoginNotRequired } = await import('nestjs-session-auth');
       @Controller('form')
@@ -119,7 +119,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       await request(server).post('/form').set('Cookie', `${loggedIn}; ${anonymous}`).set('X-Remote-User', 'alice').send({ csrfmiddlewaretoken: token }).expect(403);
     });
 
-    it('logs in the user the header names, creating them with an unusable password (B103)', async () => {
+    it('logs in the user the header names, creating them with an unusable password', async () => {
       const response = await request(server).get('/me').set('X-Remote-User', 'alice').expect(200);
       expect(response.body).toEqual({ username: 'alice', backend: 'RemoteUserBackend' });
       expect(cookieFrom(response)).toBeDefined();
@@ -127,7 +127,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       expect(isPasswordUsable(alice!.password)).toBe(false);
     });
 
-    it('keeps the session while the header stays the same, updating lastLogin on the first request only (B102)', async () => {
+    it('keeps the session while the header stays the same, updating lastLogin on the first request only', async () => {
       const first = await request(server).get('/me').set('X-Remote-User', 'alice').expect(200);
       const cookie = cookieFrom(first)!;
       const lastLogin = (await t.users.findByUsername('alice'))!.lastLogin;
@@ -162,7 +162,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       await request(server).get('/session/cart').set('Cookie', malloryCookie).set('X-Remote-User', 'mallory').expect(200, { value: null });
     });
 
-    it('logs a remote user out when the header disappears (B101)', async () => {
+    it('logs a remote user out when the header disappears', async () => {
       const cookie = cookieFrom(await request(server).get('/me').set('X-Remote-User', 'alice').expect(200))!;
       const response = await request(server).get('/whoami').set('Cookie', cookie).expect(200);
       expect(response.body).toEqual({ username: '', isAuthenticated: false });
@@ -171,14 +171,14 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       await request(server).get('/me').set('Cookie', cookie).expect(401);
     });
 
-    it('leaves a user who logged in with a password alone when there is no header (B101)', async () => {
+    it('leaves a user who logged in with a password alone when there is no header', async () => {
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const login = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
       const cookie = cookieFrom(login)!;
       await request(server).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
     });
 
-    it('does nothing when the header names the user already logged in with a password (B102)', async () => {
+    it('does nothing when the header names the user already logged in with a password', async () => {
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const cookie = cookieFrom(await request(server).post('/login').send({ username: 'carol', password: 'correct horse' }))!;
       const response = await request(server).get('/me').set('Cookie', cookie).set('X-Remote-User', 'carol').expect(200);
@@ -186,7 +186,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       expect(cookieFrom(response)).toBeUndefined();
     });
 
-    it('treats an empty header as nobody: a remote user is logged out, no user is created (B103)', async () => {
+    it('treats an empty header as nobody: a remote user is logged out, no user is created', async () => {
       const cookie = cookieFrom(await request(server).get('/me').set('X-Remote-User', 'alice').expect(200))!;
       await request(server).get('/me').set('Cookie', cookie).set('X-Remote-User', '').expect(401);
       await request(server).get('/me').set('X-Remote-User', '').expect(401);
@@ -224,7 +224,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
       expect(await t.users.findByUsername('eve')).toBeNull();
     });
 
-    it('refuses an inactive user (B103)', async () => {
+    it('refuses an inactive user', async () => {
       await t.users.createUser({ username: 'idle', isActive: false });
       await request(server).get('/me').set('X-Remote-User', 'idle').expect(401);
     });
@@ -249,13 +249,13 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
     });
   });
 
-  it('accepts inactive users with AllowAllUsersRemoteUserBackend (B103)', async () => {
+  it('accepts inactive users with AllowAllUsersRemoteUserBackend', async () => {
     await start([ModelBackend, AllowAllUsersRemoteUserBackend]);
     await t.users.createUser({ username: 'idle', isActive: false });
     await request(server).get('/me').set('X-Remote-User', 'idle').expect(200, { username: 'idle', backend: 'AllowAllUsersRemoteUserBackend' });
   });
 
-  it('accepts only existing users when createUnknownUser is false (B103)', async () => {
+  it('accepts only existing users when createUnknownUser is false', async () => {
     await start([ModelBackend, ExistingOnlyBackend]);
     await request(server).get('/me').set('X-Remote-User', 'stranger').expect(401);
     expect(await t.users.findByUsername('stranger')).toBeNull();
@@ -263,7 +263,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
     await request(server).get('/me').set('X-Remote-User', 'alice').expect(200, { username: 'alice', backend: 'ExistingOnlyBackend' });
   });
 
-  it('maps header values through cleanUsername, also when comparing with the session user (B102)', async () => {
+  it('maps header values through cleanUsername, also when comparing with the session user', async () => {
     await start([ModelBackend, RealmBackend]);
     const first = await request(server).get('/me').set('X-Remote-User', 'alice@CORP.EXAMPLE').expect(200);
     expect(first.body).toEqual({ username: 'alice', backend: 'RealmBackend' });
@@ -290,15 +290,15 @@ describe('RemoteUserBackend and RemoteUserMiddleware (B100–B103)', () => {
     ]);
   });
 
-  it('never forces a logout with the persistent middleware (B101)', async () => {
+  it('never forces a logout with the persistent middleware', async () => {
     await start([ModelBackend, RemoteUserBackend], PersistentRemoteUserMiddleware);
     const cookie = cookieFrom(await request(server).get('/me').set('X-Remote-User', 'alice').expect(200))!;
     await request(server).get('/me').set('Cookie', cookie).expect(200, { username: 'alice', backend: 'RemoteUserBackend' });
-    // A different name still replaces the user (B102).
+    // A different name still replaces the user.
     await request(server).get('/me').set('Cookie', cookie).set('X-Remote-User', 'bob').expect(200, { username: 'bob', backend: 'RemoteUserBackend' });
   });
 
-  it('fails closed when the app has no sessions for it to log users into (B100)', async () => {
+  it('fails closed when the app has no sessions for it to log users into', async () => {
     t = await createTestApp({
       auth: { backends: [ModelBackend, RemoteUserBackend], session: false, secret: 'a-secret-for-hashes' },
       imports: [mounting(RemoteUserMiddleware)],

@@ -17,7 +17,7 @@ interface StoredEntry extends DirectoryEntry {
  * Stands in for a company directory (LDAP, Active Directory, an identity provider's API): the
  * place where some people's accounts and passwords really live. The sample keeps it in memory
  * so it runs anywhere; a real one would be a network call that can fail, and a failure should
- * surface as an error, not as "wrong password" (SPEC §1.1).
+ * surface as an error, not as "wrong password".
  *
  * It is an injectable service, so the backend gets it by injection and a test can change an
  * entry (a new email, leaving the staff group) the way the directory's own admins would.

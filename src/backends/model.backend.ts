@@ -16,7 +16,7 @@ interface PermissionCache {
 
 /**
  * Forget the permissions cached on `user`, so the next check reads the database again. Checks
- * are cached on the user instance (B79); a fresh instance per request never sees stale grants,
+ * are cached on the user instance; a fresh instance per request never sees stale grants,
  * but code that changes grants and checks the same instance again calls this.
  */
 export function clearPermissionCache(user: unknown): void {
@@ -78,7 +78,7 @@ export class ModelBackend extends BaseBackend {
 
   /**
    * Only active, authenticated users of this backend's user entity hold permissions here;
-   * anything else, and every object-level check, gets none (B79). A user object some other
+   * anything else, and every object-level check, gets none. A user object some other
    * backend built is not a row of the user table, even when its id happens to match one.
    */
   protected holdsPermissions(user: any, obj: unknown): boolean {

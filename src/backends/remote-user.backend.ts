@@ -13,7 +13,7 @@ export const REMOTE_USER: unique symbol = Symbol.for('nestjs-session-auth:remote
 
 /**
  * Users vouched for by something in front of the app: a proxy or SSO gateway that
- * authenticated them and passes their name in a header (Django's `RemoteUserBackend`, B103).
+ * authenticated them and passes their name in a header (Django's `RemoteUserBackend`).
  * Names it has not seen become local users with an unusable password, unless
  * `createUnknownUser` is `false`. Subclass to adapt names (`cleanUsername`) or to fill in a new
  * user from an external source (`configureUser`). Inactive users are refused. Permissions come
@@ -86,7 +86,7 @@ export class RemoteUserBackend<U = any> extends ModelBackend {
   }
 }
 
-/** Like `RemoteUserBackend`, but inactive users are accepted too (B103). */
+/** Like `RemoteUserBackend`, but inactive users are accepted too. */
 @Injectable()
 export class AllowAllUsersRemoteUserBackend<U = any> extends RemoteUserBackend<U> {
   override userCanAuthenticate(): boolean {

@@ -12,7 +12,7 @@ const EMAIL_MAX_LENGTH = 254;
 
 /**
  * Why `username` cannot be used for a new user, or `null`. The built-in `User` follows Django's
- * field rules (B74: at most 150 Unicode letters, digits and `@.+-_`); a custom user entity has its
+ * field rules (at most 150 Unicode letters, digits and `@.+-_`); a custom user entity has its
  * own, so only emptiness is checked for it.
  */
 export async function usernameProblem(users: UserManager<any>, raw: string): Promise<string | null> {
@@ -57,14 +57,14 @@ function isUniqueViolation(error: unknown): boolean {
   return code === 'SQLITE_CONSTRAINT' && String(driverError?.message).includes('UNIQUE constraint failed');
 }
 
-/** Why `email` is not an address, or `null`; an empty email is allowed (B73 stores it as ""). */
+/** Why `email` is not an address, or `null`; an empty email is allowed (Django stores it as ""). */
 export function emailProblem(email: string): string | null {
   if (email === '') return null;
   if (email.length > EMAIL_MAX_LENGTH || !/^[^\s@]+@[^\s@]+$/.test(email)) return 'Enter a valid email address.';
   return null;
 }
 
-/** The validators' messages, one per line, all of them together (B86). */
+/** The validators' messages, one per line, all of them together. */
 export function describeValidationError(error: PasswordValidationError): string {
   return error.errors.map((issue) => issue.message).join('\n');
 }
@@ -97,7 +97,7 @@ export interface PasswordPromptOptions {
 
 /**
  * Ask for a new password twice (never echoed) until both entries match, are not blank and pass
- * the validators; every broken rule is listed together (B86). Three attempts, then the command
+ * the validators; every broken rule is listed together. Three attempts, then the command
  * fails with `giveUpMessage`.
  */
 export async function promptNewPassword(

@@ -25,7 +25,7 @@ export interface PasswordHashAlgorithm {
 export type PasswordHasherName = 'bcrypt_sha256' | 'scrypt';
 
 export interface BCryptSHA256HasherOptions {
-  /** log2 of the bcrypt work factor; default 12 (Django's, B62). */
+  /** log2 of the bcrypt work factor; default 12 (Django's). */
   rounds?: number;
   /**
    * Run bcryptjs on worker threads (default `true`), so hashing never holds up other requests.
@@ -37,7 +37,7 @@ export interface BCryptSHA256HasherOptions {
 }
 
 /**
- * bcrypt over the hex SHA-256 of the password (Django's `bcrypt_sha256`, B63): the pre-hash
+ * bcrypt over the hex SHA-256 of the password (Django's `bcrypt_sha256`): the pre-hash
  * keeps bcrypt from silently truncating at 72 bytes, so two long passwords sharing a prefix
  * never collide. The SHA-256 is cheap and stays on the main thread; bcrypt itself runs on a
  * worker pool.
@@ -127,7 +127,7 @@ export class ScryptHasher implements PasswordHashAlgorithm {
 
 const SALT_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
-/** 22 characters of [A-Za-z0-9]: at least 128 bits, like Django's salts (B61). */
+/** 22 characters of [A-Za-z0-9]: at least 128 bits, like Django's salts. */
 function randomSalt(length = 22): string {
   let salt = '';
   for (let i = 0; i < length; i++) salt += SALT_CHARS[randomInt(SALT_CHARS.length)];
@@ -136,7 +136,7 @@ function randomSalt(length = 22): string {
 
 export const UNUSABLE_PASSWORD_PREFIX = '!';
 
-/** Only a value starting with `!` is unusable (B65). */
+/** Only a value starting with `!` is unusable. */
 export function isPasswordUsable(encoded: string | null | undefined): boolean {
   return encoded == null || !encoded.startsWith(UNUSABLE_PASSWORD_PREFIX);
 }
@@ -176,7 +176,7 @@ export class PasswordHasher implements OnApplicationShutdown {
     return this.hashers[0];
   }
 
-  /** Hash a raw password with the preferred hasher; `null` gives an unusable password (B64). */
+  /** Hash a raw password with the preferred hasher; `null` gives an unusable password. */
   async make(raw: string | null): Promise<string> {
     if (raw === null) return UNUSABLE_PASSWORD_PREFIX + randomBytes(30).toString('base64url').slice(0, 40);
     if (typeof raw !== 'string') {
@@ -189,7 +189,7 @@ export class PasswordHasher implements OnApplicationShutdown {
     const hasher = typeof encoded === 'string' ? this.identify(encoded) : undefined;
     if (typeof raw !== 'string' || !hasher || !isPasswordUsable(encoded)) {
       // Run the preferred hasher once so a missing or unusable hash takes as long as a wrong
-      // password (B67, CVE-2024-39329).
+      // password (CVE-2024-39329).
       await this.runDummyHash();
       return { valid: false, mustUpdate: false };
     }

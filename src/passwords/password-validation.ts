@@ -29,7 +29,7 @@ export class ValidationError extends Error {
   }
 }
 
-/** Every rule a password broke, reported together (B86), so a form can show them all at once. */
+/** Every rule a password broke, reported together, so a form can show them all at once. */
 export class PasswordValidationError extends Error {
   readonly errors: PasswordValidationIssue[];
 
@@ -47,7 +47,7 @@ function lengthOf(text: string): number {
   return count;
 }
 
-/** At least `minLength` characters, 8 by default (B87). */
+/** At least `minLength` characters, 8 by default. */
 export class MinimumLengthValidator implements PasswordValidator {
   readonly minLength: number;
 
@@ -92,7 +92,7 @@ const NON_WORD = /[^\p{L}\p{N}_]+/u;
 
 /**
  * The password must not be too close to the user's username, names or email, nor to any word
- * of them (B87). Closeness is the ratio of shared characters, counted as multisets (the quick
+ * of them. Closeness is the ratio of shared characters, counted as multisets (the quick
  * ratio of a sequence matcher): cheap, and an upper bound of the finer measures.
  */
 export class UserAttributeSimilarityValidator implements PasswordValidator {
@@ -184,7 +184,7 @@ function normalizeList(passwords: Iterable<string>): Set<string> {
 }
 
 /**
- * The password must not be on a list of common passwords (B87): by default the ~49,000 most
+ * The password must not be on a list of common passwords: by default the ~49,000 most
  * common ones from `@zxcvbn-ts/language-common`, compared lowercased and trimmed.
  */
 export class CommonPasswordValidator implements PasswordValidator {
@@ -207,7 +207,7 @@ export class CommonPasswordValidator implements PasswordValidator {
   }
 }
 
-/** The password must not be made of digits only (B87). */
+/** The password must not be made of digits only. */
 export class NumericPasswordValidator implements PasswordValidator {
   validate(password: string): void {
     if (/^\p{Nd}+$/u.test(password)) {
@@ -262,7 +262,7 @@ export function resolvePasswordValidators(
 }
 
 /**
- * Run every validator and throw one `PasswordValidationError` listing every broken rule (B86).
+ * Run every validator and throw one `PasswordValidationError` listing every broken rule.
  * Anything that is not a string is refused outright rather than coerced.
  */
 export async function validatePassword(

@@ -153,7 +153,7 @@ export class AccessGuard implements CanActivate {
     setUser(request, user);
     const loggedIn = isAuthenticated(user);
     if (loginRequired && !loggedIn) this.deny(request, rule, false);
-    // Anonymous users are asked too: a backend may grant them permissions (B76), as in Django.
+    // Anonymous users are asked too: a backend may grant them permissions, as in Django.
     for (const permRule of permRules) {
       if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn);
     }

@@ -9,8 +9,8 @@ import { SessionHandler } from './session.middleware.js';
 import { loadSession, sessionState, SessionsUnavailable } from './session.js';
 
 /**
- * Logs in the user a trusted proxy names in a request header (Django's `RemoteUserMiddleware`,
- * B100–B102), through the configured `RemoteUserBackend`, and keeps the session in step with
+ * Logs in the user a trusted proxy names in a request header (Django's `RemoteUserMiddleware`),
+ * through the configured `RemoteUserBackend`, and keeps the session in step with
  * the header: a different name logs the previous remote user out first (CVE-2014-0482), and a
  * missing header logs out users who came in this way (not those who used a password).
  *
@@ -26,7 +26,7 @@ import { loadSession, sessionState, SessionsUnavailable } from './session.js';
 export class RemoteUserMiddleware implements NestMiddleware {
   /** The request header carrying the user name (case-insensitive). */
   header = 'x-remote-user';
-  /** Log out a user who logged in through a `RemoteUserBackend` when the header is missing (B101). */
+  /** Log out a user who logged in through a `RemoteUserBackend` when the header is missing. */
   forceLogoutIfNoHeader = true;
 
   constructor(
@@ -45,11 +45,11 @@ export class RemoteUserMiddleware implements NestMiddleware {
 
     const current = await this.auth.getUser(request);
     if (isAuthenticated(current)) {
-      // Compared the way the session's own backend maps names (B102.1).
+      // Compared the way the session's own backend maps names.
       const backend = this.backends.get((current as any).backend)?.backend;
       const expected = backend instanceof RemoteUserBackend ? await backend.localUsername(remoteUser) : remoteUser;
       if (usernameOf(current) === expected) return next();
-      // Someone else now: end the previous remote session before anything else (B102.2).
+      // Someone else now: end the previous remote session before anything else.
       await this.logoutRemoteUser(request);
     }
 
@@ -72,7 +72,7 @@ export class RemoteUserMiddleware implements NestMiddleware {
     return typeof value === 'string' ? value : undefined;
   }
 
-  /** Log the current user out, but only when they came in through a `RemoteUserBackend` (B101). */
+  /** Log the current user out, but only when they came in through a `RemoteUserBackend`. */
   private async logoutRemoteUser(request: Request): Promise<void> {
     const user = await this.auth.getUser(request);
     if (!isAuthenticated(user)) return;
@@ -99,7 +99,7 @@ export class RemoteUserMiddleware implements NestMiddleware {
 /**
  * For apps where the proxy sends the header only on the login page: the session, not the
  * header, keeps the user logged in, so a missing header never logs anybody out (Django's
- * `PersistentRemoteUserMiddleware`, B101).
+ * `PersistentRemoteUserMiddleware`).
  */
 @Injectable()
 export class PersistentRemoteUserMiddleware extends RemoteUserMiddleware {

@@ -2,7 +2,7 @@ import { Column, Entity, JoinTable, ManyToMany, PrimaryGeneratedColumn } from 't
 import { Group } from './group.entity.js';
 import { Permission } from './permission.entity.js';
 
-/** The built-in user model (Django's `auth.User`, B73–B74). */
+/** The built-in user model (Django's `auth.User`). */
 @Entity({ name: 'auth_user' })
 export class User {
   @PrimaryGeneratedColumn()

@@ -4,7 +4,7 @@ import { isProduction } from '../environment.js';
 /** An email the built-in views send (today: the password reset link). */
 export interface AuthMail {
   kind: 'password_reset';
-  /** The address stored on the user, never the one typed into the form (B54). */
+  /** The address stored on the user, never the one typed into the form. */
   to: string;
   /** One line: newlines are removed before the mailer sees it. */
   subject: string;
@@ -22,7 +22,7 @@ export interface AuthMail {
 /**
  * Sends the emails of the built-in views. Give your own class as the `mailer` option (an
  * instance your app provides is used as such); it may return a promise. A failure is logged,
- * never shown to the visitor (B54).
+ * never shown to the visitor.
  */
 export abstract class AuthMailer {
   abstract send(mail: AuthMail): void | Promise<void>;

@@ -61,9 +61,9 @@ export const AUTH_VIEW_PATHS = {
   passwordResetComplete: '/accounts/reset/done',
 } as const;
 
-/** Stands for the token in the reset link once it has moved into the session (B56). */
+/** Stands for the token in the reset link once it has moved into the session. */
 export const RESET_URL_TOKEN = 'set-password';
-/** Session key holding the reset token between the link and the form (B56). */
+/** Session key holding the reset token between the link and the form. */
 export const RESET_SESSION_TOKEN = '_password_reset_token';
 
 const MAX_USERNAME_LENGTH = 254;
@@ -143,7 +143,7 @@ export class AuthViewsController implements OnModuleInit {
     this.mailer = mailer;
   }
 
-  /** GET loginUrl: the form (B48); a JSON client gets `{ csrfToken }` to send with its POST. */
+  /** GET loginUrl: the form; a JSON client gets `{ csrfToken }` to send with its POST. */
   protected showLogin(request: Request, response: Response): void {
     const token = csrfToken(request);
     if (prefersJson(request)) {
@@ -154,8 +154,8 @@ export class AuthViewsController implements OnModuleInit {
   }
 
   /**
-   * POST loginUrl: log in and go to a safe `next` or `loginRedirectUrl` (B47–B48). Every
-   * failure shows the same message, whichever backend refused (B59).
+   * POST loginUrl: log in and go to a safe `next` or `loginRedirectUrl`. Every
+   * failure shows the same message, whichever backend refused.
    */
   protected async submitLogin(request: Request, response: Response): Promise<void> {
     const body = formBody(request);
@@ -164,7 +164,7 @@ export class AuthViewsController implements OnModuleInit {
     if (rawUsername === MALFORMED || password === MALFORMED) {
       return this.loginFailure(request, response, 400, { form: [BAD_INPUT] });
     }
-    // Django's UsernameField strips and NFKC-normalises; the password is taken as typed (B58).
+    // Django's UsernameField strips and NFKC-normalises; the password is taken as typed.
     const username = rawUsername?.trim().normalize('NFKC') ?? '';
     const errors: FormErrors = {};
     if (!username) errors.username = [REQUIRED];
@@ -178,12 +178,12 @@ export class AuthViewsController implements OnModuleInit {
     if (refusal) {
       return this.loginFailure(request, response, prefersJson(request) ? 401 : 200, { form: [refusal] }, username);
     }
-    // login() also drops the CSRF token: the next form gets a new one (B20).
+    // login() also drops the CSRF token: the next form gets a new one.
     await this.auth.login(request, user);
     redirect(response, this.safeNext(request) || this.config.loginRedirectUrl);
   }
 
-  /** POST only (B50): a link or an image cannot log anybody out. */
+  /** POST only: a link or an image cannot log anybody out. */
   @Post(AUTH_VIEW_PATHS.logout)
   @UseGuards(CsrfGuard)
   async logout(@Req() request: Request, @Res() response: Response): Promise<void> {
@@ -210,7 +210,7 @@ export class AuthViewsController implements OnModuleInit {
   }
 
   /**
-   * The old password, then the new one twice (B51). The current session stays logged in with
+   * The old password, then the new one twice. The current session stays logged in with
    * a new id; every other session of the user is logged out by the new password hash.
    * Wrong old passwords count towards the login lockout of the same username and address, so a
    * stolen session cannot be used to guess the password: while locked, the old password is not
@@ -259,7 +259,7 @@ export class AuthViewsController implements OnModuleInit {
 
   /**
    * Mail a reset link to every active user with a usable password and this email, then go to
-   * the "done" page whether or not anyone matched, so the page reveals no addresses (B52–B54).
+   * the "done" page whether or not anyone matched, so the page reveals no addresses.
    */
   @Post(AUTH_VIEW_PATHS.passwordReset)
   @LoginNotRequired()
@@ -290,7 +290,7 @@ export class AuthViewsController implements OnModuleInit {
     html(response, 200, passwordResetDonePage());
   }
 
-  /** The link from the email; it is checked, its token moved into the session, and then the form (B55–B56). */
+  /** The link from the email; it is checked, its token moved into the session, and then the form. */
   @Get(AUTH_VIEW_PATHS.passwordResetConfirm)
   @LoginNotRequired()
   async showPasswordResetConfirm(
@@ -304,7 +304,7 @@ export class AuthViewsController implements OnModuleInit {
     html(response, 200, passwordResetConfirmPage({ action: resetFormPath(uidb64), csrfToken: csrfToken(request) }));
   }
 
-  /** Set the new password (B57): the token dies with the old password hash, so the link works once. */
+  /** Set the new password: the token dies with the old password hash, so the link works once. */
   @Post(AUTH_VIEW_PATHS.passwordResetConfirm)
   @LoginNotRequired()
   @UseGuards(CsrfGuard)
@@ -339,7 +339,7 @@ export class AuthViewsController implements OnModuleInit {
   /**
    * The user a reset link is for, when the link is good and already on its `set-password` form;
    * otherwise the response is sent here: a redirect that moves the token out of the URL (so it
-   * never leaks through the Referer header), or the "invalid link" page (200, B55).
+   * never leaks through the Referer header), or the "invalid link" page (200).
    */
   private async resetLinkUser(request: Request, response: Response, uidb64: string, token: string): Promise<any> {
     const user = await this.userFromUid(uidb64);
@@ -411,7 +411,7 @@ export class AuthViewsController implements OnModuleInit {
   /**
    * Active users with a usable password whose stored email equals the given one, compared
    * case-insensitively in the database and then after NFKC and case folding, which keeps
-   * Unicode look-alikes from receiving someone else's link (B53, CVE-2019-19844).
+   * Unicode look-alikes from receiving someone else's link (CVE-2019-19844).
    */
   private async usersForReset(email: string): Promise<any[]> {
     const repository = this.users.repository;
@@ -443,7 +443,7 @@ export class AuthViewsController implements OnModuleInit {
 
   /**
    * The mail goes out without holding up the answer, so the response time does not tell
-   * whether an address is registered; a failure is logged, never shown (B54).
+   * whether an address is registered; a failure is logged, never shown.
    */
   private deliver(mail: AuthMail): void {
     Promise.resolve()
@@ -470,7 +470,7 @@ export class AuthViewsController implements OnModuleInit {
     await this.users.savePassword(user);
   }
 
-  /** A `next` from the form, else from the query, if it stays on this site (B46). */
+  /** A `next` from the form, else from the query, if it stays on this site. */
   protected safeNext(request: Request): string {
     const field = this.config.redirectFieldName;
     const body = formBody(request);

@@ -51,7 +51,7 @@ export class DictionaryBackend implements AuthBackend {
   }
 }
 
-/** The controller of SPEC §3. */
+/** The controller of */
 @Controller()
 export class PagesController {
   constructor(private readonly auth: AuthService) {}

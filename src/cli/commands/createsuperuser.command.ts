@@ -31,7 +31,7 @@ interface CreateSuperuserOptions {
 /**
  * `createsuperuser`: Django's command. Interactive, it asks for what is missing and offers to
  * bypass the password validators after listing what they refused. With `--noinput` everything
- * comes from options and the environment; a missing password gives an unusable one (B75).
+ * comes from options and the environment; a missing password gives an unusable one.
  */
 export function registerCreateSuperuser(program: Command, context: CommandContext): void {
   program

@@ -19,7 +19,7 @@ interface CreateUserOptions {
   password: boolean;
 }
 
-/** `createuser <username>`: a regular user, password prompted twice, piped, or unusable (B75). */
+/** `createuser <username>`: a regular user, password prompted twice, piped, or unusable. */
 export function registerCreateUser(program: Command, context: CommandContext): void {
   program
     .command('createuser')

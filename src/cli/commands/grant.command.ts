@@ -77,7 +77,7 @@ export function registerGrant(program: Command, context: CommandContext): void {
           context.prompter.say(`Added '${user.username}' to group '${name}'.`);
         }
         if (user.isActive === false) {
-          context.prompter.warn(`Note: '${user.username}' is inactive; inactive users have no permissions (B79).`);
+          context.prompter.warn(`Note: '${user.username}' is inactive; inactive users have no permissions.`);
         }
       });
     });
