@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §4: "TypeORM 0.3 with sqlite3 keeps working". Builds and packs the library, installs it
+# TypeORM 0.3 with sqlite3 keeps working: builds and packs the library, installs it
 # in a temporary app on the newest TypeORM 0.3 with the sqlite3 driver (compiled from source by
 # node-gyp), and runs smoke.mjs there. The repository's own node_modules (TypeORM 1,
 # better-sqlite3) are never used or touched. KEEP=1 keeps the temporary app for a look.

@@ -1,4 +1,4 @@
-// Smoke test: the packed library in an app on TypeORM 0.3 with the `sqlite3` driver (SPEC §4).
+// Smoke test: the packed library in an app on TypeORM 0.3 with the `sqlite3` driver.
 // Run by run.sh, which installs it next to package.json in a temporary directory.
 // Plain JavaScript, so it needs no compiler: Nest's decorators are applied by hand below.
 import 'reflect-metadata';
@@ -58,7 +58,7 @@ function decorateMethod(target, key, decorators, params = []) {
   if (descriptor) Object.defineProperty(target.prototype, key, descriptor);
 }
 
-/** SPEC §3's dictionary backend. */
+/** The README's dictionary backend. */
 class DictionaryBackend {
   constructor(users) {
     this.users = users;
@@ -83,7 +83,7 @@ class CapturingMailer extends AuthMailer {
 }
 decorateClass(CapturingMailer, [Injectable()]);
 
-/** SPEC §3's controller. */
+/** The README's quick start controller. */
 class PagesController {
   constructor(auth) {
     this.auth = auth;
