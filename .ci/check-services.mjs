@@ -1,4 +1,5 @@
 // Fails loudly when a service the tests need is unreachable, instead of letting them skip.
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { createClient } from 'redis';
 
@@ -24,6 +25,18 @@ try {
   failures.push(`Redis at ${process.env.TEST_REDIS_URL}: ${error.message}`);
 } finally {
   if (redis.isOpen) await redis.quit();
+}
+
+try {
+  const connection = await mysql.createConnection({ uri: process.env.TEST_MYSQL_URL, connectTimeout: 5000 });
+  try {
+    const [rows] = await connection.query('select version() as version');
+    console.log(`MySQL/MariaDB ok: ${rows[0].version}`);
+  } finally {
+    await connection.end();
+  }
+} catch (error) {
+  failures.push(`MySQL/MariaDB at ${process.env.TEST_MYSQL_URL}: ${error.message}`);
 }
 
 if (failures.length > 0) {

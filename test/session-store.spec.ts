@@ -3,12 +3,13 @@ import { Logger } from '@nestjs/common';
 import session, { type CookieOptions, type SessionData } from 'express-session';
 import { DataSource, type DataSourceOptions, type Repository } from 'typeorm';
 import { SessionRecord, TypeOrmSessionStore, type TypeOrmSessionStoreOptions } from 'nestjs-session-auth';
-import { postgresUrl, uniqueName } from './support/services.js';
+import { mysqlUrl, postgresUrl, uniqueName } from './support/services.js';
 import { SqlCounter } from './support/sql-counter.js';
 
 /**
- * TypeOrmSessionStore against a real DataSource: the embedded SQLite always, and the machine's
- * PostgreSQL when TEST_POSTGRES_URL is set (each run in a schema of its own, dropped afterwards).
+ * TypeOrmSessionStore against a real DataSource: the embedded SQLite always, the machine's
+ * PostgreSQL when TEST_POSTGRES_URL is set (each run in a schema of its own, dropped afterwards),
+ * and its MySQL/MariaDB when TEST_MYSQL_URL is set (a database of its own).
  */
 interface Database {
   name: string;
@@ -48,9 +49,37 @@ function postgres(url: string): Database {
   };
 }
 
+/** MySQL or MariaDB: a database of its own per run, dropped afterwards. */
+function mysql(url: string): Database {
+  const name = uniqueName('session_store');
+  const admin = () => new DataSource({ type: 'mariadb', url });
+  return {
+    name: 'MySQL/MariaDB',
+    async options() {
+      const ds = await admin().initialize();
+      try {
+        await ds.query(`CREATE DATABASE IF NOT EXISTS \`${name}\``);
+      } finally {
+        await ds.destroy();
+      }
+      return { type: 'mariadb', url, database: name };
+    },
+    async cleanup() {
+      const ds = await admin().initialize();
+      try {
+        await ds.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      } finally {
+        await ds.destroy();
+      }
+    },
+  };
+}
+
 const databases: Database[] = [sqlite];
 const pgUrl = postgresUrl();
 if (pgUrl) databases.push(postgres(pgUrl));
+const myUrl = mysqlUrl();
+if (myUrl) databases.push(mysql(myUrl));
 
 const MINUTE = 60 * 1000;
 const HOUR = 60 * MINUTE;

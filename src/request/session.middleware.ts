@@ -42,7 +42,7 @@ export class SessionHandler implements OnApplicationShutdown {
     if ((this.store as { revokeAware?: unknown }).revokeAware !== true) {
       new Logger('Sessions').warn(
         `The session store ${this.store.constructor.name} does not keep logouts: a request still running when a user ` +
-          'logs out can save the session back to life. Use TypeOrmSessionStore on PostgreSQL or SQLite, or RedisSessionStore.',
+          'logs out can save the session back to life. Use TypeOrmSessionStore on PostgreSQL, SQLite, MySQL or MariaDB, or RedisSessionStore.',
       );
     }
     this.cookieName = options.name;

@@ -43,7 +43,7 @@ export class TypeOrmSessionStore extends session.Store {
   private readStatement?: PreparedQuery<{ data: string; expires_at: number | string }>;
   /**
    * Sessions ended by `destroy` stay ended, whatever a request still running writes: true on
-   * PostgreSQL and SQLite, whose upsert refuses a revoked row in the same statement.
+   * PostgreSQL, SQLite, MySQL and MariaDB, whose upsert refuses a revoked row in the same statement.
    */
   readonly revokeAware: boolean;
 
@@ -55,7 +55,7 @@ export class TypeOrmSessionStore extends session.Store {
     this.ttl = options.ttl ?? DEFAULT_SESSION_AGE_MS;
     this.touchAfter = options.touchAfter ?? 0.5;
     this.pruneBatchSize = options.pruneBatchSize ?? 1000;
-    this.revokeAware = upsertDialect(dataSource) !== undefined;
+    this.revokeAware = upsertDialect(dataSource) !== undefined || isMysql(dataSource);
     const interval = options.pruneInterval ?? 15 * 60 * 1000;
     if (interval !== false) {
       this.pruneTimer = setInterval(() => {
@@ -179,6 +179,10 @@ export class TypeOrmSessionStore extends session.Store {
       await this.upsertUnlessRevoked(row, dialect);
       return;
     }
+    if (isMysql(this.dataSource)) {
+      await this.upsertUnlessRevokedOnMysql(row);
+      return;
+    }
     // Other databases: a plain upsert (a revoked row can be written back by a stale request).
     await this.dataSource
       .createQueryBuilder()
@@ -213,6 +217,18 @@ export class TypeOrmSessionStore extends session.Store {
     );
   }
 
+  /** The same on MySQL and MariaDB: `ON DUPLICATE KEY UPDATE` keeps a revoked row as it is. */
+  private async upsertUnlessRevokedOnMysql(row: { id: string; data: string; expiresAt: number; userId: string | null }): Promise<void> {
+    const { table, column } = sqlNames(this.dataSource, this.repository.metadata);
+    const [id, data, expiresAt, userId, revoked] = ['id', 'data', 'expiresAt', 'userId', 'revoked'].map(column);
+    const keep = (name: string) => `${name} = IF(${revoked}, ${name}, VALUES(${name}))`;
+    await this.dataSource.query(
+      `INSERT INTO ${table} (${id}, ${data}, ${expiresAt}, ${userId}, ${revoked}) VALUES (?, ?, ?, ?, 0) ` +
+        `ON DUPLICATE KEY UPDATE ${[data, expiresAt, userId].map(keep).join(', ')}`,
+      [row.id, row.data, row.expiresAt, row.userId],
+    );
+  }
+
   private async extend(sid: string, data: SessionData): Promise<void> {
     const stored = this.expiries.get(sid);
     this.expiries.delete(sid);
@@ -230,6 +246,11 @@ export class TypeOrmSessionStore extends session.Store {
 }
 
 const REVOKED = { revoked: true, data: '{}', userId: null };
+
+function isMysql(dataSource: DataSource): boolean {
+  const type = dataSource.options.type as string;
+  return type === 'mysql' || type === 'mariadb';
+}
 
 
 function isSessionData(value: unknown): value is SessionData {

@@ -21,6 +21,7 @@ function fromEnv(variable: string, what: string): string | undefined {
 const EXAMPLES: Record<string, string> = {
   TEST_POSTGRES_URL: 'postgres://postgres@127.0.0.1:5432/test',
   TEST_REDIS_URL: 'redis://127.0.0.1:6379',
+  TEST_MYSQL_URL: 'mysql://root@127.0.0.1:3306/test',
 };
 
 /** The PostgreSQL URL to test against, or undefined (reported once) when none is configured. */
@@ -31,6 +32,11 @@ export function postgresUrl(): string | undefined {
 /** The Redis URL to test against, or undefined (reported once) when none is configured. */
 export function redisUrl(): string | undefined {
   return fromEnv('TEST_REDIS_URL', 'Redis');
+}
+
+/** The MySQL/MariaDB URL to test against, or undefined (reported once) when none is configured. */
+export function mysqlUrl(): string | undefined {
+  return fromEnv('TEST_MYSQL_URL', 'MySQL/MariaDB');
 }
 
 /** A name no other run (or concurrent Jest worker) uses: for schemas, key prefixes, … */
