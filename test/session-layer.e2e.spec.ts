@@ -79,6 +79,30 @@ describe('caching', () => {
   });
 });
 
+describe('stored data cannot take over the session object', () => {
+  it('ignores stored keys named like its id, its methods or __proto__', async () => {
+    const t = await createTestApp();
+    try {
+      const store = new TypeOrmSessionStore(t.app.get(DataSource), { pruneInterval: false });
+      const data = JSON.parse(
+        '{"cookie":{"originalMaxAge":600000,"expires":"2099-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},' +
+          '"__proto__":{"polluted":true},"id":"someone-else","save":"not a function","cart":"3"}',
+      );
+      await new Promise<void>((resolve, reject) => store.set('sid-crafted', data, (error) => (error ? reject(error) : resolve())));
+      const signature = (await import('cookie-signature')).default;
+      const cookie = `sessionid=${encodeURIComponent('s:' + signature.sign('sid-crafted', TEST_SECRET))}`;
+
+      await request(t.app.getHttpServer()).get('/session/cart').set('Cookie', cookie).expect(200, { value: '3' });
+      await request(t.app.getHttpServer()).post('/session/cart/4').set('Cookie', cookie).expect(200);
+      await request(t.app.getHttpServer()).get('/session/cart').set('Cookie', cookie).expect(200, { value: '4' });
+      expect(({} as any).polluted).toBeUndefined();
+      store.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('middleware that reads the session', () => {
   it('gets a clear error reading it before it is loaded, and the data after `await loadSession(req)`', async () => {
     const seen: unknown[] = [];

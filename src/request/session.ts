@@ -99,7 +99,7 @@ export class RequestSession {
     Object.defineProperty(this, STATE, { value: state, enumerable: false });
     setId(this, id);
     if (stored) {
-      Object.assign(this, withoutCookie(stored));
+      assignData(this, stored);
       // As express-session restores it: the stored attributes, `expires` back to a Date.
       const cookie = { ...(stored.cookie as unknown as Record<string, unknown>) };
       if (typeof cookie.expires === 'string') cookie.expires = new Date(cookie.expires);
@@ -182,7 +182,7 @@ export class RequestSession {
     settle(
       state.layer.read(this.id).then((data) => {
         for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
-        if (data) Object.assign(this, withoutCookie(data));
+        if (data) assignData(this, data);
         state.savedHash = fingerprint(this);
       }),
       callback,
@@ -476,9 +476,14 @@ function setId(session: RequestSession, id: string): void {
   Object.defineProperty(session, 'id', { value: id, enumerable: false, writable: true, configurable: true });
 }
 
-function withoutCookie(data: SessionData): Record<string, unknown> {
-  const { cookie: _cookie, ...rest } = data as SessionData & Record<string, unknown>;
-  return rest;
+/**
+ * Copy stored data onto the session, as express-session does: a key the session already answers
+ * (`id`, `cookie`, its methods, `__proto__` and the rest of Object's) is never taken from data.
+ */
+function assignData(session: RequestSession, data: SessionData): void {
+  for (const [key, value] of Object.entries(data)) {
+    if (!(key in session)) session[key] = value;
+  }
 }
 
 function isEmpty(session: RequestSession): boolean {
