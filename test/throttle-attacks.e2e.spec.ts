@@ -220,6 +220,25 @@ describe('the rate of attempts per address', () => {
     await post(t, { username: 'carol', password: 'correct horse' }, '192.0.2.1').expect(200);
   });
 
+  it('shows a browser at the built-in login form the reason, with 429 and Retry-After', async () => {
+    const t2 = await createTestApp({ auth: { backends: [ModelBackend], views: true, throttle: { addressBurst: 1 } } });
+    try {
+      const browser = request.agent(t2.app.getHttpServer());
+      const html = 'text/html,application/xhtml+xml';
+      const page = await browser.get('/accounts/login').set('Accept', html).expect(200);
+      const token = /name="csrfmiddlewaretoken" value="([0-9a-f]+)"/.exec(page.text)![1];
+      const form = { username: 'carol', password: 'guess', csrfmiddlewaretoken: token };
+      await browser.post('/accounts/login').set('Accept', html).type('form').send(form).expect(200);
+      const refused = await browser.post('/accounts/login').set('Accept', html).type('form').send(form);
+      expect(refused.status).toBe(429);
+      expect(refused.headers['content-type']).toMatch(/^text\/html/);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(refused.text).toContain('Too many failed logins from your network.');
+    } finally {
+      await t2.close();
+    }
+  });
+
   it('lets the address go on at addressRate attempts a second', async () => {
     t = await appWith({ addressRate: 1, addressBurst: 2 });
     await post(t, { username: 'a', password: 'guess' }).expect(401);

@@ -1,3 +1,4 @@
+import { parse as parseCookies } from 'cookie';
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
 import { loadSession, RequestSession as OwnSession, sessionState, SessionsUnavailable } from './session.js';
@@ -37,18 +38,8 @@ export function storedSessionCookieName(request: Request): string | undefined {
   const header = request.headers?.cookie;
   const id = (request as any).sessionID;
   if (!header || typeof id !== 'string') return undefined;
-  for (const pair of header.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq < 0) continue;
-    let value = pair.slice(eq + 1).trim();
-    try {
-      value = decodeURIComponent(value);
-    } catch {
-      continue;
-    }
-    if (value.startsWith(`s:${id}.`)) return pair.slice(0, eq).trim();
-  }
-  return undefined;
+  const cookies = parseCookies(header);
+  return Object.keys(cookies).find((name) => cookies[name]?.startsWith(`s:${id}.`));
 }
 
 /**

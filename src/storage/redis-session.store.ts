@@ -1,6 +1,7 @@
 import session from 'express-session';
 import type { SessionData } from 'express-session';
 import { DEFAULT_SESSION_AGE_MS } from '../auth.constants.js';
+import { parseSessionData } from './session-data.js';
 
 /** The commands of a node-redis (v4+) client this store uses. */
 export interface RedisSessionClient {
@@ -64,14 +65,8 @@ export class RedisSessionStore extends session.Store {
   override get(sid: string, callback: Callback<SessionData | null>): void {
     this.client.get(this.prefix + sid).then((value) => {
       if (!value || value === REVOKED) return callback(null, null);
-      let data: unknown;
-      try {
-        data = JSON.parse(value);
-      } catch {
-        data = undefined;
-      }
       // A value that is not a session is no session (Django: "Session data corrupted").
-      callback(null, isSessionData(data) ? data : null);
+      callback(null, parseSessionData(value));
     }, callback);
   }
 
@@ -101,10 +96,4 @@ export class RedisSessionStore extends session.Store {
     if (expires) return new Date(expires).getTime() - Date.now();
     return this.ttl;
   }
-}
-
-function isSessionData(value: unknown): value is SessionData {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
-  const cookie = (value as { cookie?: unknown }).cookie;
-  return !!cookie && typeof cookie === 'object' && !Array.isArray(cookie);
 }

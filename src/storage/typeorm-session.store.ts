@@ -4,6 +4,7 @@ import type { SessionData } from 'express-session';
 import { In, LessThan, type DataSource, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { PreparedQuery, sqlNames } from './prepared-query.js';
+import { parseSessionData } from './session-data.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
 
@@ -148,15 +149,9 @@ export class TypeOrmSessionStore extends session.Store {
     const found = await this.readQuery.one([sid]);
     const row = found && { data: found.data, expiresAt: Number(found.expires_at) };
     if (!row || row.expiresAt <= Date.now()) return null;
-    let data: unknown;
-    try {
-      data = JSON.parse(row.data);
-    } catch {
-      data = undefined;
-    }
-    if (!isSessionData(data)) {
-      // A row that is not a session is treated as no session (Django: "Session data corrupted").
-      // express-session throws on one without a cookie object: every request with that cookie got a 503.
+    const data = parseSessionData(row.data);
+    if (!data) {
+      // express-session throws on a row without a cookie object: every request with that cookie got a 503.
       this.logger.warn('Session data corrupted; starting an empty session.');
       return null;
     }
@@ -250,11 +245,4 @@ const REVOKED = { revoked: true, data: '{}', userId: null };
 function isMysql(dataSource: DataSource): boolean {
   const type = dataSource.options.type as string;
   return type === 'mysql' || type === 'mariadb';
-}
-
-
-function isSessionData(value: unknown): value is SessionData {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
-  const cookie = (value as { cookie?: unknown }).cookie;
-  return !!cookie && typeof cookie === 'object' && !Array.isArray(cookie);
 }

@@ -25,7 +25,7 @@ import { ImproperlyConfigured } from '../errors.js';
 import { PasswordResetTokens } from '../password-reset-tokens.js';
 import { isPasswordUsable } from '../passwords/password-hasher.js';
 import { PasswordValidationError } from '../passwords/password-validation.js';
-import { LoginThrottle } from '../login-throttle.js';
+import { LoginThrottle, TooManyLoginAttempts } from '../login-throttle.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { trustedHost } from '../request/hosts.js';
 import { wantsHtml } from '../request/negotiation.js';
@@ -173,7 +173,15 @@ export class AuthViewsController implements OnModuleInit {
       return this.loginFailure(request, response, prefersJson(request) ? 400 : 200, errors, username);
     }
 
-    const user = await this.auth.authenticate<any>(request, { username, password });
+    let user: any;
+    try {
+      user = await this.auth.authenticate<any>(request, { username, password });
+    } catch (error) {
+      // The address is over its limits: a browser gets the form again with the reason, as 429.
+      if (!(error instanceof TooManyLoginAttempts) || prefersJson(request)) throw error;
+      response.setHeader('Retry-After', String(error.retryAfter));
+      return this.loginFailure(request, response, 429, { form: [(error.getResponse() as { message: string }).message] }, username);
+    }
     const refusal = !user ? INVALID_LOGIN : user.isActive === false ? INACTIVE : null;
     if (refusal) {
       return this.loginFailure(request, response, prefersJson(request) ? 401 : 200, { form: [refusal] }, username);

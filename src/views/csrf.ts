@@ -107,6 +107,8 @@ export function rotateCsrfCookie(request: Request): void {
 function tokenInCookie(request: Request): boolean {
   const state = sessionState(request);
   if (!state) return false;
+  // Not loaded and no session cookie: anonymous, known without making a session for it.
+  if (!state.session && !state.layer.hasSessionCookie(state)) return true;
   const session = state.session ?? (request as any).session;
   return !session || session[SESSION_KEY] === undefined;
 }
