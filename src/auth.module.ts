@@ -1,4 +1,12 @@
-import { Module, Optional, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import {
+  Module,
+  Optional,
+  RequestMethod,
+  type DynamicModule,
+  type MiddlewareConsumer,
+  type NestModule,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { AUTH_CONFIG, resolveAuthConfig, type AuthConfig } from './auth.config.js';
 import { AuthEvents } from './auth.events.js';
@@ -11,6 +19,7 @@ import {
 import type { AuthModuleOptions } from './auth.options.js';
 import { AuthService } from './auth.service.js';
 import { BackendRegistry } from './backends/backend.registry.js';
+import { ModelBackend } from './backends/model.backend.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
@@ -21,8 +30,10 @@ import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { UserManager } from './user.manager.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
+import { DataSource } from 'typeorm';
 
 /**
  * `AuthModule.forRoot({ backends: [...] })`: sessions, the per-request user, the access guard
@@ -47,14 +58,33 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
   ],
   exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, SessionHandler],
 })
-export class AuthModule extends ConfigurableAuthModule implements NestModule {
+export class AuthModule extends ConfigurableAuthModule implements NestModule, OnApplicationBootstrap {
   constructor(
     private readonly sessions: SessionHandler,
     private readonly auth: AuthService,
     private readonly moduleRef: ModuleRef,
+    private readonly backends: BackendRegistry,
+    private readonly users: UserManager,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
     super();
+  }
+
+  /**
+   * With sessions in TypeORM and a ModelBackend among the backends, the session's user is read in
+   * the same statement as the session, when users and sessions share a database.
+   */
+  onApplicationBootstrap(): void {
+    const store = this.sessions.store;
+    if (!(store instanceof TypeOrmSessionStore)) return;
+    if (!this.backends.all.some(({ backend }) => backend instanceof ModelBackend && backend.usesPrefetchedUsers)) return;
+    let dataSource: DataSource;
+    try {
+      dataSource = this.moduleRef.get(DataSource, { strict: false });
+    } catch {
+      return;
+    }
+    store.readUsersAlong(dataSource, this.users.entity);
   }
 
   /** `views: true` adds the built-in views' controller, at `loginUrl` for the login view. */

@@ -14,6 +14,7 @@ import {
 import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
+import { ModelBackend } from './backends/model.backend.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
 import { PermissionChecker } from './permission.checker.js';
@@ -24,7 +25,7 @@ import {
   sessionData,
   storedSessionCookieName,
 } from './request/session-lifecycle.js';
-import { loadSession, sessionState, SessionsUnavailable } from './request/session.js';
+import { loadSession, sessionState, SessionsUnavailable, takePrefetchedUser } from './request/session.js';
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
 import { rotateCsrfCookie } from './views/csrf.js';
 import { UserManager } from './user.manager.js';
@@ -235,6 +236,19 @@ export class AuthService {
     return this.permissions.getAllPermissions(user, obj);
   }
 
+  /**
+   * The backend's user for the session's id: from the row the store read along with the session
+   * when the backend can use it (ModelBackend: one read per request instead of two), else `getUser()`.
+   */
+  private loadUser(backend: AuthBackend, userId: string, request: Request): any {
+    const prefetched = takePrefetchedUser(request);
+    if (prefetched && backend instanceof ModelBackend) {
+      const user = backend.userFromPrefetched(prefetched, userId);
+      if (user !== undefined) return user;
+    }
+    return backend.getUser(userId);
+  }
+
   /** Load the user the session names; only called once `peekUser()` found auth keys in it. */
   private async resolveUser(request: Request): Promise<RequestUser> {
     const session = (await loadSession(request)) as Record<string, unknown> | undefined;
@@ -243,7 +257,7 @@ export class AuthService {
     const name = session[BACKEND_SESSION_KEY];
 
     const configured = typeof name === 'string' ? this.backends.get(name) : undefined;
-    const user = typeof userId === 'string' && configured ? await configured.backend.getUser(userId) : null;
+    const user = typeof userId === 'string' && configured ? await this.loadUser(configured.backend, userId, request) : null;
     const hashIndex = user ? verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) : -1;
     if (!user || !canAuthenticate(configured!.backend, user) || hashIndex < 0) {
       // Stale or tampered: the backend is gone, the user is gone or disabled, or the password

@@ -8,8 +8,24 @@ const KEY_SALT = 'nestjs-session-auth.session-auth-hash';
  * `get_session_auth_hash`).
  */
 export function makeSessionAuthHash(user: { password?: unknown }, secret: string): string {
-  return saltedHmac(KEY_SALT, secret, String(user.password ?? '')).toString('hex');
+  const password = String(user.password ?? '');
+  const key = `${secret}\u0000${password}`;
+  let hash = recent.get(key);
+  if (hash === undefined) {
+    hash = saltedHmac(KEY_SALT, secret, password).toString('hex');
+    if (recent.size >= MAX_REMEMBERED_HASHES) recent.delete(recent.keys().next().value!);
+    recent.set(key, hash);
+  }
+  return hash;
 }
+
+/**
+ * Hashes computed lately, by secret and password hash: every logged-in request checks its
+ * user's, and the same user comes back request after request. A new password hash (a password
+ * change) is a new key, so nothing here can outlive the password it was made from.
+ */
+const recent = new Map<string, string>();
+const MAX_REMEMBERED_HASHES = 10_000;
 
 /**
  * Which secret produced `stored`: 0 for the current one, a higher index for a fallback, or -1

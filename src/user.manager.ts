@@ -127,7 +127,17 @@ export class UserManager<U extends Record<string, any> = User> {
     if (key === null) return null;
     // Every logged-in request comes here: one prepared SELECT, no query builder.
     const row = await this.byIdQuery.one([key]);
-    return row ? hydrate<U>(this.dataSource, this.repository.metadata, row) : null;
+    return row ? this.fromRow(row) : null;
+  }
+
+  /**
+   * A user built from a row of the user table (keys are column names), as `findById` builds
+   * one; `null` when the row's primary key is not `id` (a session's user id, as stored).
+   */
+  fromRow(row: Record<string, unknown>, id?: string): U | null {
+    const user = hydrate<U>(this.dataSource, this.repository.metadata, row);
+    if (id !== undefined && String(user[this.primaryColumn.propertyName]) !== id) return null;
+    return user;
   }
 
   private byIdStatement?: PreparedQuery<Record<string, unknown>>;

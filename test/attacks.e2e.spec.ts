@@ -155,20 +155,49 @@ describe('attacks and bad input', () => {
       await request(server).get('/me').set('Cookie', cookie).expect(401);
     });
 
-    it('logout still ends the session when the user database is down', async () => {
+    it('a database error while reading the session and its user is a 5xx, not a login, and changes nothing', async () => {
       const cookie = await loginCarol();
-      const spy = jest.spyOn(t.users, 'findById').mockRejectedValue(new Error('db down'));
-      await request(server).post('/logout').set('Cookie', cookie).expect(200);
-      spy.mockRestore();
-      await request(server).get('/me').set('Cookie', cookie).expect(401);
+      const dataSource = t.app.get(DataSource);
+      // The user table is gone for a moment: the one read of session and user fails.
+      await dataSource.query('ALTER TABLE "auth_user" RENAME TO "auth_user_away"');
+      try {
+        const response = await request(server).get('/me').set('Cookie', cookie);
+        expect(response.status).toBeGreaterThanOrEqual(500);
+        expect(response.headers['set-cookie']).toBeUndefined();
+      } finally {
+        await dataSource.query('ALTER TABLE "auth_user_away" RENAME TO "auth_user"');
+      }
+      await request(server).get('/me').set('Cookie', cookie).expect(200);
     });
 
-    it('a database error while loading the user is a 5xx, not a login', async () => {
-      const cookie = await loginCarol();
-      const spy = jest.spyOn(t.users, 'findById').mockRejectedValue(new Error('db down'));
-      const response = await request(server).get('/me').set('Cookie', cookie);
-      expect(response.status).toBeGreaterThanOrEqual(500);
-      spy.mockRestore();
+    describe('with a backend that loads users itself (sessions and users read apart)', () => {
+      class LoadsUsersItself extends ModelBackend {
+        override async getUser(id: string) {
+          return super.getUser(id);
+        }
+      }
+      let own: TestApp;
+      beforeEach(async () => {
+        own = await createTestApp({ auth: { backends: [LoadsUsersItself] } });
+        await own.users.createUser({ username: 'carol', password: 'correct horse' });
+      });
+      afterEach(() => own.close());
+
+      it('logout still ends the session when the user database is down', async () => {
+        const cookie = await logIn(own.app, 'carol', 'correct horse');
+        const spy = jest.spyOn(own.users, 'findById').mockRejectedValue(new Error('db down'));
+        await request(own.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+        spy.mockRestore();
+        await request(own.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(401);
+      });
+
+      it('a database error while loading the user is a 5xx, not a login', async () => {
+        const cookie = await logIn(own.app, 'carol', 'correct horse');
+        const spy = jest.spyOn(own.users, 'findById').mockRejectedValue(new Error('db down'));
+        const response = await request(own.app.getHttpServer()).get('/me').set('Cookie', cookie);
+        expect(response.status).toBeGreaterThanOrEqual(500);
+        spy.mockRestore();
+      });
     });
   });
 });

@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { ModelBackend } from 'nestjs-session-auth';
 import { createTestApp, logIn, sessionCookie, type TestApp } from './support/test-app.js';
 
 /** Statements counted through a TypeORM logger on the embedded SQLite database. */
@@ -28,14 +29,37 @@ describe('per-request database budgets', () => {
     expect(statements).toEqual([]);
   });
 
-  it('a logged-in read-only GET /me does at most 2 reads and no write', async () => {
+  it('a logged-in read-only GET /me reads the session and its user in one statement and writes nothing', async () => {
     const cookie = await loginCarol();
     for (let i = 0; i < 3; i++) {
       t.sql.reset();
-      const response = await request(server).get('/me').set('Cookie', cookie).expect(200);
+      const response = await request(server).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
       expect(response.headers['set-cookie']).toBeUndefined();
-      expect(t.sql.reads.length).toBeLessThanOrEqual(2);
+      expect(t.sql.reads).toHaveLength(1);
+      expect(t.sql.reads[0]).toMatch(/auth_session.*JOIN.*auth_user/s);
       expect(t.sql.writes).toEqual([]);
+    }
+  });
+
+  it('a ModelBackend whose getUser() is its own is asked for the user: two reads, the user it returns', async () => {
+    let asked = 0;
+    class CountingModelBackend extends ModelBackend {
+      override async getUser(id: string) {
+        asked++;
+        return super.getUser(id);
+      }
+    }
+    const own = await createTestApp({ auth: { backends: [CountingModelBackend] } });
+    try {
+      await own.users.createUser({ username: 'carol', password: 'correct horse' });
+      const cookie = await logIn(own.app, 'carol', 'correct horse');
+      own.sql.reset();
+      await request(own.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'CountingModelBackend' });
+      expect(asked).toBe(1);
+      expect(own.sql.reads).toHaveLength(2);
+      expect(own.sql.reads.some((sql) => /JOIN/.test(sql))).toBe(false);
+    } finally {
+      await own.close();
     }
   });
 

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { DataSource } from 'typeorm';
 import { Permission } from '../storage/permission.entity.js';
+import type { PrefetchedUser } from '../storage/prefetched-user.js';
 import { UserManager } from '../user.manager.js';
 import type { Credentials } from './auth-backend.interface.js';
 import { BaseBackend } from './base.backend.js';
@@ -53,6 +54,23 @@ export class ModelBackend extends BaseBackend {
   async getUser(id: string): Promise<any | null> {
     const user = await this.users.findById(id);
     return user && this.userCanAuthenticate(user) ? user : null;
+  }
+
+  /**
+   * `getUser(id)` from the row the session store read along with the session, by the same
+   * rules; `undefined` when this backend cannot use it (a subclass that loads users its own way,
+   * another user entity, another id): the resolver then calls `getUser()`.
+   */
+  userFromPrefetched(prefetched: PrefetchedUser, id: string): any | null | undefined {
+    if (!this.usesPrefetchedUsers) return undefined;
+    if (prefetched.entity !== this.users.entity || prefetched.userId !== id) return undefined;
+    const user = prefetched.row && this.users.fromRow(prefetched.row, id);
+    return user && this.userCanAuthenticate(user) ? user : null;
+  }
+
+  /** Whether `getUser()` is this class's own, so a row read along with the session can stand in for it. */
+  get usesPrefetchedUsers(): boolean {
+    return this.getUser === ModelBackend.prototype.getUser;
   }
 
   /** Refuse inactive users; `AllowAllUsersModelBackend` overrides this. */

@@ -70,9 +70,18 @@ const lanes = new AsyncLocalStorage<string>();
  * Run `work` with every hash it asks for counted in `lane` (the login throttle passes the
  * client's address), so the pool can share its threads fairly between clients.
  */
-export function runInLane<T>(lane: string, work: () => T): T {
-  return lanes.run(lane, work);
+export async function runInLane<T>(lane: string, work: () => T | Promise<T>): Promise<T> {
+  lanesInUse++;
+  try {
+    return await lanes.run(lane, work);
+  } finally {
+    // While a lane is set anywhere, Node tracks the context of every promise of the process;
+    // once no login is being checked, that cost is switched off until the next one.
+    if (--lanesInUse === 0) lanes.disable();
+  }
 }
+
+let lanesInUse = 0;
 
 let bcryptPath: string | undefined;
 

@@ -5,6 +5,7 @@ import { parse as parseCookies } from 'cookie';
 import signature from 'cookie-signature';
 import onHeaders from 'on-headers';
 import { randomBytes } from 'node:crypto';
+import { prefetchedUserOf, type PrefetchedUser } from '../storage/prefetched-user.js';
 
 /**
  * The module's session layer, in the spirit of Django's `SessionBase` and `SessionMiddleware`:
@@ -84,6 +85,10 @@ interface SessionState {
   hooked: boolean;
   /** Written during this request: the store has it fresh, no touch needed. */
   written: boolean;
+  /** Fingerprint of the data as the response ended (what was saved, if anything). */
+  endHash?: string;
+  /** The user row the store read along with the session, until the user resolver takes it. */
+  prefetchedUser?: PrefetchedUser;
 }
 
 /**
@@ -119,6 +124,7 @@ export class RequestSession {
    */
   async cycleKey(): Promise<void> {
     const state = this[STATE];
+    state.prefetchedUser = undefined;
     const oldId = this.id;
     const wasStored = state.stored;
     const fresh = state.layer.generateId();
@@ -148,6 +154,7 @@ export class RequestSession {
    */
   async flush(): Promise<void> {
     const state = this[STATE];
+    state.prefetchedUser = undefined;
     if (state.stored) await state.layer.end(this.id);
     for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
     setId(this, state.layer.generateId());
@@ -179,6 +186,7 @@ export class RequestSession {
 
   reload(callback?: (error?: unknown) => void): this {
     const state = this[STATE];
+    state.prefetchedUser = undefined;
     settle(
       state.layer.read(this.id).then((data) => {
         for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
@@ -279,7 +287,7 @@ export class SessionLayer {
     );
   }
 
-  async write(session: RequestSession): Promise<void> {
+  async write(session: RequestSession, hash = fingerprint(session)): Promise<void> {
     const state = session[STATE];
     // As express-session does: the session object itself (stores serialise its own properties).
     const data = session as unknown as SessionData;
@@ -288,7 +296,8 @@ export class SessionLayer {
     );
     state.stored = true;
     state.written = true;
-    state.savedHash = fingerprint(session);
+    // The data as it was handed to the store: a change made while the write ran is still unsaved.
+    state.savedHash = hash;
   }
 
   /** End a session in the store (the module's stores revoke it rather than delete it). */
@@ -315,6 +324,7 @@ export class SessionLayer {
     }
     if (state.session) return state.session;
     if (id === null || !data) return this.adopt(state, new RequestSession(state, this.generateId()), false);
+    state.prefetchedUser = prefetchedUserOf(data);
     const loaded = this.adopt(state, new RequestSession(state, id, data), true);
     // The expiry slides with use, as express-session's does (the store decides when to write it).
     loaded.touch();
@@ -324,7 +334,8 @@ export class SessionLayer {
   private adopt(state: SessionState, session: RequestSession, stored: boolean): RequestSession {
     state.session = session;
     state.stored = stored;
-    state.savedHash = fingerprint(session);
+    // A new session is saved when it holds anything; only a stored one needs its data remembered.
+    state.savedHash = stored ? fingerprint(session) : '';
     this.hook(state);
     return session;
   }
@@ -369,6 +380,7 @@ export class SessionLayer {
         response.append('Set-Cookie', session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
       }
       // A response that sets or clears the session cookie is never stored by a cache.
+      if (!response.hasHeader('Set-Cookie')) return;
       const cookies = [response.getHeader('Set-Cookie') ?? []].flat().map(String);
       if (cookies.some((line) => line.startsWith(`${this.settings.name}=`))) response.setHeader('Cache-Control', 'no-store');
     });
@@ -390,29 +402,37 @@ export class SessionLayer {
   private atEnd(state: SessionState): Promise<void> | undefined {
     const session = state.session;
     if (!session || state.response.statusCode >= 500) return undefined;
-    if (this.mustSave(state)) return this.write(session);
+    state.endHash = fingerprint(session);
+    if (this.mustSave(state)) return this.write(session, state.endHash);
     if (state.stored && !state.written && typeof this.settings.store.touch === 'function') {
-      const store = this.settings.store;
-      return new Promise((resolve, reject) =>
-        store.touch!(session.id, session as unknown as SessionData, (error?: unknown) => (error ? reject(error) : resolve())),
+      // A store that answers at once (nothing to write yet) does not hold the response back.
+      let answered: { error?: unknown } | undefined;
+      let settle: ((error?: unknown) => void) | undefined;
+      this.settings.store.touch(session.id, session as unknown as SessionData, (error?: unknown) =>
+        settle ? settle(error) : (answered = { error }),
       );
+      if (answered) return answered.error ? Promise.reject(answered.error) : undefined;
+      return new Promise((resolve, reject) => (settle = (error) => (error ? reject(error) : resolve())));
     }
     return undefined;
   }
 
-  /** Changed since loaded or written, and not empty (an empty new session is never stored). */
+  /**
+   * Changed since loaded or written, and not empty (an empty new session is never stored). As
+   * the response ends, the data is compared as it was then (`endHash`): what was saved.
+   */
   private mustSave(state: SessionState): boolean {
     const session = state.session!;
-    if (!state.stored && isEmpty(session)) return false;
-    return fingerprint(session) !== state.savedHash || (!state.stored && !isEmpty(session));
+    if (!state.stored) return !isEmpty(session);
+    return (state.endHash ?? fingerprint(session)) !== state.savedHash;
   }
 
   private cookieWanted(state: SessionState): boolean {
     const session = state.session!;
-    const willBeStored = state.stored || this.mustSave(state);
-    if (!willBeStored) return false;
+    const changed = this.mustSave(state);
+    if (!state.stored && !changed) return false;
     if (session.id !== state.cookieId) return true;
-    return this.settings.rolling || (this.mustSave(state) && session.cookie.expires != null);
+    return this.settings.rolling || (changed && session.cookie.expires != null);
   }
 
   private isSecure(request: Request): boolean {
@@ -427,7 +447,10 @@ export class SessionLayer {
 /** Add `Vary: Cookie` to the request's response (once the answer depends on who is asking). */
 export function varyOnCookie(request: Request): void {
   const response = (request as any).res as Response | undefined;
-  if (response && !response.headersSent && typeof response.vary === 'function') response.vary('Cookie');
+  if (!response || response.headersSent) return;
+  const vary = response.getHeader('Vary');
+  if (vary === undefined) response.setHeader('Vary', 'Cookie');
+  else if (vary !== 'Cookie' && typeof response.vary === 'function') response.vary('Cookie');
 }
 
 /** The request's session state, when the module's layer is installed (not with `session: false`). */
@@ -435,6 +458,17 @@ export function sessionState(request: Request): SessionState | undefined {
   const layer = (request as any)?.[LAYER] as SessionLayer | undefined;
   if (!layer) return undefined;
   return ((request as any)[STATE] ??= layer.newState(request, (request as any).res));
+}
+
+/**
+ * The user row the store read along with the request's session, handed out once: the user
+ * resolver takes it right after the load, while it is as fresh as the session itself.
+ */
+export function takePrefetchedUser(request: Request): PrefetchedUser | undefined {
+  const state = (request as any)?.[STATE] as SessionState | undefined;
+  const prefetched = state?.prefetchedUser;
+  if (state) state.prefetchedUser = undefined;
+  return prefetched;
 }
 
 /** `session`, `sessionID` and `sessionStore` (express-session's names) on `target`, answered by `layer`. */
@@ -490,10 +524,10 @@ function isEmpty(session: RequestSession): boolean {
   return Object.keys(session).every((key) => key === 'cookie');
 }
 
+/** The session's data as its store would serialise it, less the cookie (whose expiry slides by itself). */
 function fingerprint(session: RequestSession): string {
-  return JSON.stringify(session, function (this: unknown, key, value) {
-    return this === session && key === 'cookie' ? undefined : value;
-  });
+  const { cookie: _cookie, ...data } = session;
+  return JSON.stringify(data);
 }
 
 function settle(work: Promise<unknown>, callback?: (error?: unknown) => void): void {

@@ -8,7 +8,8 @@ import { escapedTablePath } from './sql-dialect.js';
  * every logged-in request; this keeps the SQL the same and leaves the rest out. Statements still
  * go to the DataSource's logger, so query logging and counting keep seeing them.
  *
- * `sql` uses `?` placeholders; they become `$1, $2, …` on PostgreSQL.
+ * `sql` uses `?` placeholders; they become `$1, $2, …` on PostgreSQL, so no literal in it may
+ * hold a `?` of its own.
  */
 export class PreparedQuery<Row extends Record<string, unknown>> {
   private readonly sql: string;

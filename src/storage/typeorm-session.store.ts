@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import { In, LessThan, type DataSource, type Repository } from 'typeorm';
+import { In, LessThan, type DataSource, type EntityMetadata, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
-import { PreparedQuery, sqlNames } from './prepared-query.js';
+import { attachPrefetchedUser } from './prefetched-user.js';
+import { PreparedQuery, selectableColumns, sqlNames } from './prepared-query.js';
 import { parseSessionData } from './session-data.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
@@ -41,7 +42,9 @@ export class TypeOrmSessionStore extends session.Store {
   private readonly pruneTimer?: NodeJS.Timeout;
   /** Expiry of each row as last read, so `touch` can tell whether it is worth a write. */
   private readonly expiries = new Map<string, number>();
-  private readStatement?: PreparedQuery<{ data: string; expires_at: number | string }>;
+  private readStatement?: PreparedQuery<SessionRow>;
+  /** The user table read along with each session (`readUsersAlong`). */
+  private usersAlong?: { entity: Function; metadata: EntityMetadata; join: string };
   /**
    * Sessions ended by `destroy` stay ended, whatever a request still running writes: true on
    * PostgreSQL, SQLite, MySQL and MariaDB, whose upsert refuses a revoked row in the same statement.
@@ -89,8 +92,16 @@ export class TypeOrmSessionStore extends session.Store {
       .then(() => callback?.(), (error) => callback?.(error));
   }
 
+  /** Push the expiry forward when `touchAfter` of the lifetime has passed; else answer at once, with no I/O. */
   override touch(sid: string, data: SessionData, callback?: Callback): void {
-    this.extend(sid, data).then(() => callback?.(), (error) => callback?.(error));
+    const expiresAt = this.extendedExpiry(sid, data);
+    if (expiresAt === undefined) {
+      callback?.();
+      return;
+    }
+    this.repository
+      .update({ id: sid, revoked: false }, { expiresAt })
+      .then(() => callback?.(), (error) => callback?.(error));
   }
 
   override clear(callback?: Callback): void {
@@ -132,31 +143,68 @@ export class TypeOrmSessionStore extends session.Store {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
   }
 
-  /** The session's row: one prepared SELECT, the hot path of every logged-in request. */
-  private get readQuery(): PreparedQuery<{ data: string; expires_at: number | string }> {
+  /**
+   * Read each session's user in the same statement as the session: one read per logged-in
+   * request instead of two. `entity` is the user entity (ModelBackend's users), in this store's
+   * database; AuthModule sets this up when its backends load users that way. The row rides on
+   * the returned data under a symbol (see `prefetched-user.ts`), never as session data. Returns
+   * `false`, and changes nothing, where the join cannot be written safely (another database, a
+   * composite or unusual primary key): sessions and users are then read one after the other.
+   */
+  readUsersAlong(dataSource: DataSource, entity: Function): boolean {
+    if (dataSource !== this.dataSource || !dataSource.hasMetadata(entity)) return false;
+    const metadata = dataSource.getMetadata(entity);
+    if (metadata.primaryColumns.length !== 1) return false;
+    if (selectableColumns(metadata).some((column) => column.databaseName.startsWith(ALIAS_PREFIX))) return false;
+    const userId = `s.${sqlNames(dataSource, this.repository.metadata).column('userId')}`;
+    const primary = `u.${dataSource.driver.escape(metadata.primaryColumns[0].databaseName)}`;
+    const key = joinKey(dataSource, metadata.primaryColumns[0], userId);
+    if (!key) return false;
+    this.usersAlong = { entity, metadata, join: `${primary} = ${key}` };
+    this.readStatement = undefined;
+    return true;
+  }
+
+  /** The session's row (and its user's, see `readUsersAlong`): one prepared SELECT, the hot path of every logged-in request. */
+  private get readQuery(): PreparedQuery<SessionRow> {
     if (!this.readStatement) {
       const { table, column } = sqlNames(this.dataSource, this.repository.metadata);
       const notRevoked = upsertDialect(this.dataSource) === 'postgres' ? 'false' : '0';
-      this.readStatement = new PreparedQuery(
-        this.dataSource,
-        `SELECT ${column('data')} AS data, ${column('expiresAt')} AS expires_at FROM ${table} WHERE ${column('id')} = ? AND ${column('revoked')} = ${notRevoked}`,
-      );
+      const session = `s.${column('data')} AS ${ALIAS_PREFIX}data, s.${column('expiresAt')} AS ${ALIAS_PREFIX}expires_at, s.${column('userId')} AS ${ALIAS_PREFIX}user_id`;
+      const where = `WHERE s.${column('id')} = ? AND s.${column('revoked')} = ${notRevoked}`;
+      const along = this.usersAlong;
+      if (along) {
+        const users = sqlNames(this.dataSource, along.metadata);
+        const columns = selectableColumns(along.metadata).map((c) => `u.${this.dataSource.driver.escape(c.databaseName)}`);
+        this.readStatement = new PreparedQuery(
+          this.dataSource,
+          `SELECT ${session}, ${columns.join(', ')} FROM ${table} s LEFT JOIN ${users.table} u ON ${along.join} ${where}`,
+        );
+      } else {
+        this.readStatement = new PreparedQuery(this.dataSource, `SELECT ${session} FROM ${table} s ${where}`);
+      }
     }
     return this.readStatement;
   }
 
   private async read(sid: string): Promise<SessionData | null> {
     const found = await this.readQuery.one([sid]);
-    const row = found && { data: found.data, expiresAt: Number(found.expires_at) };
-    if (!row || row.expiresAt <= Date.now()) return null;
-    const data = parseSessionData(row.data);
+    const expiresAt = found ? Number(found.nsa_session_expires_at) : 0;
+    if (!found || expiresAt <= Date.now()) return null;
+    const data = parseSessionData(found.nsa_session_data);
     if (!data) {
       // express-session throws on a row without a cookie object: every request with that cookie got a 503.
       this.logger.warn('Session data corrupted; starting an empty session.');
       return null;
     }
+    const along = this.usersAlong;
+    const userId = found.nsa_session_user_id;
+    if (along && typeof userId === 'string') {
+      const primary = along.metadata.primaryColumns[0].databaseName;
+      attachPrefetchedUser(data, { entity: along.entity, userId, row: found[primary] == null ? null : found });
+    }
     if (this.expiries.size >= MAX_REMEMBERED_EXPIRIES) this.expiries.clear();
-    this.expiries.set(sid, row.expiresAt);
+    this.expiries.set(sid, expiresAt);
     return data;
   }
 
@@ -224,13 +272,14 @@ export class TypeOrmSessionStore extends session.Store {
     );
   }
 
-  private async extend(sid: string, data: SessionData): Promise<void> {
+  /** The row's new expiry when a touch should write it, else `undefined`. */
+  private extendedExpiry(sid: string, data: SessionData): number | undefined {
     const stored = this.expiries.get(sid);
     this.expiries.delete(sid);
     const now = Date.now();
     const lifetime = data.cookie?.originalMaxAge ?? this.ttl;
-    if (stored !== undefined && stored - now > lifetime * (1 - this.touchAfter)) return;
-    await this.repository.update({ id: sid, revoked: false }, { expiresAt: this.expiryOf(data, now) });
+    if (stored !== undefined && stored - now > lifetime * (1 - this.touchAfter)) return undefined;
+    return this.expiryOf(data, now);
   }
 
   private expiryOf(data: SessionData, now = Date.now()): number {
@@ -241,6 +290,36 @@ export class TypeOrmSessionStore extends session.Store {
 }
 
 const REVOKED = { revoked: true, data: '{}', userId: null };
+
+/** Column aliases of the session's own columns in the read (user columns keep their names). */
+const ALIAS_PREFIX = 'nsa_session_';
+
+type SessionRow = Record<string, unknown> & {
+  nsa_session_data: string;
+  nsa_session_expires_at: number | string;
+  nsa_session_user_id: string | null;
+};
+
+/**
+ * The session row's `user_id` (text) as a value of the user's primary key, in SQL. SQLite
+ * compares a text with an integer key by the key's affinity; PostgreSQL needs a cast, made only
+ * of text of the right shape (a cast of anything else would fail the whole read). `undefined`
+ * for other databases and key types.
+ */
+function joinKey(dataSource: DataSource, primary: EntityMetadata['primaryColumns'][number], userId: string): string | undefined {
+  const dialect = upsertDialect(dataSource);
+  if (dialect === 'sqlite') return userId;
+  if (dialect !== 'postgres') return undefined;
+  const type = typeof primary.type === 'string' ? primary.type.toLowerCase() : primary.type;
+  const integer = ['int', 'integer', 'int2', 'int4', 'int8', 'smallint', 'bigint'].includes(type as string)
+    || (type === Number && ['increment', 'rowid'].includes(String(primary.generationStrategy)));
+  if (integer) return `CASE WHEN ${userId} ~ '^-{0,1}[0-9]{1,15}$' THEN CAST(${userId} AS bigint) END`;
+  if (type === 'uuid' || primary.generationStrategy === 'uuid') {
+    return `CASE WHEN ${userId} ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN CAST(${userId} AS uuid) END`;
+  }
+  if (type === String || ['varchar', 'character varying', 'text', 'citext'].includes(type as string)) return userId;
+  return undefined;
+}
 
 function isMysql(dataSource: DataSource): boolean {
   const type = dataSource.options.type as string;
