@@ -8,9 +8,11 @@
  *   npm run bench                       (builds the package and this folder first)
  *   node bench/dist/peer-comparison.js --duration 4 --rounds 3 --connections 10 --login-connections 4 --wal
  *
- * Every scenario is measured in `rounds` rounds (at least 3), each running every app of the
- * scenario once, the order rotated from round to round, so a drift of the machine weighs on all
- * alike; req/s and latency are the median over the rounds. "rows written/req" is counted apart
+ * Every scenario is measured in `rounds` rounds (at least 3, default 5), each running every app
+ * of the scenario once, the order rotated from round to round, so a drift of the machine weighs on
+ * all alike; req/s and latency are the median over the rounds. A ratio is the median of the
+ * rounds' own ratios (ours against the other app in the same round): a burst of load from
+ * elsewhere on a shared machine then skews one round's pair, not the whole comparison. "rows written/req" is counted apart
  * from the load, over a few sequential requests, as the rows SQLite changed (`total_changes()` on
  * every connection of the app): under load, requests still in flight when a run ends would blur it.
  */
@@ -27,7 +29,7 @@ import { BCRYPT_COST, BENCH_USER, type AppMessage, type RunnerMessage } from './
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '4' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '10' },
     'login-connections': { type: 'string', default: '4' },
     /** Both apps' SQLite files in WAL mode instead of the default rollback journal. */
@@ -257,10 +259,11 @@ async function main(): Promise<void> {
       for (const app of measured) {
         const summary = summaries.get(app.name)!;
         const written = app.name === 'bare' ? 0 : await rowsPerRequest(app, scenario);
-        rows.push(['', app.name, num(summary.rps), ms(summary.p50), ms(summary.p99), written.toFixed(2), app.name === 'ours' ? '' : ratio(ours.rps, summary.rps)]);
+        const versusApp = app.name === 'ours' ? '' : `${pairedRatio(results.get('ours')!, results.get(app.name)!).toFixed(2)}×`;
+        rows.push(['', app.name, num(summary.rps), ms(summary.p50), ms(summary.p99), written.toFixed(2), versusApp]);
       }
       for (const { versus, atLeast } of scenario.targets) {
-        const value = ours.rps / summaries.get(versus)!.rps;
+        const value = pairedRatio(results.get('ours')!, results.get(versus)!);
         const met = value >= atLeast;
         verdicts.push(`${met ? 'met    ' : 'NOT met'}  ${scenario.name}: ours/${versus} ${value.toFixed(2)}× (target ≥ ${atLeast}×)`);
       }
@@ -277,7 +280,7 @@ async function main(): Promise<void> {
     const journal = args.wal ? 'WAL' : 'rollback journal (default)';
     console.log(
       `Node ${process.version}, ${cpus().length} × ${cpu}; ${DURATION_S} s per run, ${ROUNDS} rounds per scenario ` +
-        `(order rotated, medians); SQLite ${journal}\n`,
+        `(order rotated; medians, ratios as the median of each round's ratio); SQLite ${journal}\n`,
     );
     printTable(['scenario', 'app', 'req/s', 'p50 ms', 'p99 ms', 'rows written/req', 'ours/app req/s'], rows);
     console.log('\nours/app: above 1× means more requests per second for ours.\n');
@@ -290,9 +293,15 @@ async function main(): Promise<void> {
   }
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
 function summarize(m: Measurement) {
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   return { rps: median(m.rps), p50: median(m.p50), p99: median(m.p99) };
+}
+
+/** Ours against another app: the median of the rounds' ratios, each of two runs in the same round. */
+function pairedRatio(ours: Measurement, other: Measurement): number {
+  return median(ours.rps.map((rps, round) => rps / other.rps[round]));
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -310,10 +319,6 @@ function num(value: number): string {
 
 function ms(value: number): string {
   return value >= 10 ? Math.round(value).toString() : value.toFixed(1);
-}
-
-function ratio(ours: number, peer: number): string {
-  return peer > 0 ? `${(ours / peer).toFixed(2)}×` : '–';
 }
 
 function positive(value: string | undefined, flag: string): number {
