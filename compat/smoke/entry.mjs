@@ -1,0 +1,28 @@
+// The smoke suite in an ES module app: every module through `import`, as such an app loads them.
+import 'reflect-metadata';
+import * as common from '@nestjs/common';
+import * as core from '@nestjs/core';
+import * as typeormModule from '@nestjs/typeorm';
+import * as typeorm from 'typeorm';
+import request from 'supertest';
+import * as lib from 'nestjs-session-auth';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+// From the file: not every package exports its package.json.
+const version = (name) => JSON.parse(readFileSync(join('node_modules', name, 'package.json'), 'utf8')).version;
+const runSmoke = require('./suite.cjs');
+const sqliteType = process.env.SMOKE_SQLITE_TYPE ?? 'better-sqlite3';
+await runSmoke({
+  common,
+  core,
+  typeormModule,
+  typeorm,
+  request,
+  lib,
+  sqliteType,
+  packageDir: dirname(require.resolve('nestjs-session-auth/package.json')),
+  label: `ES module app, Nest ${version('@nestjs/core')}, TypeORM ${version('typeorm')}, ${sqliteType}`,
+});
