@@ -7,7 +7,7 @@ import request from 'supertest';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { authEntities, isPasswordUsable, LoginLockout, PermissionManager, SessionRecord, User, UserManager } from 'nestjs-session-auth';
 import { runCli } from '../src/cli/cli.program.js';
-import { postgresUrl, uniqueName } from './support/services.js';
+import { describeIf, postgresUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
 /**
@@ -729,8 +729,8 @@ describe('usage', () => {
 });
 
 const pgUrl = postgresUrl();
-if (pgUrl) {
-  describe('on PostgreSQL', () => {
+{
+  describeIf(pgUrl)('on PostgreSQL', () => {
     const schema = uniqueName('cli');
     const options = { type: 'postgres', url: pgUrl, schema } as const;
 

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { createClient } from 'redis';
 import { DataSource } from 'typeorm';
 import { AuthEvents, LoginLockout, ModelBackend, RedisLockoutStore, TypeOrmLockoutStore, authEntities } from 'nestjs-session-auth';
-import { postgresUrl, redisUrl, uniqueName } from './support/services.js';
+import { describeEach, describeIf, postgresUrl, redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
 describe('login throttling (5 failures in 15 minutes per username and address)', () => {
@@ -137,7 +137,7 @@ describe('throttle options', () => {
 
 // Runs only when TEST_REDIS_URL is set; redisUrl() reports when it is not.
 const url = redisUrl();
-if (url) describe('RedisLockoutStore', () => {
+describeIf(url)('RedisLockoutStore', () => {
   it('shares counters between two app instances', async () => {
     const client = createClient({ url });
     await client.connect();
@@ -164,20 +164,19 @@ if (url) describe('RedisLockoutStore', () => {
 });
 
 /** The counter is one atomic statement, so failures on several instances at once all count. */
-const lockoutDatabases: Array<[string, () => Promise<{ dataSource: DataSource; cleanup: () => Promise<void> }>]> = [
-  [
-    'SQLite',
-    async () => {
+const pg = postgresUrl();
+const lockoutDatabases: Array<{ name: string; available?: boolean; connect: () => Promise<{ dataSource: DataSource; cleanup: () => Promise<void> }> }> = [
+  {
+    name: 'SQLite',
+    connect: async () => {
       const dataSource = await new DataSource({ type: 'better-sqlite3', database: ':memory:', entities: [...authEntities], synchronize: true }).initialize();
       return { dataSource, cleanup: () => dataSource.destroy() };
     },
-  ],
-];
-const pg = postgresUrl();
-if (pg) {
-  lockoutDatabases.push([
-    'PostgreSQL',
-    async () => {
+  },
+  {
+    name: 'PostgreSQL',
+    available: Boolean(pg),
+    connect: async () => {
       const schema = uniqueName('lockout');
       const admin = await new DataSource({ type: 'postgres', url: pg }).initialize();
       await admin.query(`CREATE SCHEMA "${schema}"`);
@@ -191,10 +190,10 @@ if (pg) {
         },
       };
     },
-  ]);
-}
+  },
+];
 
-describe.each(lockoutDatabases)('TypeOrmLockoutStore on %s', (_name, connect) => {
+describeEach(lockoutDatabases, ({ name }) => `TypeOrmLockoutStore on ${name}`, ({ connect }) => {
   it('counts every one of many simultaneous failures, and restarts at 1 after the window', async () => {
     const { dataSource, cleanup } = await connect();
     try {

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { ModelBackend, SessionRecord } from 'nestjs-session-auth';
 import { Member } from './support/member.entity.js';
-import { postgresUrl, uniqueName } from './support/services.js';
+import { describeEach, postgresUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 
 /**
@@ -14,6 +14,7 @@ import { createTestApp, sessionCookie, type TestApp } from './support/test-app.j
  */
 interface SharedDatabase {
   name: string;
+  available?: boolean;
   /** Prepare an empty database; resolves the connection options every instance uses. */
   setup(): Promise<Record<string, unknown>>;
   teardown(): Promise<void>;
@@ -57,11 +58,10 @@ function postgres(url: string): SharedDatabase {
   };
 }
 
-const databases: SharedDatabase[] = [sqliteFile()];
 const pgUrl = postgresUrl();
-if (pgUrl) databases.push(postgres(pgUrl));
+const databases: SharedDatabase[] = [sqliteFile(), { ...postgres(pgUrl ?? ''), available: Boolean(pgUrl) }];
 
-describe.each(databases)('the login flow over HTTP on $name', (database) => {
+describeEach(databases, ({ name }) => `the login flow over HTTP on ${name}`, (database) => {
   let connection: Record<string, unknown>;
   let first: TestApp;
   let carolId: string;

@@ -4,7 +4,7 @@ import { createClient } from 'redis';
 import request from 'supertest';
 import { Controller, HttpCode, Post, Req } from '@nestjs/common';
 import { ModelBackend, RedisSessionStore } from 'nestjs-session-auth';
-import { redisUrl, uniqueName } from './support/services.js';
+import { describeEach, describeIf, redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, DictionaryBackend, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 /**
@@ -19,6 +19,7 @@ type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
 interface StoreUnderTest {
   name: string;
+  available?: boolean;
   open(): Promise<Store>;
   /** Whatever the store holds under `sid`, read around the store where possible. */
   exists(sid: string): Promise<boolean>;
@@ -94,11 +95,14 @@ function sidOf(cookie: string): string {
   return value.slice(2, value.lastIndexOf('.'));
 }
 
-const stores: StoreUnderTest[] = [memory()];
 const url = redisUrl();
-if (url) stores.push(redis(url), revokeAwareRedis(url));
+const stores: StoreUnderTest[] = [
+  memory(),
+  { ...redis(url ?? ''), available: Boolean(url) },
+  { ...revokeAwareRedis(url ?? ''), available: Boolean(url) },
+];
 
-describe.each(stores)('sessions in $name (session.store)', (kind) => {
+describeEach(stores, ({ name }) => `sessions in ${name} (session.store)`, (kind) => {
   let t: TestApp;
   let store: Store;
   let server: any;
@@ -168,14 +172,14 @@ describe.each(stores)('sessions in $name (session.store)', (kind) => {
   });
 });
 
-if (url) {
-  describe('sessions in Redis when the Redis connection is gone', () => {
+{
+  describeIf(url)('sessions in Redis when the Redis connection is gone', () => {
     const prefix = `${uniqueName('nsa-test-down')}:`;
     let client: RedisClient;
     let t: TestApp;
 
     beforeEach(async () => {
-      client = await connectRedis(url);
+      client = await connectRedis(url!);
       const store = new RedisStore({ client, prefix });
       t = await createTestApp({ auth: { backends: [ModelBackend], session: { secret: TEST_SECRET, store } } });
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
@@ -183,7 +187,7 @@ if (url) {
     afterEach(async () => {
       await t.close();
       if (client.isOpen) client.destroy();
-      const cleaner = await connectRedis(url);
+      const cleaner = await connectRedis(url!);
       try {
         await deleteKeys(cleaner, prefix);
       } finally {
@@ -202,7 +206,7 @@ if (url) {
       const again = await request(server).post('/login').send({ username: 'carol', password: 'correct horse' });
       expect(again.status).toBeGreaterThanOrEqual(500);
 
-      const check = await connectRedis(url);
+      const check = await connectRedis(url!);
       try {
         expect(await check.exists(prefix + sidOf(cookie))).toBe(1); // nothing already stored is lost
       } finally {
@@ -227,10 +231,10 @@ class SlowController {
   }
 }
 
-if (url) {
-  describe('a logout holds on RedisSessionStore while a request of the same session is still running', () => {
+{
+  describeIf(url)('a logout holds on RedisSessionStore while a request of the same session is still running', () => {
     it('does not let the late request write the session back', async () => {
-      const client = await connectRedis(url);
+      const client = await connectRedis(url!);
       const prefix = `${uniqueName('nsa-test-race')}:`;
       const { PagesController } = await import('./support/test-app.js');
       const t = await createTestApp({
@@ -262,7 +266,7 @@ if (url) {
     });
 
     it('reads the sessions connect-redis stored', async () => {
-      const client = await connectRedis(url);
+      const client = await connectRedis(url!);
       const prefix = `${uniqueName('nsa-test-compat')}:`;
       try {
         const before = await createTestApp({ auth: { backends: [ModelBackend], session: { secret: TEST_SECRET, store: new RedisStore({ client, prefix }) } } });

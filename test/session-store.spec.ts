@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import session, { type CookieOptions, type SessionData } from 'express-session';
 import { DataSource, type DataSourceOptions, type Repository } from 'typeorm';
 import { SessionRecord, TypeOrmSessionStore, type TypeOrmSessionStoreOptions } from 'nestjs-session-auth';
-import { mysqlUrl, postgresUrl, uniqueName } from './support/services.js';
+import { describeEach, mysqlUrl, postgresUrl, uniqueName } from './support/services.js';
 import { SqlCounter } from './support/sql-counter.js';
 
 /**
@@ -13,6 +13,7 @@ import { SqlCounter } from './support/sql-counter.js';
  */
 interface Database {
   name: string;
+  available?: boolean;
   /** Connection options for one DataSource; `logger` is added by the suite. */
   options(): Promise<DataSourceOptions>;
   cleanup(): Promise<void>;
@@ -75,11 +76,13 @@ function mysql(url: string): Database {
   };
 }
 
-const databases: Database[] = [sqlite];
 const pgUrl = postgresUrl();
-if (pgUrl) databases.push(postgres(pgUrl));
 const myUrl = mysqlUrl();
-if (myUrl) databases.push(mysql(myUrl));
+const databases: Database[] = [
+  sqlite,
+  { ...postgres(pgUrl ?? ''), available: Boolean(pgUrl) },
+  { ...mysql(myUrl ?? ''), available: Boolean(myUrl) },
+];
 
 const MINUTE = 60 * 1000;
 const HOUR = 60 * MINUTE;
@@ -137,7 +140,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-describe.each(databases)('TypeOrmSessionStore on $name', (database) => {
+describeEach(databases, ({ name }) => `TypeOrmSessionStore on ${name}`, (database) => {
   const sql = new SqlCounter();
   let dataSource: DataSource;
   let rows: Repository<SessionRecord>;

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { describeIf } from '../support/services.js';
 import { AppModule } from '../../sample-app/src/app.module.js';
 import { seed } from '../../sample-app/src/seed.js';
 
@@ -59,8 +60,8 @@ describe('the sample site on a loopback port', () => {
     expect(await login.text()).toContain('<label for="username">Username</label>');
   });
 
-  if (chromiumFound) {
-    describe('in Chromium', () => {
+  {
+    describeIf(chromiumFound)('in Chromium', () => {
       let browser: Browser;
       let context: BrowserContext;
       let page: Page;

@@ -1,7 +1,8 @@
 /**
  * External services some suites run against. Each URL comes from the environment; when it is not
- * set, the suites that need it are left out (never `it.skip`) and that is said once, loudly, so a
- * green run without the services cannot pass for a full one. `.ci/run` always sets both.
+ * set, the suites that need it are listed as skipped (`describeIf`, `describeEach`) and that is said
+ * once, loudly, so a green run without the services cannot pass for a full one: the closing summary
+ * counts them. `.ci/run` sets every URL and fails if any test was skipped.
  */
 const reported = new Set<string>();
 
@@ -37,6 +38,23 @@ export function redisUrl(): string | undefined {
 /** The MySQL/MariaDB URL to test against, or undefined (reported once) when none is configured. */
 export function mysqlUrl(): string | undefined {
   return fromEnv('TEST_MYSQL_URL', 'MySQL/MariaDB');
+}
+
+/**
+ * `describe` for a suite that needs a service (or a program) that may be missing here:
+ * `describe.skip` when it is, so its tests are listed and counted as skipped, never silently absent.
+ */
+export function describeIf(available: unknown): typeof describe {
+  return available ? describe : describe.skip;
+}
+
+/** `describe.each` over cases (`name`, `available`) some of which need a missing service: those are skipped. */
+export function describeEach<T extends { name: string; available?: boolean }>(
+  cases: T[],
+  title: (each: T) => string,
+  body: (each: T) => void,
+): void {
+  for (const each of cases) describeIf(each.available !== false)(title(each), () => body(each));
 }
 
 /** A name no other run (or concurrent Jest worker) uses: for schemas, key prefixes, … */
