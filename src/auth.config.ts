@@ -69,9 +69,18 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   }
   const session = options.session === false ? false : options.session;
   if (session !== false && (!session || !hasSecret(session.secret))) {
+    // Options written inline in @Module({ imports: [AuthModule.forRoot(...)] }) are read when that
+    // file is imported: a variable set later (by a test's beforeAll, by dotenv loaded in main.ts
+    // after the import) is not there yet. Say so, since the code looks right.
+    const unset = session && session.secret === undefined;
     throw new ImproperlyConfigured(
       'AuthModule needs a session secret: pass session: { secret: process.env.SESSION_SECRET }, ' +
-        'or session: false with secret when the app installs express-session itself.',
+        'or session: false with secret when the app installs express-session itself.' +
+        (unset
+          ? ' session.secret is undefined here. If it comes from an environment variable, it was read when the ' +
+            'module file was imported: set the variable before that import (load .env first), or pass the options ' +
+            'through AuthModule.forRootAsync({ useFactory: () => ({ ... }) }), which reads them at start-up.'
+          : ''),
     );
   }
   const sessionSecrets = session ? [session.secret].flat() : [];

@@ -31,6 +31,7 @@ import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
+import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
 import { DataSource } from 'typeorm';
@@ -108,6 +109,17 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
    * is not enough (see `SessionMiddleware`).
    */
   configure(consumer: MiddlewareConsumer): void {
+    const adapter = this.adapterHost?.httpAdapter;
+    const type = adapter?.getType?.();
+    if (type && type !== 'express') {
+      // Sessions, cookies and the per-request user are built on Express's request and response:
+      // on another adapter every login would fail later, and misleadingly. Refuse to start instead.
+      throw new ImproperlyConfigured(
+        `AuthModule runs on Nest's Express adapter (@nestjs/platform-express); this app uses the '${type}' ` +
+          `adapter (${adapter!.constructor.name}), which it does not support yet. Create the app with ` +
+          'NestFactory.create(AppModule) (Express is the default).',
+      );
+    }
     const prototype = this.adapterHost?.httpAdapter?.getInstance?.()?.request;
     if (prototype && typeof prototype === 'object') {
       this.sessions.installOn(prototype);

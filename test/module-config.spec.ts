@@ -119,6 +119,37 @@ describe('AuthModule configuration', () => {
     await expect(boot([AuthModule.forRoot({ backends: [ModelBackend], session: false })])).rejects.toThrow(/secret/);
   });
 
+  it('says, for a secret read from the environment before the variable was set, when it was read and what to do', async () => {
+    // forRoot's options were evaluated as this file was imported: the variable is set only now.
+    const options = { backends: [ModelBackend], session: { secret: process.env.NSA_TEST_LATE_SECRET as string } };
+    process.env.NSA_TEST_LATE_SECRET = TEST_SECRET;
+    try {
+      const failure = boot([AuthModule.forRoot(options)]);
+      await expect(failure).rejects.toThrow(/session\.secret is undefined/);
+      await expect(failure).rejects.toThrow(/read when the module file was imported[\s\S]*forRootAsync/);
+      // The way out the message names works.
+      const app = await boot([
+        AuthModule.forRootAsync({ useFactory: () => ({ backends: [ModelBackend], session: { secret: process.env.NSA_TEST_LATE_SECRET! } }) }),
+      ]);
+      await app.close();
+    } finally {
+      delete process.env.NSA_TEST_LATE_SECRET;
+    }
+  });
+
+  it('refuses to start on an HTTP adapter it does not support, naming it, instead of failing every login later', async () => {
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    @Module({ imports: [database(), AuthModule.forRoot({ backends: [ModelBackend], session: { secret: TEST_SECRET } })] })
+    class FastifyAppModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [FastifyAppModule] }).compile();
+    const app = moduleRef.createNestApplication(new FastifyAdapter(), { logger: false });
+    try {
+      await expect(app.init()).rejects.toThrow(/'fastify' adapter \(FastifyAdapter\), which it does not support/);
+    } finally {
+      await app.close().catch(() => undefined);
+    }
+  });
+
   it('refuses two backends with the same name', async () => {
     @Injectable()
     class Twin extends ModelBackend {
