@@ -116,7 +116,7 @@ describe('@LoginRequired() and friends', () => {
     });
   });
 
-  describe('outside HTTP (WebSocket, RPC, GraphQL handlers)', () => {
+  describe('outside HTTP (WebSocket, RPC, a GraphQL operation without an HTTP request)', () => {
     it('fails closed when a login rule applies, instead of silently letting the call through', async () => {
       const { AccessGuard } = await import('nestjs-session-auth');
       const { ModuleRef, Reflector } = await import('@nestjs/core');
@@ -125,9 +125,11 @@ describe('@LoginRequired() and friends', () => {
       const { PermissionChecker } = await import('nestjs-session-auth');
       const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef), t.app.get(PermissionChecker));
       const context = (handler: Function, type: string) =>
-        ({ getType: () => type, getHandler: () => handler, getClass: () => PrivateController }) as any;
-      expect(() => guard.canActivate(context(PrivateController.prototype.index, 'ws'))).toThrow(/HTTP handlers only/);
-      expect(guard.canActivate(context(PrivateController.prototype.open, 'ws'))).toBe(true);
+        ({ getType: () => type, getHandler: () => handler, getClass: () => PrivateController, getArgByIndex: () => undefined }) as any;
+      for (const type of ['ws', 'rpc', 'graphql']) {
+        expect(() => guard.canActivate(context(PrivateController.prototype.index, type))).toThrow(/apply to HTTP requests and GraphQL operations over HTTP/);
+        expect(guard.canActivate(context(PrivateController.prototype.open, type))).toBe(true);
+      }
     });
   });
 });

@@ -1,4 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { httpRequestOf } from '../request/execution-request.js';
 
 /**
  * Injects `request.user`: the logged-in user or the `AnonymousUser`. The module's guard loads it
@@ -6,11 +7,12 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
  * anonymous user standing in for somebody who is logged in.
  */
 export const CurrentUser = createParamDecorator((_data: unknown, context: ExecutionContext) => {
-  const request = context.switchToHttp().getRequest();
+  const request = httpRequestOf(context) as { user?: unknown } | undefined;
   const user = request?.user;
   if (user === undefined || user === null) {
     throw new Error(
-      `@CurrentUser() found no user on this ${context.getType()} request: the user is loaded by AuthModule's guard for HTTP handlers.`,
+      `@CurrentUser() found no user on this ${context.getType()} handler: the user is loaded by AuthModule's guard, ` +
+        'for HTTP handlers and GraphQL operations over HTTP.',
     );
   }
   return user;

@@ -24,6 +24,7 @@ import {
 } from '../decorators/access.decorators.js';
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
+import { httpRequestOf } from './execution-request.js';
 import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
 
@@ -84,17 +85,20 @@ export class AccessGuard implements CanActivate {
   /** Synchronous whenever the answer needs no I/O, so most requests pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const { rule, loginRequired, permRules, testRules, open, blind } = this.rulesFor(context);
-    if (context.getType() !== 'http') {
+    const http = context.getType() === 'http';
+    const request = httpRequestOf(context);
+    if (!request) {
       if (open) return true;
-      // Sessions are HTTP's: a rule on a WebSocket, RPC or GraphQL handler cannot be checked
-      // here, so it fails closed instead of being silently ignored.
+      // Sessions come with HTTP requests: a rule on a handler reached without one (RPC, a
+      // subscription over a WebSocket) cannot be checked here, so it fails closed instead of
+      // being silently ignored.
       throw new ForbiddenException(
-        'Login and permission rules of nestjs-session-auth apply to HTTP handlers only; mark this handler @LoginNotRequired() and check access another way.',
+        `Login and permission rules of nestjs-session-auth apply to HTTP requests and GraphQL operations over HTTP; this ${context.getType()} handler has none. Mark it @LoginNotRequired() and check access another way.`,
       );
     }
-    const request = context.switchToHttp().getRequest<Request>();
     // Nothing reads the user here: not even the cookie is looked at until somebody asks.
-    if (blind) return true;
+    // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
+    if (blind && http) return true;
     // From here on the answer depends on who is asking, so on the Cookie header.
     varyOnCookie(request);
     if (open) {
@@ -102,7 +106,7 @@ export class AccessGuard implements CanActivate {
       if (known) return setUser(request, known);
       return this.attachUser(request);
     }
-    return this.check(request, rule, loginRequired, permRules, testRules);
+    return this.check(request, rule, loginRequired, permRules, testRules, http);
   }
 
   /**
@@ -148,25 +152,30 @@ export class AccessGuard implements CanActivate {
     loginRequired: boolean,
     permRules: PermissionRule[],
     testRules: UserTestRule[],
+    http: boolean,
   ): Promise<boolean> {
     const user = await this.auth.getUser(request);
     setUser(request, user);
     const loggedIn = isAuthenticated(user);
-    if (loginRequired && !loggedIn) this.deny(request, rule, false);
+    if (loginRequired && !loggedIn) this.deny(request, rule, false, http);
     // Anonymous users are asked too: a backend may grant them permissions, as in Django.
     for (const permRule of permRules) {
-      if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn);
+      if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn, http);
     }
     for (const testRule of testRules) {
-      if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn);
+      if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn, http);
     }
     return true;
   }
 
-  /** Logged-in users get 403, never a redirect; anonymous browsers go to log in, other clients get 401. */
-  private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean): never {
+  /**
+   * Logged-in users get 403, never a redirect; anonymous browsers go to log in, other clients get
+   * 401. A GraphQL operation is never redirected: GraphQL drivers answer 401 and 403 as errors
+   * coded UNAUTHENTICATED and FORBIDDEN.
+   */
+  private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean, http: boolean): never {
     if (loggedIn) throw new ForbiddenException('You do not have permission to perform this action.');
-    if (!wantsHtml(request)) {
+    if (!http || !wantsHtml(request)) {
       throw new UnauthorizedException('Authentication credentials were not provided; log in first.');
     }
     throw new LoginRedirect(this.loginUrlFor(request, rule));

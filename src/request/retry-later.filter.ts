@@ -10,11 +10,23 @@ import { PasswordHasherBusy } from '../passwords/password-hasher-busy.js';
  */
 @Catch(PasswordHasherBusy, TooManyLoginAttempts)
 export class RetryLaterFilter implements ExceptionFilter {
-  catch(exception: PasswordHasherBusy | TooManyLoginAttempts, host: ArgumentsHost): void {
+  catch(exception: PasswordHasherBusy | TooManyLoginAttempts, host: ArgumentsHost): unknown {
+    if (host.getType() !== 'http') {
+      // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
+      // response that carries it still says when to come back.
+      const response = host.getArgByIndex<{ req?: { res?: Response } } | undefined>(2)?.req?.res;
+      if (response && !response.headersSent) noStoreRetryAfter(response, exception.retryAfter);
+      return exception;
+    }
     const response = host.switchToHttp().getResponse<Response>();
-    response.setHeader('Retry-After', String(exception.retryAfter));
-    response.setHeader('Cache-Control', 'no-store');
+    noStoreRetryAfter(response, exception.retryAfter);
     response.status(exception.getStatus()).json(exception.getResponse());
+    return undefined;
   }
+}
+
+function noStoreRetryAfter(response: Response, seconds: number): void {
+  response.setHeader('Retry-After', String(seconds));
+  response.setHeader('Cache-Control', 'no-store');
 }
 
