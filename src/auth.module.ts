@@ -30,6 +30,7 @@ import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
 import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+import { noteUpgradeRequests } from './request/socket-request.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
@@ -71,11 +72,18 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
     super();
   }
 
+  onApplicationBootstrap(): void {
+    // A `ws` gateway's clients keep no handshake request of their own: note it at the upgrade.
+    const server = this.adapterHost?.httpAdapter?.getHttpServer?.();
+    if (server && typeof server.on === 'function') noteUpgradeRequests(server);
+    this.readUsersAlongSessions();
+  }
+
   /**
    * With sessions in TypeORM and a ModelBackend among the backends, the session's user is read in
    * the same statement as the session, when users and sessions share a database.
    */
-  onApplicationBootstrap(): void {
+  private readUsersAlongSessions(): void {
     const store = this.sessions.store;
     if (!(store instanceof TypeOrmSessionStore)) return;
     if (!this.backends.all.some(({ backend }) => backend instanceof ModelBackend && backend.usesPrefetchedUsers)) return;

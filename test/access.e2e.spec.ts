@@ -125,11 +125,22 @@ describe('@LoginRequired() and friends', () => {
       const { PermissionChecker } = await import('nestjs-session-auth');
       const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef), t.app.get(PermissionChecker));
       const context = (handler: Function, type: string) =>
-        ({ getType: () => type, getHandler: () => handler, getClass: () => PrivateController, getArgByIndex: () => undefined }) as any;
-      for (const type of ['ws', 'rpc', 'graphql']) {
-        expect(() => guard.canActivate(context(PrivateController.prototype.index, type))).toThrow(/apply to HTTP requests and GraphQL operations over HTTP/);
+        ({
+          getType: () => type,
+          getHandler: () => handler,
+          getClass: () => PrivateController,
+          getArgByIndex: () => undefined,
+          // A WebSocket client whose handshake was never seen (a gateway on a server of its own).
+          switchToWs: () => ({ getClient: () => ({}), getData: () => ({}), getPattern: () => 'say' }),
+        }) as any;
+      for (const type of ['rpc', 'graphql']) {
+        expect(() => guard.canActivate(context(PrivateController.prototype.index, type))).toThrow(/apply to HTTP requests, GraphQL operations over HTTP and WebSocket messages/);
         expect(guard.canActivate(context(PrivateController.prototype.open, type))).toBe(true);
       }
+      await expect(guard.canActivate(context(PrivateController.prototype.index, 'ws'))).rejects.toMatchObject({
+        error: { status: 'error', code: 'UNAUTHENTICATED', message: expect.stringMatching(/handshake was not seen/) },
+      });
+      expect(guard.canActivate(context(PrivateController.prototype.open, 'ws'))).toBe(true);
     });
   });
 });

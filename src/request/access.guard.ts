@@ -1,5 +1,6 @@
 import {
   ForbiddenException,
+  HttpException,
   Inject,
   Injectable,
   Logger,
@@ -25,6 +26,8 @@ import {
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
 import { httpRequestOf } from './execution-request.js';
+import { SessionHandler } from './session.middleware.js';
+import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
 
@@ -85,20 +88,29 @@ export class AccessGuard implements CanActivate {
   /** Synchronous whenever the answer needs no I/O, so most requests pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const { rule, loginRequired, permRules, testRules, open, blind } = this.rulesFor(context);
-    const http = context.getType() === 'http';
-    const request = httpRequestOf(context);
+    const type = context.getType<string>();
+    const http = type === 'http';
+    // A WebSocket message is judged by the session of its connection's handshake.
+    const request = type === 'ws' ? messageRequestOf(context, (made) => this.sessions.attach(made, undefined as never)) : httpRequestOf(context);
     if (!request) {
       if (open) return true;
+      if (type === 'ws') {
+        // A `ws` gateway on a server of its own: its handshakes are not seen, so nobody is logged in.
+        const missing = new UnauthorizedException(
+          "This connection's handshake was not seen, so it has no session: run the gateway on the app's own HTTP server.",
+        );
+        return this.refuseMessage(missing, context);
+      }
       // Sessions come with HTTP requests: a rule on a handler reached without one (RPC, a
       // subscription over a WebSocket) cannot be checked here, so it fails closed instead of
       // being silently ignored.
       throw new ForbiddenException(
-        `Login and permission rules of nestjs-session-auth apply to HTTP requests and GraphQL operations over HTTP; this ${context.getType()} handler has none. Mark it @LoginNotRequired() and check access another way.`,
+        `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations over HTTP and WebSocket messages; this ${type} handler has no request. Mark it @LoginNotRequired() and check access another way.`,
       );
     }
     // Nothing reads the user here: not even the cookie is looked at until somebody asks.
     // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
-    if (blind && http) return true;
+    if (blind && type !== 'graphql') return true;
     // From here on the answer depends on who is asking, so on the Cookie header.
     varyOnCookie(request);
     if (open) {
@@ -106,8 +118,29 @@ export class AccessGuard implements CanActivate {
       if (known) return setUser(request, known);
       return this.attachUser(request);
     }
-    return this.check(request, rule, loginRequired, permRules, testRules, http);
+    const checked = this.check(request, rule, loginRequired, permRules, testRules, http);
+    return type === 'ws' ? checked.catch((error) => this.refuseMessage(error, context)) : checked;
   }
+
+  /**
+   * A refused WebSocket message: the client gets an `exception` event with a code
+   * (`UNAUTHENTICATED`, `FORBIDDEN`), as Nest's gateways send `WsException`s, and it is logged.
+   */
+  private async refuseMessage(error: unknown, context: ExecutionContext): Promise<never> {
+    const status = error instanceof HttpException ? error.getStatus() : undefined;
+    if (status !== 401 && status !== 403) throw error;
+    const code = status === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN';
+    const message = (error as Error).message;
+    this.logger.warn(`Refused a WebSocket message (${String(context.switchToWs().getPattern?.() ?? 'unknown')}): ${code}`);
+    const { WsException } = await import('@nestjs/websockets');
+    throw new WsException({ status: 'error', code, message });
+  }
+
+  private get sessions(): SessionHandler {
+    return (this.sessionHandler ??= this.moduleRef.get(SessionHandler, { strict: false }));
+  }
+
+  private sessionHandler?: SessionHandler;
 
   /**
    * An open route whose code may read the user: load it. While it cannot be loaded the request

@@ -1,14 +1,18 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
+import { messageRequestOf } from './socket-request.js';
 
 /**
- * The HTTP request behind a handler's execution context: an HTTP route's own, or the one that
+ * The HTTP request behind a handler's execution context: an HTTP route's own, the one that
  * carried a GraphQL operation (the GraphQL context's `req`, which Nest's Apollo driver always
- * sets). `undefined` where there is none: a GraphQL subscription over a WebSocket, RPC, a gateway.
+ * sets), or for a WebSocket message the request the module's guard made from the connection's
+ * handshake (see `socket-request.ts`). `undefined` where there is none (RPC, a GraphQL
+ * subscription over a WebSocket).
  */
 export function httpRequestOf(context: ExecutionContext): Request | undefined {
   const type = context.getType<string>();
   if (type === 'http') return context.switchToHttp().getRequest<Request>();
+  if (type === 'ws') return messageRequestOf(context);
   if (type === 'graphql') {
     const graphqlContext = context.getArgByIndex<{ req?: unknown } | undefined>(2);
     const request = graphqlContext?.req;

@@ -115,6 +115,8 @@ export interface TestAppOptions {
   /** A TypeORM connection; defaults to an in-memory SQLite database. */
   database?: Record<string, unknown>;
   synchronize?: boolean;
+  /** Set the app up before it starts (a WebSocket adapter, say). */
+  beforeInit?: (app: INestApplication) => void;
 }
 
 export interface TestApp {
@@ -153,7 +155,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   class AppModule {}
 
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: false });
+  const app = moduleRef.createNestApplication({ logger: process.env.TEST_LOG ? ['error'] : false });
+  options.beforeInit?.(app);
   await app.init();
   sql.reset();
   return {

@@ -1,0 +1,66 @@
+import type { ExecutionContext } from '@nestjs/common';
+import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * WebSocket messages (`@nestjs/websockets`, socket.io or ws) are judged by the session of the
+ * connection's handshake: its Cookie header. Each message gets a request of its own, built from
+ * that handshake, so the session (and the user's password hash) is read from the store again for
+ * every message a rule applies to: a socket whose session was logged out elsewhere, or whose user
+ * changed their password, is refused on its next message. Sessions are read, never written, here.
+ */
+
+/** The handshake request of a `ws` socket, noted as the HTTP server upgrades the connection. */
+const UPGRADE_REQUEST = Symbol('nestjs-session-auth:upgrade-request');
+
+/**
+ * Requests built for messages, by client and then by the message's payload (the same value for
+ * the guard and the parameter decorators of one message; Nest gives them different argument
+ * lists). The newest few per client are kept.
+ */
+const messageRequests = new WeakMap<object, Map<unknown, Request>>();
+const KEPT_PER_CLIENT = 32;
+
+/** Note every upgrade's request on its socket, so a `ws` client's handshake can be found later. */
+export function noteUpgradeRequests(server: { on(event: 'upgrade', listener: (request: IncomingMessage) => void): unknown }): void {
+  server.on('upgrade', (request: IncomingMessage) => {
+    if (request.socket) (request.socket as unknown as Record<symbol, unknown>)[UPGRADE_REQUEST] = request;
+  });
+}
+
+/** The handshake request of a gateway client: socket.io keeps it as `client.request`; ws's is noted at the upgrade. */
+export function handshakeOf(client: unknown): IncomingMessage | undefined {
+  const socketIo = (client as { request?: IncomingMessage } | null)?.request;
+  if (socketIo && typeof socketIo.headers === 'object') return socketIo;
+  const raw = (client as { _socket?: Record<symbol, unknown> } | null)?._socket;
+  const upgrade = raw?.[UPGRADE_REQUEST] as IncomingMessage | undefined;
+  return upgrade && typeof upgrade.headers === 'object' ? upgrade : undefined;
+}
+
+/**
+ * The request this message is judged by, made on first use (by the guard) and the same for every
+ * guard and parameter decorator of the message. `prepare` gives it its session.
+ */
+export function messageRequestOf(context: ExecutionContext, prepare?: (request: Request) => void): Request | undefined {
+  const client = context.switchToWs().getClient<object>();
+  const data = context.switchToWs().getData<unknown>();
+  if (typeof client !== 'object' || client === null) return undefined;
+  let byData = messageRequests.get(client);
+  if (!prepare) return byData?.get(data);
+  const handshake = handshakeOf(client);
+  if (!handshake) return undefined;
+  const request = {
+    headers: { ...handshake.headers },
+    method: handshake.method,
+    url: handshake.url,
+    originalUrl: handshake.url,
+    socket: handshake.socket,
+    ip: handshake.socket?.remoteAddress,
+  } as unknown as Request;
+  prepare(request);
+  if (!byData) messageRequests.set(client, (byData = new Map()));
+  byData.delete(data);
+  if (byData.size >= KEPT_PER_CLIENT) byData.delete(byData.keys().next().value);
+  byData.set(data, request);
+  return request;
+}

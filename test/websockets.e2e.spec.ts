@@ -1,0 +1,178 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
+import type { AddressInfo } from 'node:net';
+import { io, type Socket } from 'socket.io-client';
+import request from 'supertest';
+import WebSocket from 'ws';
+import { CurrentUser, LoginRequired, PermissionManager, PermissionRequired } from 'nestjs-session-auth';
+import { createTestApp, logIn, type TestApp } from './support/test-app.js';
+
+const account = (user: any) => ({ username: user.username ?? '', authenticated: user.isAuthenticated === true });
+
+/** On the app's own HTTP server, as most apps run their gateways. */
+@WebSocketGateway()
+class ChatGateway {
+  @SubscribeMessage('whoami')
+  whoami(@CurrentUser() user: any) {
+    return { event: 'whoami', data: account(user) };
+  }
+
+  @LoginRequired()
+  @SubscribeMessage('say')
+  say(@CurrentUser() user: any, @MessageBody() text: string) {
+    return { event: 'said', data: `${user.username}: ${text}` };
+  }
+
+  @PermissionRequired('chat.moderate')
+  @SubscribeMessage('mute')
+  mute() {
+    return { event: 'muted', data: true };
+  }
+}
+
+interface Refusal {
+  status: string;
+  code: string;
+  message: string;
+}
+
+async function start(adapter: 'socket.io' | 'ws'): Promise<{ t: TestApp; url: string }> {
+  const t = await createTestApp({
+    providers: [ChatGateway],
+    beforeInit: (app) => {
+      if (adapter === 'ws') app.useWebSocketAdapter(new WsAdapter(app));
+    },
+    auth: { throttle: { addressBurst: 100 } },
+  });
+  await t.app.listen(0, '127.0.0.1');
+  const { port } = t.app.getHttpServer().address() as AddressInfo;
+  await t.users.createUser({ username: 'carol', password: 'correct horse' });
+  return { t, url: `127.0.0.1:${port}` };
+}
+
+describe('WebSockets through socket.io: the session of the handshake', () => {
+  let t: TestApp;
+  let url: string;
+  const sockets: Socket[] = [];
+
+  beforeEach(async () => ({ t, url } = await start('socket.io')));
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.disconnect();
+    await t.close();
+  });
+
+  async function connect(cookie?: string): Promise<Socket> {
+    const socket = io(`http://${url}`, { transports: ['websocket'], extraHeaders: cookie ? { cookie } : {}, reconnection: false });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', reject);
+    });
+    return socket;
+  }
+
+  /** The answer to a message (an event named by the reply), or the refusal the server sent instead. */
+  function ask(socket: Socket, event: string, data: unknown = {}): Promise<{ answer?: any; refusal?: Refusal }> {
+    const replies = ['whoami', 'said', 'muted'];
+    return new Promise((resolve) => {
+      const done = (result: { answer?: any; refusal?: Refusal }) => {
+        socket.offAny(onAny);
+        resolve(result);
+      };
+      const onAny = (name: string, payload: any) =>
+        done(name === 'exception' ? { refusal: payload } : replies.includes(name) ? { answer: { event: name, data: payload } } : { answer: { event: name } });
+      socket.onAny(onAny);
+      socket.emit(event, data);
+    });
+  }
+
+  it('knows the anonymous visitor without a cookie, and refuses a @LoginRequired() message with UNAUTHENTICATED', async () => {
+    const socket = await connect();
+    expect((await ask(socket, 'whoami')).answer).toEqual({ event: 'whoami', data: { username: '', authenticated: false } });
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      const { refusal } = await ask(socket, 'say', 'hello');
+      expect(refusal).toMatchObject({ status: 'error', code: 'UNAUTHENTICATED' });
+      // The refusal is logged, with the message's pattern and the code.
+      expect(warn.mock.calls.map(([line]) => String(line))).toContainEqual(expect.stringMatching(/say.*UNAUTHENTICATED/));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('knows the logged-in user of the handshake cookie and lets them through', async () => {
+    const socket = await connect(await logIn(t.app, 'carol', 'correct horse'));
+    expect((await ask(socket, 'whoami')).answer).toEqual({ event: 'whoami', data: { username: 'carol', authenticated: true } });
+    expect((await ask(socket, 'say', 'hello')).answer).toEqual({ event: 'said', data: 'carol: hello' });
+  });
+
+  it('refuses a forged cookie as no cookie', async () => {
+    const socket = await connect('sessionid=s%3Aforged.bm90LWEtc2lnbmF0dXJl');
+    expect((await ask(socket, 'say', 'hello')).refusal).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('refuses the next message of a socket whose session was logged out in another tab', async () => {
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    const socket = await connect(cookie);
+    expect((await ask(socket, 'say', 'before')).answer).toEqual({ event: 'said', data: 'carol: before' });
+    await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+    expect((await ask(socket, 'say', 'after')).refusal).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('refuses the next message of a socket whose user changed their password', async () => {
+    const socket = await connect(await logIn(t.app, 'carol', 'correct horse'));
+    const carol = (await t.users.findByUsername('carol'))!;
+    await t.users.setPassword(carol, 'a brand new password');
+    await t.users.savePassword(carol);
+    expect((await ask(socket, 'say', 'after')).refusal).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('answers a logged-in user without the permission with FORBIDDEN, and lets them through once granted', async () => {
+    const socket = await connect(await logIn(t.app, 'carol', 'correct horse'));
+    expect((await ask(socket, 'mute')).refusal).toMatchObject({ code: 'FORBIDDEN' });
+    const permissions = t.app.get(PermissionManager);
+    await permissions.createPermission('chat.moderate');
+    await permissions.grantPermission((await t.users.findByUsername('carol'))!, 'chat.moderate');
+    expect((await ask(socket, 'mute')).answer).toEqual({ event: 'muted', data: true });
+  });
+});
+
+describe('WebSockets through ws (@nestjs/platform-ws): the session of the handshake', () => {
+  let t: TestApp;
+  let url: string;
+  const sockets: WebSocket[] = [];
+
+  beforeEach(async () => ({ t, url } = await start('ws')));
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.close();
+    await t.close();
+  });
+
+  async function connect(cookie?: string): Promise<WebSocket> {
+    const socket = new WebSocket(`ws://${url}`, { headers: cookie ? { cookie } : {} });
+    sockets.push(socket);
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    return socket;
+  }
+
+  function ask(socket: WebSocket, event: string, data: unknown = {}): Promise<{ event: string; data: any }> {
+    return new Promise((resolve) => {
+      socket.once('message', (raw) => resolve(JSON.parse(String(raw))));
+      socket.send(JSON.stringify({ event, data }));
+    });
+  }
+
+  it('knows the user of the handshake cookie, and refuses the next message once the session is logged out', async () => {
+    const anonymous = await connect();
+    expect(await ask(anonymous, 'say', 'hi')).toMatchObject({ event: 'exception', data: { code: 'UNAUTHENTICATED' } });
+
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    const socket = await connect(cookie);
+    expect(await ask(socket, 'whoami')).toEqual({ event: 'whoami', data: { username: 'carol', authenticated: true } });
+    expect(await ask(socket, 'say', 'hi')).toEqual({ event: 'said', data: 'carol: hi' });
+    await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+    expect(await ask(socket, 'say', 'again')).toMatchObject({ event: 'exception', data: { status: 'error', code: 'UNAUTHENTICATED' } });
+  });
+});
