@@ -124,6 +124,34 @@ describe('the sample site on a loopback port', () => {
         expect(await page.getByRole('button', { name: 'Log out' }).isVisible()).toBe(true);
       });
 
+      it('fits every page at phone width: no sideways scrolling, and the navigation stays on screen', async () => {
+        await context.close();
+        context = await browser.newContext({ baseURL, viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+        page = await context.newPage();
+        const fits = async () => {
+          const { scroll, width } = await page.evaluate(() => {
+            const root = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+            return { scroll: root.scrollWidth, width: root.clientWidth };
+          });
+          expect({ path: path(), scroll }).toEqual({ path: path(), scroll: width });
+          for (const label of ['Home', 'Dashboard', 'Staff', 'Password']) {
+            const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true });
+            expect(await link.isVisible()).toBe(true);
+            const box = (await link.boundingBox())!;
+            expect(box.x >= 0 && box.x + box.width <= width).toBe(true);
+          }
+        };
+        await page.goto('/login');
+        await fits();
+        await logInWithTheForm('alice', 'wonderland');
+        for (const target of ['/', '/dashboard', '/staff', '/password']) {
+          await page.goto(target);
+          await fits();
+        }
+        await page.goto('/dashboard');
+        await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-phone.png'), animations: 'disabled', fullPage: true });
+      });
+
       it('sends a visitor from a protected page to log in, then back to that page (next)', async () => {
         await page.goto('/staff');
         expect(path()).toBe('/login?next=%2Fstaff');

@@ -140,9 +140,9 @@ export function staffPage(context: LayoutContext, holders: User[]): string {
           <tbody>
             ${holders.map(
               (holder) => html`<tr>
-                <td>${holder.username}</td>
-                <td>${holder.email}</td>
-                <td>${holder.isSuperuser ? 'superuser' : 'member of the staff group'}</td>
+                <td data-label="Username">${holder.username}</td>
+                <td data-label="Email">${holder.email}</td>
+                <td data-label="Why">${holder.isSuperuser ? 'superuser' : 'member of the staff group'}</td>
               </tr>`,
             )}
           </tbody>
@@ -210,9 +210,9 @@ function demoAccounts(): SafeHtml {
     <tbody>
       ${DEMO_ACCOUNTS.map(
         (account) => html`<tr>
-          <td>${account.username}${account.staff && html` <span class="badge">staff</span>`}</td>
-          <td><code>${account.password}</code></td>
-          <td>${account.backend}</td>
+          <td data-label="Username">${account.username}${account.staff && html` <span class="badge">staff</span>`}</td>
+          <td data-label="Password"><code>${account.password}</code></td>
+          <td data-label="Checked by">${account.backend}</td>
         </tr>`,
       )}
     </tbody>

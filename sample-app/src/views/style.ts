@@ -16,9 +16,9 @@ body {
 }
 a { color: var(--accent); text-decoration: none; }
 a:hover { text-decoration: underline; }
-code { font: .9em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; background: #f1f3f8; padding: .1em .35em; border-radius: 5px; }
+code { font: .9em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; background: #f1f3f8; padding: .1em .35em; border-radius: 5px; overflow-wrap: anywhere; }
 .topbar { background: var(--paper); border-bottom: 1px solid var(--line); }
-.topbar .inner { max-width: 960px; margin: 0 auto; padding: .75rem 1.25rem; display: flex; align-items: center; gap: 1.5rem; }
+.topbar .inner { max-width: 960px; margin: 0 auto; padding: .75rem 1.25rem; display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1.5rem; }
 .brand { font-weight: 700; color: var(--ink); letter-spacing: -.01em; display: flex; align-items: center; gap: .5rem; }
 .brand:hover { text-decoration: none; }
 .brand .logo { width: 28px; height: 28px; border-radius: 8px; background: linear-gradient(135deg, #6366f1, #8b5cf6); display: inline-grid; place-items: center; color: #fff; font-size: .85rem; }
@@ -33,11 +33,28 @@ h1 { font-size: 1.9rem; line-height: 1.2; letter-spacing: -.02em; margin: 0 0 .5
 h2 { font-size: 1.15rem; margin: 0 0 .75rem; }
 .lead { color: var(--muted); font-size: 1.05rem; margin: 0 0 1.5rem; }
 .card { background: var(--paper); border: 1px solid var(--line); border-radius: var(--radius); box-shadow: var(--shadow); padding: 1.5rem; }
-.grid { display: grid; gap: 1.25rem; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); align-items: start; }
+.grid { display: grid; gap: 1.25rem; grid-template-columns: repeat(auto-fit, minmax(min(280px, 100%), 1fr)); align-items: start; }
 .narrow { max-width: 520px; }
 .spaced { margin-top: 1.25rem; }
 .split { display: grid; gap: 1.5rem; grid-template-columns: minmax(300px, 400px) minmax(260px, 1fr); align-items: start; }
-@media (max-width: 720px) { .split { grid-template-columns: 1fr; } .topbar nav { display: none; } }
+/* Phones: the navigation gets a row of its own, tables become one card per row. */
+@media (max-width: 720px) {
+  .split { grid-template-columns: 1fr; }
+  .topbar .inner { padding: .6rem 1rem; gap: .5rem 1rem; }
+  .account { margin-left: auto; }
+  .topbar nav { order: 3; flex-basis: 100%; flex-wrap: wrap; gap: .35rem 1.1rem; }
+  main { padding: 1.25rem 1rem 3rem; }
+  .card { padding: 1.1rem; }
+  h1 { font-size: 1.55rem; }
+  table, thead, tbody, tr, th, td { display: block; }
+  thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  tr { padding: .5rem 0; border-bottom: 1px solid var(--line); }
+  tr:last-child { border-bottom: 0; }
+  td { border: 0; padding: .15rem 0; white-space: normal; }
+  td:first-child { white-space: normal; font-weight: 600; }
+  td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 500; }
+  td:first-child[data-label]::before { content: none; }
+}
 .flashes { list-style: none; margin: 0 0 1.5rem; padding: 0; display: grid; gap: .5rem; }
 .flash, .alert { border-radius: 10px; padding: .7rem 1rem; border: 1px solid transparent; font-weight: 500; }
 .flash.success { background: var(--ok-soft); color: var(--ok); border-color: #b7e4cc; }
@@ -70,7 +87,7 @@ tr:last-child td { border-bottom: 0; }
 td:first-child { white-space: nowrap; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .55rem 1.25rem; margin: 0; }
 dl.facts dt { color: var(--muted); }
-dl.facts dd { margin: 0; font-weight: 500; }
+dl.facts dd { margin: 0; font-weight: 500; overflow-wrap: anywhere; }
 .badge { display: inline-block; white-space: nowrap; padding: .1rem .55rem; border-radius: 999px; font-size: .8rem; font-weight: 600; background: var(--accent-soft); color: var(--accent); }
 .muted { color: var(--muted); }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.25rem; }
