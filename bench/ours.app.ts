@@ -10,8 +10,6 @@ import type { Request } from 'express';
 import {
   AuthModule,
   AuthService,
-  BCryptSHA256Hasher,
-  BcryptWorkerPool,
   CurrentUser,
   LoginRequired,
   ModelBackend,
@@ -19,6 +17,7 @@ import {
   authEntities,
   type User,
 } from 'nestjs-session-auth';
+import { BCryptSHA256Hasher, BcryptWorkerPool } from 'nestjs-session-auth/passwords';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BCRYPT_COST, BENCH_USER, SESSION_MAX_AGE_MS, SESSION_SECRET, WAL, serve, totalChanges } from './app-process.js';

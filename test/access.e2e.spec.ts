@@ -118,7 +118,7 @@ describe('@LoginRequired() and friends', () => {
 
   describe('outside HTTP (WebSocket, RPC, a GraphQL operation without an HTTP request)', () => {
     it('fails closed when a login rule applies, instead of silently letting the call through', async () => {
-      const { AccessGuard } = await import('nestjs-session-auth');
+      const { AccessGuard } = await import('../src/request/access.guard.js');
       const { ModuleRef, Reflector } = await import('@nestjs/core');
       const { AUTH_CONFIG } = await import('../src/auth.config.js');
       t = await createTestApp({ controllers: [PagesController, PrivateController] });

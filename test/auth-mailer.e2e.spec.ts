@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { Injectable, Logger } from '@nestjs/common';
 import request from 'supertest';
-import { AuthMailer, type AuthMail } from 'nestjs-session-auth';
+import { AuthMailer, type AuthMail } from 'nestjs-session-auth/views';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import { withNodeEnv } from './support/environment.js';
 

@@ -2,15 +2,8 @@ import { jest } from '@jest/globals';
 import { Body, Controller, HttpCode, Injectable, Logger, Post, Req, UnauthorizedException, UseGuards } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
-import {
-  AuthMailer,
-  AuthService,
-  ImproperlyConfigured,
-  ModelBackend,
-  SameOriginGuard,
-  type AuthMail,
-  type AuthModuleOptions,
-} from 'nestjs-session-auth';
+import { AuthService, ImproperlyConfigured, ModelBackend, SameOriginGuard, type AuthModuleOptions } from 'nestjs-session-auth';
+import { AuthMailer, type AuthMail } from 'nestjs-session-auth/views';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 import { withNodeEnv } from './support/environment.js';
 

@@ -10,8 +10,8 @@ import {
   SESSION_KEY,
   SessionRecord,
   User,
-  messages,
 } from 'nestjs-session-auth';
+import { messages } from 'nestjs-session-auth/messages';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 
 let slowWriteGate: { promise: Promise<void>; release: () => void };

@@ -1,7 +1,8 @@
 import request from 'supertest';
 import { createClient } from 'redis';
 import { DataSource } from 'typeorm';
-import { AuthEvents, LoginLockout, ModelBackend, RedisLockoutStore, TypeOrmLockoutStore, authEntities } from 'nestjs-session-auth';
+import { AuthEvents, LoginLockout, ModelBackend, authEntities } from 'nestjs-session-auth';
+import { RedisLockoutStore, TypeOrmLockoutStore } from 'nestjs-session-auth/throttle';
 import { describeEach, describeIf, postgresUrl, redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 

@@ -3,7 +3,8 @@ import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/commo
 import type { Request } from 'express';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { ImproperlyConfigured, messages, SessionRecord, type MessageLevel } from 'nestjs-session-auth';
+import { ImproperlyConfigured, SessionRecord } from 'nestjs-session-auth';
+import { messages, type MessageLevel } from 'nestjs-session-auth/messages';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 
 @Controller('notes')

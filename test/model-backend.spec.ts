@@ -1,15 +1,7 @@
 import { jest } from '@jest/globals';
 import request from 'supertest';
-import {
-  AllowAllUsersModelBackend,
-  AnonymousUser,
-  AuthEvents,
-  BCryptSHA256Hasher,
-  ModelBackend,
-  PasswordHasher,
-  ScryptHasher,
-  isPasswordUsable,
-} from 'nestjs-session-auth';
+import { AllowAllUsersModelBackend, AnonymousUser, AuthEvents, ModelBackend } from 'nestjs-session-auth';
+import { BCryptSHA256Hasher, PasswordHasher, ScryptHasher, isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { forceLogin } from 'nestjs-session-auth/testing';
 import { createTestApp, type TestApp } from './support/test-app.js';
 

@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { Worker } from 'node:worker_threads';
 import request from 'supertest';
-import { BCryptSHA256Hasher, BcryptWorkerPool, PasswordHasherBusy } from 'nestjs-session-auth';
+import { BCryptSHA256Hasher, BcryptWorkerPool, PasswordHasherBusy } from 'nestjs-session-auth/passwords';
 import { runInLane } from '../src/passwords/bcrypt.worker-pool.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 

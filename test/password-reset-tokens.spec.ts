@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { createHash, createHmac } from 'node:crypto';
-import { ImproperlyConfigured, PasswordResetTokens, type User } from 'nestjs-session-auth';
+import { ImproperlyConfigured, type User } from 'nestjs-session-auth';
+import { PasswordResetTokens } from 'nestjs-session-auth/passwords';
 import { createTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 const DAY = 24 * 60 * 60;

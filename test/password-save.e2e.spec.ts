@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { authEntities, PasswordResetTokens, type User } from 'nestjs-session-auth';
+import { authEntities, type User } from 'nestjs-session-auth';
+import { PasswordResetTokens } from 'nestjs-session-auth/passwords';
 import { runCli } from '../src/cli/cli.program.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 

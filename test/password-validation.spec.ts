@@ -1,13 +1,13 @@
+import { ImproperlyConfigured } from 'nestjs-session-auth';
 import {
   CommonPasswordValidator,
-  ImproperlyConfigured,
   MinimumLengthValidator,
   NumericPasswordValidator,
   PasswordValidationError,
   UserAttributeSimilarityValidator,
   ValidationError,
   type PasswordValidator,
-} from 'nestjs-session-auth';
+} from 'nestjs-session-auth/passwords';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /** The codes and messages of the error `promise` rejects with; fails when it resolves. */

@@ -2,14 +2,8 @@ import { jest } from '@jest/globals';
 import bcrypt from 'bcryptjs';
 import { Worker } from 'node:worker_threads';
 import request from 'supertest';
-import {
-  BCryptSHA256Hasher,
-  BcryptWorkerPool,
-  ImproperlyConfigured,
-  ModelBackend,
-  PasswordHasher,
-  ScryptHasher,
-} from 'nestjs-session-auth';
+import { ImproperlyConfigured, ModelBackend } from 'nestjs-session-auth';
+import { BCryptSHA256Hasher, BcryptWorkerPool, PasswordHasher, ScryptHasher } from 'nestjs-session-auth/passwords';
 import { createTestApp } from './support/test-app.js';
 
 describe('bcrypt off the main thread', () => {

@@ -10,8 +10,8 @@ import {
   REMOTE_USER,
   RemoteUserBackend,
   RemoteUserMiddleware,
-  isPasswordUsable,
 } from 'nestjs-session-auth';
+import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /** Mounts a remote-user middleware on every route, as an app would in its own module. */
@@ -89,7 +89,8 @@ describe('RemoteUserBackend and RemoteUserMiddleware', () => {
 
     it('lets the CSRF check of the request that logged in by header pass with the token it carried, and only that request', async () => {
       const { Controller, Get, Post, HttpCode, Req, UseGuards } = await import('@nestjs/common');
-      const { CsrfGuard, csrfToken, LoginNotRequired } = await import('nestjs-session-auth');
+      const { LoginNotRequired } = await import('nestjs-session-auth');
+      const { CsrfGuard, csrfToken } = await import('nestjs-session-auth/csrf');
       @Controller('form')
       class FormController {
         @Get('token')

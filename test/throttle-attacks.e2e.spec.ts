@@ -1,15 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import {
-  AuthEvents,
-  LoginLockout,
-  LoginThrottle,
-  ModelBackend,
-  UserManager,
-  type AuthBackend,
-  type ThrottleOptions,
-} from 'nestjs-session-auth';
+import { AuthEvents, LoginLockout, ModelBackend, UserManager, type AuthBackend } from 'nestjs-session-auth';
+import { LoginThrottle } from '../src/login-throttle.js';
+import { type ThrottleOptions } from 'nestjs-session-auth/throttle';
 import { sessionCookie, createTestApp, type TestApp } from './support/test-app.js';
 
 /**

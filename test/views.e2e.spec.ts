@@ -7,17 +7,16 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import {
   AllowAllUsersModelBackend,
-  AuthMailer,
   AuthModule,
   ImproperlyConfigured,
   ModelBackend,
-  PasswordResetTokens,
   SessionRecord,
   authEntities,
-  type AuthMail,
   type AuthModuleOptions,
   type User,
 } from 'nestjs-session-auth';
+import { PasswordResetTokens } from 'nestjs-session-auth/passwords';
+import { AuthMailer, type AuthMail } from 'nestjs-session-auth/views';
 import { createTestApp, fastHashers, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 /** Collects mails instead of sending them; provided by the app, so the module uses this instance. */

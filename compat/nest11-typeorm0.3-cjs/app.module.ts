@@ -4,6 +4,7 @@ import { Controller, Get, Module, Post, Req, UnauthorizedException, Body, HttpCo
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Request } from 'express';
 import { AuthModule, AuthService, CurrentUser, LoginRequired, ModelBackend, authEntities, type User } from 'nestjs-session-auth';
+import { BCryptSHA256Hasher } from 'nestjs-session-auth/passwords';
 import { forceLogin } from 'nestjs-session-auth/testing';
 
 @Controller()
@@ -29,7 +30,11 @@ export class PagesController {
 @Module({
   imports: [
     TypeOrmModule.forRoot({ type: 'sqlite', database: 'app.sqlite', entities: [...authEntities], synchronize: true }),
-    AuthModule.forRoot({ backends: [ModelBackend], session: { secret: 'a-long-enough-secret-for-this-check' } }),
+    AuthModule.forRoot({
+      backends: [ModelBackend],
+      session: { secret: 'a-long-enough-secret-for-this-check' },
+      passwordHashers: [new BCryptSHA256Hasher({ rounds: 12 })],
+    }),
   ],
   controllers: [PagesController],
 })

@@ -16,6 +16,8 @@ runSmoke({
   typeorm: require('typeorm'),
   request: require('supertest'),
   lib: require('nestjs-session-auth'),
+  passwords: require('nestjs-session-auth/passwords'),
+  views: require('nestjs-session-auth/views'),
   sqliteType,
   packageDir: dirname(require.resolve('nestjs-session-auth/package.json')),
   label: `CommonJS app, Nest ${version('@nestjs/core')}, TypeORM ${version('typeorm')}, ${sqliteType}`,

@@ -6,6 +6,8 @@ import * as typeormModule from '@nestjs/typeorm';
 import * as typeorm from 'typeorm';
 import request from 'supertest';
 import * as lib from 'nestjs-session-auth';
+import * as passwords from 'nestjs-session-auth/passwords';
+import * as views from 'nestjs-session-auth/views';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -22,6 +24,8 @@ await runSmoke({
   typeorm,
   request,
   lib,
+  passwords,
+  views,
   sqliteType,
   packageDir: dirname(require.resolve('nestjs-session-auth/package.json')),
   label: `ES module app, Nest ${version('@nestjs/core')}, TypeORM ${version('typeorm')}, ${sqliteType}`,

@@ -14,7 +14,7 @@ const { promisify } = require('node:util');
 
 /**
  * `deps`: the modules as the app loaded them (`common`, `core`, `typeormModule`, `typeorm`,
- * `request` (supertest), `lib` (nestjs-session-auth)), `sqliteType` ('sqlite' or
+ * `request` (supertest), `lib` (nestjs-session-auth), `passwords` and `views` (its subpaths)), `sqliteType` ('sqlite' or
  * 'better-sqlite3'), `packageDir` (where nestjs-session-auth is installed) and `label`.
  */
 module.exports = async function runSmoke(deps) {
@@ -23,11 +23,11 @@ module.exports = async function runSmoke(deps) {
   const { NestFactory } = deps.core;
   const { TypeOrmModule } = deps.typeormModule;
   const { DataSource } = deps.typeorm;
+  const { BCryptSHA256Hasher } = deps.passwords;
+  const { AuthMailer } = deps.views;
   const {
-    AuthMailer,
     AuthModule,
     AuthService,
-    BCryptSHA256Hasher,
     CurrentUser,
     LoginLockout,
     LoginRequired,

@@ -2,18 +2,16 @@ import { BadRequestException, Body, Controller, Get, Inject, Post, Query, Req, R
 import type { Request, Response } from 'express';
 import {
   AuthService,
-  CsrfGuard,
   CurrentUser,
   LoginRequired,
-  PasswordValidationError,
   UserManager,
-  csrfToken,
-  isPasswordUsable,
   isSafeRedirectUrl,
-  messages,
   type RequestUser,
   type User,
 } from 'nestjs-session-auth';
+import { CsrfGuard, csrfToken } from 'nestjs-session-auth/csrf';
+import { messages } from 'nestjs-session-auth/messages';
+import { PasswordValidationError, isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { DEMO_MODE } from './seed.js';
 import { layoutContext } from './views/layout.js';
 import { loginPage, passwordPage } from './views/pages.js';

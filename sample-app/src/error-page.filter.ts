@@ -8,7 +8,8 @@ import {
   type HttpException,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { AuthService, CsrfFailure } from 'nestjs-session-auth';
+import { AuthService } from 'nestjs-session-auth';
+import { CsrfFailure } from 'nestjs-session-auth/csrf';
 import { layoutContext } from './views/layout.js';
 import { errorPage, type ErrorDescription } from './views/pages.js';
 

@@ -1,5 +1,6 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
-import { PermissionManager, UserManager, isPasswordUsable } from 'nestjs-session-auth';
+import { PermissionManager, UserManager } from 'nestjs-session-auth';
+import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import type { AppOptions } from './app.module.js';
 import { STAFF_GROUP, VIEW_STAFF_PAGE } from './permissions.js';
 

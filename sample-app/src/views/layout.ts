@@ -1,13 +1,7 @@
 import type { Request } from 'express';
-import {
-  CSRF_FIELD_NAME,
-  csrfToken,
-  isAuthenticated,
-  messages,
-  type FlashMessage,
-  type RequestUser,
-  type User,
-} from 'nestjs-session-auth';
+import { isAuthenticated, type RequestUser, type User } from 'nestjs-session-auth';
+import { CSRF_FIELD_NAME, csrfToken } from 'nestjs-session-auth/csrf';
+import { messages, type FlashMessage } from 'nestjs-session-auth/messages';
 import { html, SafeHtml } from './html.js';
 import { STYLE } from './style.js';
 

@@ -1,4 +1,5 @@
-import { CSRF_FIELD_NAME, isAuthenticated, type User } from 'nestjs-session-auth';
+import { isAuthenticated, type User } from 'nestjs-session-auth';
+import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
 import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
 import { html, type SafeHtml } from './html.js';

@@ -1,0 +1,10 @@
+/** `nestjs-session-auth/throttle`: the login throttle's stores and its refusal, for `throttle: { store }`. */
+export {
+  TooManyLoginAttempts,
+  TypeOrmLockoutStore,
+  RedisLockoutStore,
+  type LockoutStore,
+  type LockoutState,
+  type RedisLikeClient,
+  type ThrottleOptions,
+} from '../login-throttle.js';
