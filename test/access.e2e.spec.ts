@@ -134,7 +134,7 @@ describe('@LoginRequired() and friends', () => {
           switchToWs: () => ({ getClient: () => ({}), getData: () => ({}), getPattern: () => 'say' }),
         }) as any;
       for (const type of ['rpc', 'graphql']) {
-        expect(() => guard.canActivate(context(PrivateController.prototype.index, type))).toThrow(/apply to HTTP requests, GraphQL operations over HTTP and WebSocket messages/);
+        expect(() => guard.canActivate(context(PrivateController.prototype.index, type))).toThrow(/apply to HTTP requests, GraphQL operations and WebSocket messages/);
         expect(guard.canActivate(context(PrivateController.prototype.open, type))).toBe(true);
       }
       await expect(guard.canActivate(context(PrivateController.prototype.index, 'ws'))).rejects.toMatchObject({

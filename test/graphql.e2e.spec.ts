@@ -1,6 +1,9 @@
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { UnauthorizedException } from '@nestjs/common';
-import { Args, Context, Field, GraphQLModule, Mutation, ObjectType, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { Args, Context, Field, GraphQLModule, Mutation, ObjectType, Query, ResolveField, Resolver, Subscription } from '@nestjs/graphql';
+import { createClient } from 'graphql-ws';
+import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
 import type { Request } from 'express';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
@@ -13,7 +16,7 @@ import {
   SessionRecord,
   UserPassesTest,
 } from 'nestjs-session-auth';
-import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
+import { createTestApp, logIn, sessionCookie, type TestApp } from './support/test-app.js';
 
 @ObjectType()
 class Account {
@@ -78,6 +81,15 @@ class ReportsResolver {
   async logout(@Context('req') req: Request): Promise<boolean> {
     await this.auth.logout(req);
     return true;
+  }
+
+  /** Over a WebSocket (graphql-ws): judged by the session of the connection's handshake. */
+  @LoginRequired()
+  @Subscription(() => String, { resolve: (greeting: string) => greeting })
+  greetings(@CurrentUser() user: any): AsyncIterableIterator<string> {
+    return (async function* () {
+      yield `hello, ${user.username}`;
+    })();
   }
 }
 
@@ -212,5 +224,58 @@ describe('GraphQL (Apollo driver): the session and user of the HTTP request that
     } finally {
       await limited.close();
     }
+  });
+});
+
+describe('GraphQL subscriptions over a WebSocket (graphql-ws): the session of the handshake', () => {
+  let t: TestApp;
+  let url: string;
+
+  beforeEach(async () => {
+    t = await createTestApp({
+      imports: [GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, subscriptions: { 'graphql-ws': true } })],
+      providers: [ReportsResolver],
+    });
+    await t.app.listen(0, '127.0.0.1');
+    url = `ws://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}/graphql`;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+  });
+  afterEach(() => t.close());
+
+  /** The first event of `{ greetings }`, or the errors the server answered instead. */
+  async function subscribe(cookie?: string): Promise<{ data?: unknown; errors?: Array<{ message: string; extensions?: { code?: string } }> }> {
+    const client = createClient({
+      url,
+      retryAttempts: 0,
+      webSocketImpl: class extends WebSocket {
+        constructor(address: string, protocols?: string | string[]) {
+          super(address, protocols, { headers: cookie ? { cookie } : {} });
+        }
+      },
+    });
+    try {
+      return await new Promise((resolve, reject) => {
+        client.subscribe(
+          { query: 'subscription { greetings }' },
+          { next: (result) => resolve(result as any), error: (error) => (Array.isArray(error) ? resolve({ errors: error }) : reject(error)), complete: () => undefined },
+        );
+      });
+    } finally {
+      await client.dispose();
+    }
+  }
+
+  it('serves the logged-in user of the handshake cookie, and refuses a connection without one as UNAUTHENTICATED', async () => {
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    expect(await subscribe(cookie)).toEqual({ data: { greetings: 'hello, carol' } });
+    const refused = await subscribe();
+    expect(refused.data ?? null).toBeNull();
+    expect(refused.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a subscription of a session that was logged out', async () => {
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+    expect((await subscribe(cookie)).errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
   });
 });

@@ -25,7 +25,7 @@ import {
 } from '../decorators/access.decorators.js';
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
-import { httpRequestOf } from './execution-request.js';
+import { httpRequestOf, subscriptionRequestOf } from './execution-request.js';
 import { SessionHandler } from './session.middleware.js';
 import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
@@ -91,7 +91,11 @@ export class AccessGuard implements CanActivate {
     const type = context.getType<string>();
     const http = type === 'http';
     // A WebSocket message is judged by the session of its connection's handshake.
-    const request = type === 'ws' ? messageRequestOf(context, (made) => this.sessions.attach(made, undefined as never)) : httpRequestOf(context);
+    const prepare = (made: Request) => this.sessions.attach(made, undefined as never);
+    const request =
+      type === 'ws'
+        ? messageRequestOf(context, prepare)
+        : (httpRequestOf(context) ?? (type === 'graphql' ? subscriptionRequestOf(context, prepare) : undefined));
     if (!request) {
       if (open) return true;
       if (type === 'ws') {
@@ -105,7 +109,7 @@ export class AccessGuard implements CanActivate {
       // subscription over a WebSocket) cannot be checked here, so it fails closed instead of
       // being silently ignored.
       throw new ForbiddenException(
-        `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations over HTTP and WebSocket messages; this ${type} handler has no request. Mark it @LoginNotRequired() and check access another way.`,
+        `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations and WebSocket messages; this ${type} handler has none of them. Mark it @LoginNotRequired() and check access another way.`,
       );
     }
     // Nothing reads the user here: not even the cookie is looked at until somebody asks.
@@ -207,9 +211,12 @@ export class AccessGuard implements CanActivate {
    * coded UNAUTHENTICATED and FORBIDDEN.
    */
   private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean, http: boolean): never {
-    if (loggedIn) throw new ForbiddenException('You do not have permission to perform this action.');
+    // Outside HTTP the refusal carries its GraphQL code itself: a subscription's errors are not
+    // formatted by the driver as an operation's are.
+    const coded = (error: HttpException, code: string) => (http ? error : Object.assign(error, { extensions: { code } }));
+    if (loggedIn) throw coded(new ForbiddenException('You do not have permission to perform this action.'), 'FORBIDDEN');
     if (!http || !wantsHtml(request)) {
-      throw new UnauthorizedException('Authentication credentials were not provided; log in first.');
+      throw coded(new UnauthorizedException('Authentication credentials were not provided; log in first.'), 'UNAUTHENTICATED');
     }
     throw new LoginRedirect(this.loginUrlFor(request, rule));
   }

@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import { messageRequestOf } from './socket-request.js';
+import type { IncomingMessage } from 'node:http';
+import { messageRequestOf, requestFromHandshake } from './socket-request.js';
 
 /**
  * The HTTP request behind a handler's execution context: an HTTP route's own, the one that
@@ -16,9 +17,30 @@ export function httpRequestOf(context: ExecutionContext): Request | undefined {
   if (type === 'graphql') {
     const graphqlContext = context.getArgByIndex<{ req?: unknown } | undefined>(2);
     const request = graphqlContext?.req;
-    return isHttpRequest(request) ? request : undefined;
+    if (isHttpRequest(request)) return request;
+    return graphqlContext ? subscriptionRequests.get(graphqlContext) : undefined;
   }
   return undefined;
+}
+
+/**
+ * A GraphQL subscription over a WebSocket (graphql-ws) is judged, like a gateway message, by the
+ * session of its connection's handshake (`extra.request`, which the driver puts in the context's
+ * `req`): a request made from it for the operation, the same for every guard and decorator of it.
+ */
+const subscriptionRequests = new WeakMap<object, Request>();
+
+export function subscriptionRequestOf(context: ExecutionContext, prepare: (request: Request) => void): Request | undefined {
+  const graphqlContext = context.getArgByIndex<{ req?: { extra?: { request?: unknown } } } | undefined>(2);
+  if (!graphqlContext || typeof graphqlContext !== 'object') return undefined;
+  const known = subscriptionRequests.get(graphqlContext);
+  if (known) return known;
+  const handshake = graphqlContext.req?.extra?.request;
+  if (!isHttpRequest(handshake)) return undefined;
+  const request = requestFromHandshake(handshake as unknown as IncomingMessage);
+  prepare(request);
+  subscriptionRequests.set(graphqlContext, request);
+  return request;
 }
 
 function isHttpRequest(value: unknown): value is Request {

@@ -49,7 +49,18 @@ export function messageRequestOf(context: ExecutionContext, prepare?: (request: 
   if (!prepare) return byData?.get(data);
   const handshake = handshakeOf(client);
   if (!handshake) return undefined;
-  const request = {
+  const request = requestFromHandshake(handshake);
+  prepare(request);
+  if (!byData) messageRequests.set(client, (byData = new Map()));
+  byData.delete(data);
+  if (byData.size >= KEPT_PER_CLIENT) byData.delete(byData.keys().next().value);
+  byData.set(data, request);
+  return request;
+}
+
+/** A request of the module's own for a message over a WebSocket: the handshake's headers, nothing else. */
+export function requestFromHandshake(handshake: IncomingMessage): Request {
+  return {
     headers: { ...handshake.headers },
     method: handshake.method,
     url: handshake.url,
@@ -57,10 +68,4 @@ export function messageRequestOf(context: ExecutionContext, prepare?: (request: 
     socket: handshake.socket,
     ip: handshake.socket?.remoteAddress,
   } as unknown as Request;
-  prepare(request);
-  if (!byData) messageRequests.set(client, (byData = new Map()));
-  byData.delete(data);
-  if (byData.size >= KEPT_PER_CLIENT) byData.delete(byData.keys().next().value);
-  byData.set(data, request);
-  return request;
 }
