@@ -5,7 +5,7 @@ export default {
   moduleNameMapper: {
     '^nestjs-session-auth$': '<rootDir>/src/index.ts',
     '^nestjs-session-auth/testing$': '<rootDir>/src/testing/index.ts',
-    '^nestjs-session-auth/(passwords|throttle|csrf|messages|views)$': '<rootDir>/src/entries/$1.ts',
+    '^nestjs-session-auth/(passwords|throttle|csrf|messages|views|websockets)$': '<rootDir>/src/entries/$1.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },

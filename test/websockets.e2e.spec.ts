@@ -1,7 +1,9 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
+import { UseFilters } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
+import { DisconnectRefusedSockets } from 'nestjs-session-auth/websockets';
 import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import request from 'supertest';
@@ -31,6 +33,22 @@ class ChatGateway {
     return { event: 'muted', data: true };
   }
 }
+
+/** A gateway that closes a connection once nobody is logged in on it: a socket.io namespace of its own... */
+@UseFilters(new DisconnectRefusedSockets())
+@WebSocketGateway({ namespace: 'strict' })
+class StrictGateway {
+  @LoginRequired()
+  @SubscribeMessage('say')
+  say(@CurrentUser() user: any, @MessageBody() text: string) {
+    return { event: 'said', data: `${user.username}: ${text}` };
+  }
+}
+
+/** ... or a ws path of its own. */
+@UseFilters(new DisconnectRefusedSockets())
+@WebSocketGateway({ path: '/strict' })
+class StrictWsGateway extends StrictGateway {}
 
 interface Refusal {
   status: string;
@@ -174,5 +192,55 @@ describe('WebSockets through ws (@nestjs/platform-ws): the session of the handsh
     expect(await ask(socket, 'say', 'hi')).toEqual({ event: 'said', data: 'carol: hi' });
     await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
     expect(await ask(socket, 'say', 'again')).toMatchObject({ event: 'exception', data: { status: 'error', code: 'UNAUTHENTICATED' } });
+  });
+});
+
+describe('DisconnectRefusedSockets (nestjs-session-auth/websockets)', () => {
+  it('closes a socket.io connection after the refusal of a message whose session was logged out', async () => {
+    const t = await createTestApp({ providers: [StrictGateway], auth: { throttle: { addressBurst: 100 } } });
+    try {
+      await t.app.listen(0, '127.0.0.1');
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      const cookie = await logIn(t.app, 'carol', 'correct horse');
+      const socket = io(`http://127.0.0.1:${port}/strict`, { transports: ['websocket'], extraHeaders: { cookie }, reconnection: false });
+      await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+      const said = await new Promise((resolve) => {
+        socket.once('said', resolve);
+        socket.emit('say', 'hello');
+      });
+      expect(said).toBe('carol: hello');
+      await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
+      const events: string[] = [];
+      const closed = new Promise<string>((resolve) => socket.once('disconnect', (reason) => resolve(reason)));
+      socket.once('exception', (refusal: Refusal) => events.push(`exception ${refusal.code}`));
+      socket.emit('say', 'after');
+      expect(await closed).toBe('io server disconnect');
+      expect(events).toEqual(['exception UNAUTHENTICATED']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('closes a ws connection with 4401 after the refusal of a message without a session', async () => {
+    const t = await createTestApp({
+      providers: [StrictWsGateway],
+      beforeInit: (app) => app.useWebSocketAdapter(new WsAdapter(app)),
+      auth: { throttle: { addressBurst: 100 } },
+    });
+    try {
+      await t.app.listen(0, '127.0.0.1');
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/strict`);
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const messages: unknown[] = [];
+      socket.on('message', (raw) => messages.push(JSON.parse(String(raw))));
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      socket.send(JSON.stringify({ event: 'say', data: 'hi' }));
+      expect(await closed).toBe(4401);
+      expect(messages).toEqual([expect.objectContaining({ event: 'exception', data: expect.objectContaining({ code: 'UNAUTHENTICATED' }) })]);
+    } finally {
+      await t.close();
+    }
   });
 });
