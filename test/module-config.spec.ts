@@ -137,6 +137,21 @@ describe('AuthModule configuration', () => {
     }
   });
 
+  it("answers a missing secret at once, not after the retries of a database that cannot be reached", async () => {
+    const { NestFactory } = await import('@nestjs/core');
+    @Module({
+      imports: [
+        // Nothing listens on port 1: TypeORM would retry (and log) until it gives up.
+        TypeOrmModule.forRoot({ type: 'postgres', host: '127.0.0.1', port: 1, retryAttempts: 1, retryDelay: 100, entities: [...authEntities] }),
+        AuthModule.forRoot({ backends: [ModelBackend], session: { secret: process.env.NSA_TEST_NEVER_SET as string } }),
+      ],
+    })
+    class UnreachableDatabaseModule {}
+    await expect(NestFactory.create(UnreachableDatabaseModule, { logger: false, abortOnError: false })).rejects.toThrow(
+      /session\.secret is undefined/,
+    );
+  });
+
   it('refuses to start on an HTTP adapter it does not support, naming it, instead of failing every login later', async () => {
     const { FastifyAdapter } = await import('@nestjs/platform-fastify');
     @Module({ imports: [database(), AuthModule.forRoot({ backends: [ModelBackend], session: { secret: TEST_SECRET } })] })
