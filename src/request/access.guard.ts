@@ -90,8 +90,11 @@ export class AccessGuard implements CanActivate {
     const { rule, loginRequired, permRules, testRules, open, blind } = this.rulesFor(context);
     const type = context.getType<string>();
     const http = type === 'http';
+    // Nothing reads the user here: not even the cookie is looked at until somebody asks.
+    // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
+    if (blind && type !== 'graphql') return true;
     // A WebSocket message is judged by the session of its connection's handshake.
-    const prepare = (made: Request) => this.sessions.attach(made, undefined as never);
+    const prepare = this.prepareSocketRequest;
     const request =
       type === 'ws'
         ? messageRequestOf(context, prepare)
@@ -105,16 +108,13 @@ export class AccessGuard implements CanActivate {
         );
         return this.refuseMessage(missing, context);
       }
-      // Sessions come with HTTP requests: a rule on a handler reached without one (RPC, a
-      // subscription over a WebSocket) cannot be checked here, so it fails closed instead of
-      // being silently ignored.
+      // Sessions come with HTTP requests and WebSocket handshakes: a rule on a handler reached
+      // without either (RPC) cannot be checked here, so it fails closed instead of being
+      // silently ignored.
       throw new ForbiddenException(
         `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations and WebSocket messages; this ${type} handler has none of them. Mark it @LoginNotRequired() and check access another way.`,
       );
     }
-    // Nothing reads the user here: not even the cookie is looked at until somebody asks.
-    // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
-    if (blind && type !== 'graphql') return true;
     // From here on the answer depends on who is asking, so on the Cookie header.
     varyOnCookie(request);
     if (open) {
@@ -145,6 +145,9 @@ export class AccessGuard implements CanActivate {
   }
 
   private sessionHandler?: SessionHandler;
+
+  /** Gives a request made from a WebSocket handshake its session (read, never written). */
+  private readonly prepareSocketRequest = (made: Request) => this.sessions.attach(made, undefined as never);
 
   /**
    * An open route whose code may read the user: load it. While it cannot be loaded the request
