@@ -9,7 +9,7 @@ export default class SummaryReporter {
   onRunComplete(_contexts, results) {
     const { numPassedTests, numFailedTests, numPendingTests, numTodoTests } = results;
     const skipped = numPendingTests + numTodoTests;
-    const why = skipped > 0 ? ' (their services are not configured here: see the "NOT RUN" lines; .ci/run runs them all)' : '';
+    const why = skipped > 0 ? ' (not run: left out by a filter such as -t, or their services are not configured here, see the "NOT RUN" lines; .ci/run runs them all)' : '';
     const line = `Tests: ${numPassedTests} passed, ${numFailedTests} failed, ${skipped} skipped${why}\n`;
     process.once('exit', () => writeSync(1, line));
   }
