@@ -35,7 +35,6 @@ import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
-import { DataSource } from 'typeorm';
 
 /**
  * `AuthModule.forRoot({ backends: [...] })`: sessions, the per-request user, the access guard
@@ -87,13 +86,7 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
     const store = this.sessions.store;
     if (!(store instanceof TypeOrmSessionStore)) return;
     if (!this.backends.all.some(({ backend }) => backend instanceof ModelBackend && backend.usesPrefetchedUsers)) return;
-    let dataSource: DataSource;
-    try {
-      dataSource = this.moduleRef.get(DataSource, { strict: false });
-    } catch {
-      return;
-    }
-    store.readUsersAlong(dataSource, this.users.entity);
+    store.readUsersAlong(this.users.dataSource, this.users.entity);
   }
 
   /** `views: true` adds the built-in views' controller, at `loginUrl` for the login view. */

@@ -2,7 +2,7 @@
  * `nestjs-session-auth`: the workflow a Nest app needs — the module and its options, the service,
  * decorators, backends, entities and stores, users and permissions, errors. The rest sits under
  * subpaths: `/passwords` (hashers, validators, reset tokens), `/throttle` (lockout stores),
- * `/csrf`, `/messages`, `/views` (the built-in views' mailer) and `/testing`. The guard and the
+ * `/csrf`, `/messages`, `/views` (the built-in views' mailer), `/websockets` and `/testing`. The guard and the
  * middleware the module registers itself are not exported: an app never registers them again.
  */
 export { AuthModule } from './auth.module.js';

@@ -9,6 +9,7 @@ import {
   type PasswordValidator,
 } from './passwords/password-validation.js';
 import { hydrate, PreparedQuery, selectableColumns, sqlNames } from './storage/prepared-query.js';
+import { INTEGER_KEY, primaryKeyKind, UUID_KEY } from './storage/primary-key.js';
 import { User } from './storage/user.entity.js';
 
 export interface CreateUserInput {
@@ -34,7 +35,8 @@ export class UserManager<U extends Record<string, any> = User> {
   private readonly passwordValidators: PasswordValidator[];
 
   constructor(
-    private readonly dataSource: DataSource,
+    /** The database the users live in (the app's default DataSource). */
+    readonly dataSource: DataSource,
     private readonly hasher: PasswordHasher,
     @Inject(AUTH_CONFIG) config: AuthConfig,
   ) {
@@ -184,19 +186,13 @@ export class UserManager<U extends Record<string, any> = User> {
   }
 
   private parsePrimaryKey(id: unknown): string | number | null {
-    const column = this.primaryColumn;
-    const numeric = column.generationStrategy === 'increment' || column.generationStrategy === 'rowid' || column.type === Number
-      || ['int', 'integer', 'int4', 'int8', 'bigint', 'smallint'].includes(String(column.type));
-    if (numeric) {
+    const kind = primaryKeyKind(this.primaryColumn);
+    if (kind === 'integer') {
       if (typeof id === 'number') return Number.isSafeInteger(id) ? id : null;
-      if (typeof id !== 'string' || !/^-?\d{1,15}$/.test(id)) return null;
+      if (typeof id !== 'string' || !INTEGER_KEY.test(id)) return null;
       return Number(id);
     }
-    if (column.generationStrategy === 'uuid' || column.type === 'uuid') {
-      return typeof id === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)
-        ? id.toLowerCase()
-        : null;
-    }
+    if (kind === 'uuid') return typeof id === 'string' && UUID_KEY.test(id) ? id.toLowerCase() : null;
     return isLookupString(id) ? id : null;
   }
 }

@@ -12,7 +12,7 @@ export const CurrentUser = createParamDecorator((_data: unknown, context: Execut
   if (user === undefined || user === null) {
     throw new Error(
       `@CurrentUser() found no user on this ${context.getType()} handler: the user is loaded by AuthModule's guard, ` +
-        'for HTTP handlers and GraphQL operations over HTTP.',
+        'for HTTP requests, GraphQL operations and WebSocket messages.',
     );
   }
   return user;

@@ -131,9 +131,8 @@ export class AccessGuard implements CanActivate {
    * (`UNAUTHENTICATED`, `FORBIDDEN`), as Nest's gateways send `WsException`s, and it is logged.
    */
   private async refuseMessage(error: unknown, context: ExecutionContext): Promise<never> {
-    const status = error instanceof HttpException ? error.getStatus() : undefined;
-    if (status !== 401 && status !== 403) throw error;
-    const code = status === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN';
+    const code = error instanceof HttpException ? REFUSAL_CODES[error.getStatus()] : undefined;
+    if (!code) throw error;
     const message = (error as Error).message;
     this.logger.warn(`Refused a WebSocket message (${String(context.switchToWs().getPattern?.() ?? 'unknown')}): ${code}`);
     const { WsException } = await import('@nestjs/websockets');
@@ -216,10 +215,10 @@ export class AccessGuard implements CanActivate {
   private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean, http: boolean): never {
     // Outside HTTP the refusal carries its GraphQL code itself: a subscription's errors are not
     // formatted by the driver as an operation's are.
-    const coded = (error: HttpException, code: string) => (http ? error : Object.assign(error, { extensions: { code } }));
-    if (loggedIn) throw coded(new ForbiddenException('You do not have permission to perform this action.'), 'FORBIDDEN');
+    const coded = (error: HttpException) => (http ? error : Object.assign(error, { extensions: { code: REFUSAL_CODES[error.getStatus()] } }));
+    if (loggedIn) throw coded(new ForbiddenException('You do not have permission to perform this action.'));
     if (!http || !wantsHtml(request)) {
-      throw coded(new UnauthorizedException('Authentication credentials were not provided; log in first.'), 'UNAUTHENTICATED');
+      throw coded(new UnauthorizedException('Authentication credentials were not provided; log in first.'));
     }
     throw new LoginRedirect(this.loginUrlFor(request, rule));
   }
@@ -231,6 +230,9 @@ export class AccessGuard implements CanActivate {
     return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(request.originalUrl)}`;
   }
 }
+
+/** The codes a refusal carries outside HTTP (GraphQL's and the WebSocket `exception` event's). */
+const REFUSAL_CODES: Record<number, string | undefined> = { 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN' };
 
 function setUser(request: Request, user: RequestUser): true {
   Object.defineProperty(request, 'user', { value: user, writable: true, configurable: true, enumerable: true });

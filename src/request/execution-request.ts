@@ -4,11 +4,11 @@ import type { IncomingMessage } from 'node:http';
 import { messageRequestOf, requestFromHandshake } from './socket-request.js';
 
 /**
- * The HTTP request behind a handler's execution context: an HTTP route's own, the one that
- * carried a GraphQL operation (the GraphQL context's `req`, which Nest's Apollo driver always
- * sets), or for a WebSocket message the request the module's guard made from the connection's
- * handshake (see `socket-request.ts`). `undefined` where there is none (RPC, a GraphQL
- * subscription over a WebSocket).
+ * The request behind a handler's execution context: an HTTP route's own, the one that carried a
+ * GraphQL operation (the GraphQL context's `req`, which Nest's Apollo driver always sets), or, for
+ * a WebSocket message or a GraphQL subscription, the request the module's guard made from the
+ * connection's handshake (see `socket-request.ts`). `undefined` where there is none (RPC), or
+ * where the guard has not made one yet.
  */
 export function httpRequestOf(context: ExecutionContext): Request | undefined {
   const type = context.getType<string>();

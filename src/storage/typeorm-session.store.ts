@@ -5,6 +5,7 @@ import { In, LessThan, type DataSource, type EntityMetadata, type Repository } f
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { attachPrefetchedUser } from './prefetched-user.js';
 import { PreparedQuery, selectableColumns, sqlNames } from './prepared-query.js';
+import { primaryKeyKind } from './primary-key.js';
 import { parseSessionData } from './session-data.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
@@ -303,22 +304,21 @@ type SessionRow = Record<string, unknown> & {
 /**
  * The session row's `user_id` (text) as a value of the user's primary key, in SQL. SQLite
  * compares a text with an integer key by the key's affinity; PostgreSQL needs a cast, made only
- * of text of the right shape (a cast of anything else would fail the whole read). `undefined`
- * for other databases and key types.
+ * of text of the shape `UserManager.findById` accepts (a cast of anything else would fail the
+ * whole read; the PostgreSQL regexes say the same as INTEGER_KEY and UUID_KEY, without a `?`,
+ * which PreparedQuery takes for a placeholder). `undefined` for other databases and key types.
  */
 function joinKey(dataSource: DataSource, primary: EntityMetadata['primaryColumns'][number], userId: string): string | undefined {
   const dialect = upsertDialect(dataSource);
   if (dialect === 'sqlite') return userId;
   if (dialect !== 'postgres') return undefined;
-  const type = typeof primary.type === 'string' ? primary.type.toLowerCase() : primary.type;
-  const integer = ['int', 'integer', 'int2', 'int4', 'int8', 'smallint', 'bigint'].includes(type as string)
-    || (type === Number && ['increment', 'rowid'].includes(String(primary.generationStrategy)));
-  if (integer) return `CASE WHEN ${userId} ~ '^-{0,1}[0-9]{1,15}$' THEN CAST(${userId} AS bigint) END`;
-  if (type === 'uuid' || primary.generationStrategy === 'uuid') {
+  const kind = primaryKeyKind(primary);
+  if (kind === 'integer') return `CASE WHEN ${userId} ~ '^-{0,1}[0-9]{1,15}$' THEN CAST(${userId} AS bigint) END`;
+  if (kind === 'uuid') {
     return `CASE WHEN ${userId} ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN CAST(${userId} AS uuid) END`;
   }
-  if (type === String || ['varchar', 'character varying', 'text', 'citext'].includes(type as string)) return userId;
-  return undefined;
+  const type = typeof primary.type === 'string' ? primary.type.toLowerCase() : primary.type;
+  return type === String || ['varchar', 'character varying', 'text', 'citext'].includes(type as string) ? userId : undefined;
 }
 
 function isMysql(dataSource: DataSource): boolean {
