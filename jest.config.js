@@ -1,5 +1,5 @@
 /** Jest in native ESM mode: ts-jest compiles TypeScript, `.js` suffixes map back to sources. */
-export default {
+const project = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
@@ -9,8 +9,50 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
-  testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
   setupFiles: ['<rootDir>/test/setup.ts'],
+};
+
+/**
+ * The suites of the HTTP workflow, run a second time with every test app on Nest's Fastify
+ * adapter (`createTestApp` reads the `TEST_PLATFORM` global): login, rotation, logout, the
+ * session layer, rules, the built-in views and CSRF, throttling, the stores.
+ */
+const ON_FASTIFY = [
+  'access',
+  'attacks',
+  'auth-mailer',
+  'budgets',
+  'custom-user-entity',
+  'hosts-and-origins',
+  'login-flow',
+  'login-logout',
+  'login-throttle',
+  'messages',
+  'negotiation',
+  'password-change-throttle',
+  'password-hasher-busy',
+  'password-save',
+  'permission-required',
+  'postgres',
+  'redis',
+  'request-user',
+  'session-layer',
+  'throttle-attacks',
+  'user-resolution',
+  'views',
+  'websockets',
+];
+
+export default {
   testTimeout: 30000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
+  projects: [
+    { ...project, displayName: 'express', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'] },
+    {
+      ...project,
+      displayName: 'fastify',
+      testMatch: ON_FASTIFY.map((name) => `<rootDir>/test/${name}.e2e.spec.ts`),
+      globals: { TEST_PLATFORM: 'fastify' },
+    },
+  ],
 };

@@ -1,4 +1,5 @@
 import {
+  Logger,
   Module,
   Optional,
   RequestMethod,
@@ -29,7 +30,8 @@ import { AccessGuard, defineLazyUser } from './request/access.guard.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
-import { SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+import { prepareRequest, SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+import { noteReply } from './request/platform.js';
 import { noteUpgradeRequests } from './request/socket-request.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { ImproperlyConfigured } from './errors.js';
@@ -112,13 +114,13 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
   configure(consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost?.httpAdapter;
     const type = adapter?.getType?.();
+    if (type === 'fastify') return this.configureFastify(adapter!.getInstance());
     if (type && type !== 'express') {
-      // Sessions, cookies and the per-request user are built on Express's request and response:
-      // on another adapter every login would fail later, and misleadingly. Refuse to start instead.
+      // Sessions, cookies and the per-request user are built on Express's and Fastify's request
+      // and response: on another adapter every login would fail later, and misleadingly.
       throw new ImproperlyConfigured(
-        `AuthModule runs on Nest's Express adapter (@nestjs/platform-express); this app uses the '${type}' ` +
-          `adapter (${adapter!.constructor.name}), which it does not support yet. Create the app with ` +
-          'NestFactory.create(AppModule) (Express is the default).',
+        `AuthModule runs on Nest's Express and Fastify adapters (@nestjs/platform-express, @nestjs/platform-fastify); ` +
+          `this app uses the '${type}' adapter (${adapter!.constructor.name}), which it does not support.`,
       );
     }
     const prototype = this.adapterHost?.httpAdapter?.getInstance?.()?.request;
@@ -130,4 +132,30 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
       consumer.apply(SessionMiddleware).forRoutes({ path: '*', method: RequestMethod.ALL });
     }
   }
+
+  /**
+   * On Fastify a request does not know its reply, and Nest middleware sees Node's request rather
+   * than Fastify's: an `onRequest` hook notes the reply (the session cookie goes out through it)
+   * and gives the request its session and lazy user, before any guard.
+   */
+  private configureFastify(instance: FastifyInstance): void {
+    if (!this.sessions.layer) {
+      throw new ImproperlyConfigured(
+        'AuthModule keeps the sessions itself on Fastify: session: false is for Express apps that install ' +
+          'express-session. Pass session: { secret, ... } instead.',
+      );
+    }
+    this.sessions.platform = 'fastify';
+    const loadUser = appGuardsRunFirst(this.moduleRef, AccessGuard);
+    const logger = new Logger('AuthModule');
+    instance.addHook('onRequest', (request: any, reply: object, done: () => void) => {
+      noteReply(request, reply);
+      prepareRequest(request, this.sessions, this.auth, loadUser, logger, done);
+    });
+  }
+}
+
+/** The slice of a Fastify instance the module uses. */
+interface FastifyInstance {
+  addHook(name: 'onRequest', hook: (request: any, reply: object, done: () => void) => void): unknown;
 }

@@ -18,6 +18,7 @@ import { ModelBackend } from './backends/model.backend.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
 import { PermissionChecker } from './permission.checker.js';
+import { clearCookie, headersSent, isSecureRequest, responseOf, setHeader } from './request/platform.js';
 import {
   destroySession,
   requireLoadedSession,
@@ -135,13 +136,13 @@ export class AuthService {
       storedSessionCookieName(request) ??
       (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);
     await destroySession(request);
-    const response = request.res;
-    if (cookieName && response && !response.headersSent) {
+    const response = responseOf(request);
+    if (cookieName && response && !headersSent(response)) {
       const cookie = this.config.session ? this.config.session.cookie : undefined;
       // The same attributes as the cookie had: a browser ignores the clearing of a Secure
       // (or __Host-) cookie that is sent without Secure.
-      const secure = cookie?.secure === 'auto' ? request.secure : (cookie?.secure ?? this.config.production);
-      response.clearCookie(cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax', secure });
+      const secure = cookie?.secure === 'auto' ? isSecureRequest(request) : (cookie?.secure ?? this.config.production);
+      clearCookie(response, cookieName, { path: cookie?.path ?? '/', domain: cookie?.domain, sameSite: cookie?.sameSite ?? 'lax', secure });
       noStore(request);
     }
     this.remember(request, new AnonymousUser());
@@ -304,8 +305,8 @@ function hasCookie(request: Request, name: string | undefined): boolean {
 
 /** A response that logs in or out is never kept by a cache. */
 function noStore(request: Request): void {
-  const response = request.res;
-  if (response && !response.headersSent) response.setHeader('Cache-Control', 'no-store');
+  const response = responseOf(request);
+  if (response && !headersSent(response)) setHeader(response, 'Cache-Control', 'no-store');
 }
 
 function userIdOf(user: any): string {

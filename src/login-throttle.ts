@@ -203,8 +203,20 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   onApplicationBootstrap(): void {
-    const trustProxy = this.adapterHost?.httpAdapter?.getInstance?.()?.get?.('trust proxy');
-    if (this.enabled && trustProxy === true) {
+    const adapter = this.adapterHost?.httpAdapter;
+    const instance = adapter?.getInstance?.();
+    if (!this.enabled || !instance) return;
+    if (adapter!.getType?.() === 'fastify') {
+      if (instance.initialConfig?.trustProxy === true) {
+        this.logger.warn(
+          "Fastify's trustProxy is true: any client can choose the address the login throttle counts by " +
+            'sending X-Forwarded-For. Set it to the number of proxies in front of the app (new FastifyAdapter({ trustProxy: 1 })) ' +
+            "or to their addresses ('127.0.0.1', '10.0.0.0/8').",
+        );
+      }
+      return;
+    }
+    if (typeof instance.get === 'function' && instance.get('trust proxy') === true) {
       this.logger.warn(
         "Express 'trust proxy' is true: any client can choose the address the login throttle counts by " +
           "sending X-Forwarded-For. Set it to the number of proxies in front of the app (e.g. app.set('trust proxy', 1)) " +

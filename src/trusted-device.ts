@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { parse as parseCookies } from 'cookie';
 import { randomBytes } from 'node:crypto';
 import { constantTimeEquals, saltedHmac } from './signing.js';
+import { headersSent, isSecureRequest, responseOf, setCookie } from './request/platform.js';
 
 const SALT = 'nestjs-session-auth.trusted-device';
 /** Accounts one browser is remembered for; the oldest is forgotten first. */
@@ -43,15 +44,15 @@ export class TrustedDevices {
 
   /** Remember this browser for `accountKey` (keeping its device id if it had one for it). */
   remember(request: Request | undefined, accountKey: string): void {
-    const response = request?.res;
-    if (!response || response.headersSent) return;
+    const response = responseOf(request);
+    if (!response || headersSent(response)) return;
     const device = this.deviceFor(request, [accountKey]) ?? randomBytes(16).toString('base64url');
     const fresh = `${device}.${sign(this.secrets[0], accountKey, device)}`;
     const others = this.entries(request).filter((entry) => !entry.startsWith(`${device}.`));
-    response.cookie(this.cookie.name, [fresh, ...others].slice(0, MAX_ENTRIES).join('~'), {
+    setCookie(response, this.cookie.name, [fresh, ...others].slice(0, MAX_ENTRIES).join('~'), {
       httpOnly: true,
       sameSite: this.cookie.sameSite,
-      secure: this.cookie.secure === 'auto' ? !!request!.secure : this.cookie.secure,
+      secure: this.cookie.secure === 'auto' ? isSecureRequest(request) : this.cookie.secure,
       path: '/',
       maxAge: this.cookie.maxAgeMs,
     });

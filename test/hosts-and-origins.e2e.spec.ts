@@ -1,10 +1,10 @@
 import { jest } from '@jest/globals';
-import { Body, Controller, HttpCode, Injectable, Logger, Post, Req, UnauthorizedException, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Injectable, Logger, Post, Req, UnauthorizedException, UseGuards } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
-import { AuthService, ImproperlyConfigured, ModelBackend, SameOriginGuard, type AuthModuleOptions } from 'nestjs-session-auth';
+import { AuthService, CurrentUser, ImproperlyConfigured, ModelBackend, SameOriginGuard, type AuthModuleOptions } from 'nestjs-session-auth';
 import { AuthMailer, type AuthMail } from 'nestjs-session-auth/views';
-import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
+import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
 import { withNodeEnv } from './support/environment.js';
 
 /**
@@ -28,8 +28,8 @@ describe('password reset links and the Host header', () => {
   let server: any;
   let logged: jest.SpiedFunction<Logger['error']>;
 
-  async function boot(auth: Partial<AuthModuleOptions> = {}): Promise<void> {
-    t = await createTestApp({ auth: { views: true, mailer: CapturingMailer, ...auth }, providers: [CapturingMailer] });
+  async function boot(auth: Partial<AuthModuleOptions> = {}, trustProxy?: string): Promise<void> {
+    t = await createTestApp({ auth: { views: true, mailer: CapturingMailer, ...auth }, providers: [CapturingMailer], trustProxy });
     server = t.app.getHttpServer();
     mailer = t.app.get(CapturingMailer);
     await t.users.createUser({ username: 'carol', password: 'correct horse', email: 'carol@example.com' });
@@ -86,8 +86,7 @@ describe('password reset links and the Host header', () => {
   });
 
   it('builds the link from the host a trusted proxy forwarded, never from a Host header it overrides', async () => {
-    await boot({ throttle: false });
-    t.app.getHttpAdapter().getInstance().set('trust proxy', 'loopback');
+    await boot({ throttle: false }, 'loopback');
     await requestReset('carol@example.com', { Host: 'evil.com', 'X-Forwarded-Host': 'localhost:3000' });
     await requestReset('carol@example.com', { Host: 'localhost:3000', 'X-Forwarded-Host': 'evil.com' });
     expect(mailer.sent.map((mail) => new URL(mail.context.resetUrl).host)).toEqual(['localhost:3000']);
@@ -153,10 +152,9 @@ describe('password reset requests are throttled, and links die with the account'
 
   beforeEach(async () => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    t = await createTestApp({ auth: { views: true, mailer: CapturingMailer }, providers: [CapturingMailer] });
+    t = await createTestApp({ auth: { views: true, mailer: CapturingMailer }, providers: [CapturingMailer], trustProxy: true });
     server = t.app.getHttpServer();
     mailer = t.app.get(CapturingMailer);
-    t.app.getHttpAdapter().getInstance().set('trust proxy', true);
   });
   afterEach(async () => {
     jest.restoreAllMocks();
@@ -220,6 +218,15 @@ class QuickStartController {
   }
 }
 
+/** Who the request is, next to the quick start's /login (the test apps' own /login would clash). */
+@Controller()
+class WhoAmIController {
+  @Get('whoami')
+  whoami(@CurrentUser() user: { isAuthenticated: boolean }) {
+    return { isAuthenticated: user.isAuthenticated };
+  }
+}
+
 describe('login CSRF: another site cannot log the visitor into the attacker’s account', () => {
   let t: TestApp;
   let server: any;
@@ -228,7 +235,7 @@ describe('login CSRF: another site cannot log the visitor into the attacker’s 
   beforeEach(async () => {
     t = await createTestApp({
       auth: { backends: [ModelBackend], views: true, trustedOrigins: ['https://app.example.com', 'https://*.partner.example'] },
-      controllers: [QuickStartController, PagesController],
+      controllers: [QuickStartController, WhoAmIController],
     });
     server = t.app.getHttpServer();
     await server.listen(0);

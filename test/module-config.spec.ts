@@ -153,13 +153,32 @@ describe('AuthModule configuration', () => {
   });
 
   it('refuses to start on an HTTP adapter it does not support, naming it, instead of failing every login later', async () => {
-    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    const { ExpressAdapter } = await import('@nestjs/platform-express');
+    /** Some other platform's adapter (Nest knows Express and Fastify; others are third-party). */
+    class HyperAdapter extends ExpressAdapter {
+      override getType(): string {
+        return 'hyper-express';
+      }
+    }
     @Module({ imports: [database(), AuthModule.forRoot({ backends: [ModelBackend], session: { secret: TEST_SECRET } })] })
+    class OtherPlatformModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [OtherPlatformModule] }).compile();
+    const app = moduleRef.createNestApplication(new HyperAdapter(), { logger: false });
+    try {
+      await expect(app.init()).rejects.toThrow(/'hyper-express' adapter \(HyperAdapter\), which it does not support/);
+    } finally {
+      await app.close().catch(() => undefined);
+    }
+  });
+
+  it('refuses session: false on Fastify at start-up: there the module keeps the sessions itself', async () => {
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    @Module({ imports: [database(), AuthModule.forRoot({ backends: [ModelBackend], session: false, secret: TEST_SECRET })] })
     class FastifyAppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [FastifyAppModule] }).compile();
     const app = moduleRef.createNestApplication(new FastifyAdapter(), { logger: false });
     try {
-      await expect(app.init()).rejects.toThrow(/'fastify' adapter \(FastifyAdapter\), which it does not support/);
+      await expect(app.init()).rejects.toThrow(/session: false is for Express apps/);
     } finally {
       await app.close().catch(() => undefined);
     }

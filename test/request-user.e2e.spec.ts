@@ -2,18 +2,15 @@ import {
   Controller,
   Get,
   Injectable,
-  Module,
   SetMetadata,
   UseGuards,
   type CanActivate,
   type ExecutionContext,
-  type MiddlewareConsumer,
-  type NestModule,
 } from '@nestjs/common';
 import { APP_GUARD, Reflector } from '@nestjs/core';
 import request from 'supertest';
 import { AnonymousUser, LoginRequired, UserManager } from 'nestjs-session-auth';
-import { createTestApp, HealthController, logIn, PagesController, type TestApp } from './support/test-app.js';
+import { beforeGuards, createTestApp, HealthController, logIn, PagesController, type TestApp } from './support/test-app.js';
 
 /**
  * `request.user` as the Nest docs use it: set before the app's guards run, the real user or the
@@ -103,23 +100,15 @@ describe('request.user read where it was not loaded', () => {
   it('is the AnonymousUser without a session, and a clear error (a 500, never anonymous) for a logged-in request', async () => {
     const readings: unknown[] = [];
 
-    @Module({})
-    class ReadingModule implements NestModule {
-      configure(consumer: MiddlewareConsumer) {
-        consumer
-          .apply((req: any, _res: unknown, next: () => void) => {
-            try {
-              readings.push(req.user);
-            } catch (error) {
-              readings.push((error as Error).name);
-            }
-            next();
-          })
-          .forRoutes('*');
+    const reading = beforeGuards((req: any) => {
+      try {
+        readings.push(req.user);
+      } catch (error) {
+        readings.push((error as Error).name);
       }
-    }
+    });
 
-    const t = await createTestApp({ controllers: [PagesController, HealthController], imports: [ReadingModule] });
+    const t = await createTestApp({ controllers: [PagesController, HealthController], ...reading });
     try {
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const cookie = await logIn(t.app, 'carol', 'correct horse');

@@ -1,11 +1,10 @@
-import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { loadSession, TypeOrmSessionStore, UserManager } from 'nestjs-session-auth';
 import { makeSessionAuthHash } from '../src/session-auth-hash.js';
-import { createTestApp, HealthController, logIn, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
+import { beforeGuards, createTestApp, HealthController, logIn, PagesController, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 /**
  * The module's own session layer: loaded on first use, written only when changed, and
@@ -107,25 +106,17 @@ describe('middleware that reads the session', () => {
   it('gets a clear error reading it before it is loaded, and the data after `await loadSession(req)`', async () => {
     const seen: unknown[] = [];
 
-    @Module({})
-    class ReadingModule implements NestModule {
-      configure(consumer: MiddlewareConsumer) {
-        consumer
-          .apply(async (req: any, _res: unknown, next: () => void) => {
-            try {
-              seen.push(req.session._auth_user_id);
-            } catch (error) {
-              seen.push((error as Error).name);
-            }
-            const loaded: any = await loadSession(req);
-            seen.push(loaded?._auth_user_id);
-            next();
-          })
-          .forRoutes('*');
+    const reading = beforeGuards(async (req: any) => {
+      try {
+        seen.push(req.session._auth_user_id);
+      } catch (error) {
+        seen.push((error as Error).name);
       }
-    }
+      const loaded: any = await loadSession(req);
+      seen.push(loaded?._auth_user_id);
+    });
 
-    const t = await createTestApp({ controllers: [PagesController, HealthController], imports: [ReadingModule] });
+    const t = await createTestApp({ controllers: [PagesController, HealthController], ...reading });
     try {
       const carol = await t.users.createUser({ username: 'carol', password: 'correct horse' });
       const cookie = await logIn(t.app, 'carol', 'correct horse');

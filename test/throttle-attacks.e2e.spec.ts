@@ -42,9 +42,8 @@ class MemberNumberBackend implements AuthBackend {
 }
 
 async function appWith(throttle: ThrottleOptions = {}, backends: any[] = [ModelBackend]): Promise<TestApp> {
-  const t = await createTestApp({ auth: { backends, throttle } });
   // Addresses come from X-Forwarded-For in these tests, as behind a proxy that trusts everyone.
-  t.app.getHttpAdapter().getInstance().set('trust proxy', true);
+  const t = await createTestApp({ auth: { backends, throttle }, trustProxy: true });
   await t.users.createUser({ username: 'carol', email: 'carol@example.com', password: 'correct horse' });
   return t;
 }

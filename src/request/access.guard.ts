@@ -30,6 +30,7 @@ import { SessionHandler } from './session.middleware.js';
 import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
+import { requestUrl } from './platform.js';
 
 interface HandlerRules {
   rule: LoginRule | undefined;
@@ -227,7 +228,7 @@ export class AccessGuard implements CanActivate {
     const loginUrl = rule?.loginUrl ?? this.config.loginUrl;
     const field = rule?.redirectFieldName ?? this.config.redirectFieldName;
     const separator = loginUrl.includes('?') ? '&' : '?';
-    return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(request.originalUrl)}`;
+    return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(requestUrl(request))}`;
   }
 }
 

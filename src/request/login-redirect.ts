@@ -1,5 +1,5 @@
 import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { sendRedirect, setHeader } from './platform.js';
 
 /** Thrown by the access guard to send an anonymous browser to the login page. */
 export class LoginRedirect extends HttpException {
@@ -12,8 +12,8 @@ export class LoginRedirect extends HttpException {
 @Catch(LoginRedirect)
 export class LoginRedirectFilter implements ExceptionFilter {
   catch(exception: LoginRedirect, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
-    response.setHeader('Cache-Control', 'no-store');
-    response.redirect(HttpStatus.FOUND, exception.location);
+    const response = host.switchToHttp().getResponse();
+    setHeader(response, 'Cache-Control', 'no-store');
+    sendRedirect(response, HttpStatus.FOUND, exception.location);
   }
 }

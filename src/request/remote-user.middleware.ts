@@ -86,6 +86,11 @@ export class RemoteUserMiddleware implements NestMiddleware {
    * before any guard.
    */
   private async ensureSession(request: Request, response: Response): Promise<void> {
+    if (this.sessions.platform === 'fastify') {
+      // Nest middleware on Fastify is given Node's request, not the one guards and handlers see:
+      // a login here would never reach them.
+      throw new ImproperlyConfigured('RemoteUserMiddleware runs on the Express adapter only; on Fastify, Nest middleware sees another request object than guards and handlers.');
+    }
     this.sessions.install(request);
     if (!sessionState(request) && !(request as any).session) {
       throw new ImproperlyConfigured(

@@ -1,7 +1,7 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
 import { TooManyLoginAttempts } from '../login-throttle.js';
 import { PasswordHasherBusy } from '../passwords/password-hasher-busy.js';
+import { headersSent, responseOf, sendJson, setHeader } from './platform.js';
 
 /**
  * Answers the refusals that say "not now" rather than "no" — the hasher's queue is full (503),
@@ -14,19 +14,21 @@ export class RetryLaterFilter implements ExceptionFilter {
     if (host.getType() !== 'http') {
       // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
       // response that carries it still says when to come back.
-      const response = host.getArgByIndex<{ req?: { res?: Response } } | undefined>(2)?.req?.res;
-      if (response && !response.headersSent) noStoreRetryAfter(response, exception.retryAfter);
+      // (Apollo's context holds the request, Mercurius's the reply.)
+      const context = host.getArgByIndex<{ req?: unknown; reply?: unknown } | undefined>(2);
+      const response = context?.reply ?? responseOf(context?.req);
+      if (response && !headersSent(response)) noStoreRetryAfter(response, exception.retryAfter);
       return exception;
     }
-    const response = host.switchToHttp().getResponse<Response>();
+    const response = host.switchToHttp().getResponse();
     noStoreRetryAfter(response, exception.retryAfter);
-    response.status(exception.getStatus()).json(exception.getResponse());
+    sendJson(response, exception.getStatus(), exception.getResponse());
     return undefined;
   }
 }
 
-function noStoreRetryAfter(response: Response, seconds: number): void {
-  response.setHeader('Retry-After', String(seconds));
-  response.setHeader('Cache-Control', 'no-store');
+function noStoreRetryAfter(response: unknown, seconds: number): void {
+  setHeader(response, 'Retry-After', String(seconds));
+  setHeader(response, 'Cache-Control', 'no-store');
 }
 

@@ -25,6 +25,8 @@ export class SessionHandler implements OnApplicationShutdown {
   readonly cookieName?: string;
   readonly secrets: string[] = [];
   readonly layer?: SessionLayer;
+  /** The HTTP platform the app runs on, as the module found it at start-up. */
+  platform: 'express' | 'fastify' = 'express';
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -62,13 +64,18 @@ export class SessionHandler implements OnApplicationShutdown {
     this.layer?.install(request);
   }
 
+  /** Make this app's layer answer for one request (Fastify: apps may share a request prototype). */
+  claim(request: object): void {
+    this.layer?.claim(request);
+  }
+
   /** Give every request made from `prototype` (an Express app's `request`) its session. */
   installOn(prototype: object): void {
     this.layer?.installOn(prototype);
   }
 
   /** Give this one request its (not yet loaded) session, whatever its prototype (a request made up in code). */
-  attach(request: Request, response: Response): void {
+  attach(request: Request, response: unknown): void {
     this.layer?.attach(request, response);
   }
 
@@ -95,22 +102,40 @@ export class SessionMiddleware implements NestMiddleware {
   ) {}
 
   use(request: Request, _response: Response, next: NextFunction): void {
-    this.sessions.install(request);
-    const prototype = Object.getPrototypeOf(request);
-    defineLazyUser(prototype && prototype !== Object.prototype ? prototype : request, this.auth);
     this.guardsBeforeOurs ??= appGuardsRunFirst(this.moduleRef, AccessGuard);
-    if (!this.guardsBeforeOurs) return next();
-    this.auth.getUser(request).then(
-      (user) => {
-        (request as any).user = user;
-        next();
-      },
-      (error: Error) => {
-        // Fail closed, as the guard does on open routes: rules still answer 5xx.
-        this.logger.error(`Loading the request's user failed: ${error.message}`);
-        (request as any).user = new AnonymousUser();
-        next();
-      },
-    );
+    prepareRequest(request, this.sessions, this.auth, this.guardsBeforeOurs, this.logger, next);
   }
 }
+
+/**
+ * Give a request its session and lazy user (accessors on its prototype, defined once), and when
+ * the app's guards run before the module's, load the user before them. Used by the middleware on
+ * Express and by an `onRequest` hook on Fastify.
+ */
+export function prepareRequest(
+  request: Request,
+  sessions: SessionHandler,
+  auth: AuthService,
+  loadUser: boolean,
+  logger: Logger,
+  next: () => void,
+): void {
+  if (sessions.platform === 'fastify') sessions.claim(request);
+  else sessions.install(request);
+  const prototype = Object.getPrototypeOf(request);
+  defineLazyUser(prototype && prototype !== Object.prototype ? prototype : request, auth);
+  if (!loadUser) return next();
+  auth.getUser(request).then(
+    (user) => {
+      (request as any).user = user;
+      next();
+    },
+    (error: Error) => {
+      // Fail closed, as the guard does on open routes: rules still answer 5xx.
+      logger.error(`Loading the request's user failed: ${error.message}`);
+      (request as any).user = new AnonymousUser();
+      next();
+    },
+  );
+}
+

@@ -1,11 +1,13 @@
 import { Logger, ServiceUnavailableException } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { Request } from 'express';
 import session, { type CookieOptions, type SessionData, type Store } from 'express-session';
 import { parse as parseCookies } from 'cookie';
 import signature from 'cookie-signature';
 import onHeaders from 'on-headers';
 import { randomBytes } from 'node:crypto';
 import { prefetchedUserOf, type PrefetchedUser } from '../storage/prefetched-user.js';
+import { appendSetCookie, headersSent, isSecureRequest, rawResponse, responseOf, varyOn } from './platform.js';
 
 /**
  * The module's session layer, in the spirit of Django's `SessionBase` and `SessionMiddleware`:
@@ -64,13 +66,15 @@ const STATE = Symbol('nestjs-session-auth:session');
 /** Verified cookie values remembered at most; the oldest is forgotten first. */
 const MAX_REMEMBERED_COOKIES = 10_000;
 const LAYER = Symbol('nestjs-session-auth:session-layer');
+const ACCESSORS = Symbol('nestjs-session-auth:session-accessors');
 const logger = new Logger('Sessions');
 
 /** What the layer knows about one request's session. */
 interface SessionState {
   layer: SessionLayer;
   request: Request;
-  response: Response;
+  /** Node's response (under Express's, or under a Fastify reply); `undefined` for a request made up in code. */
+  response: ServerResponse | undefined;
   /** The session id the cookie carried, once verified (`null`: no valid cookie). */
   cookieId?: string | null;
   /** The loaded (or new) session; `undefined` until first use. */
@@ -237,13 +241,23 @@ export class SessionLayer {
     if (!Object.hasOwn(target, LAYER)) defineSessionAccessors(target, this);
   }
 
-  /** Give this one request its session, whatever its prototype (a request made up in code). */
-  attach(request: Request, response: Response): void {
-    defineSessionAccessors(request, this);
-    Object.defineProperty(request, STATE, { value: this.newState(request, response), configurable: true });
+  /**
+   * Make this layer answer for one request (the accessors are on its prototype, defined once):
+   * on Fastify, whose apps in one process can share a request prototype.
+   */
+  claim(request: object): void {
+    const prototype = Object.getPrototypeOf(request);
+    if (!Object.hasOwn(prototype, ACCESSORS)) defineSessionAccessors(prototype, this);
+    (request as any)[LAYER] = this;
   }
 
-  newState(request: Request, response: Response): SessionState {
+  /** Give this one request its session, whatever its prototype (a request made up in code). */
+  attach(request: Request, response: unknown): void {
+    defineSessionAccessors(request, this);
+    Object.defineProperty(request, STATE, { value: this.newState(request, rawResponse(response)), configurable: true });
+  }
+
+  newState(request: Request, response: ServerResponse | undefined): SessionState {
     return { layer: this, request, response, stored: false, savedHash: '', unavailable: false, hooked: false, written: false };
   }
 
@@ -374,10 +388,10 @@ export class SessionLayer {
     if (typeof response?.writeHead !== 'function') return;
     onHeaders(response, () => {
       // The answer depended on the session: a cache keeps one per cookie (Django's SessionMiddleware).
-      varyOnCookie(state.request);
+      varyOn(response, 'Cookie');
       const session = state.session;
       if (response.statusCode < 500 && session && this.cookieWanted(state) && (!session.cookie.secure || this.isSecure(state.request))) {
-        response.append('Set-Cookie', session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
+        appendSetCookie(response, session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
       }
       // A response that sets or clears the session cookie is never stored by a cache.
       if (!response.hasHeader('Set-Cookie')) return;
@@ -387,7 +401,7 @@ export class SessionLayer {
     const end = response.end;
     response.end = ((...args: unknown[]) => {
       response.end = end;
-      const finish = () => (end as (...a: unknown[]) => Response).apply(response, args);
+      const finish = () => (end as (...a: unknown[]) => ServerResponse).apply(response, args);
       const work = this.atEnd(state);
       if (!work) return finish();
       work.then(finish, (error: Error) => {
@@ -395,13 +409,13 @@ export class SessionLayer {
         finish();
       });
       return response;
-    }) as Response['end'];
+    }) as ServerResponse['end'];
   }
 
   /** What to do as the response ends: write a changed session, or let the store note the visit. */
   private atEnd(state: SessionState): Promise<void> | undefined {
     const session = state.session;
-    if (!session || state.response.statusCode >= 500) return undefined;
+    if (!session || state.response!.statusCode >= 500) return undefined;
     state.endHash = fingerprint(session);
     if (this.mustSave(state)) return this.write(session, state.endHash);
     if (state.stored && !state.written && typeof this.settings.store.touch === 'function') {
@@ -438,7 +452,7 @@ export class SessionLayer {
   private isSecure(request: Request): boolean {
     if ((request.socket as { encrypted?: boolean } | undefined)?.encrypted) return true;
     if (this.settings.proxy === false) return false;
-    if (this.settings.proxy !== true) return request.secure === true;
+    if (this.settings.proxy !== true) return isSecureRequest(request);
     const header = String(request.headers['x-forwarded-proto'] ?? '');
     return header.split(',')[0].trim().toLowerCase() === 'https';
   }
@@ -446,18 +460,15 @@ export class SessionLayer {
 
 /** Add `Vary: Cookie` to the request's response (once the answer depends on who is asking). */
 export function varyOnCookie(request: Request): void {
-  const response = (request as any).res as Response | undefined;
-  if (!response || response.headersSent) return;
-  const vary = response.getHeader('Vary');
-  if (vary === undefined) response.setHeader('Vary', 'Cookie');
-  else if (vary !== 'Cookie' && typeof response.vary === 'function') response.vary('Cookie');
+  const response = responseOf(request);
+  if (response && !headersSent(response)) varyOn(response, 'Cookie');
 }
 
 /** The request's session state, when the module's layer is installed (not with `session: false`). */
 export function sessionState(request: Request): SessionState | undefined {
   const layer = (request as any)?.[LAYER] as SessionLayer | undefined;
   if (!layer) return undefined;
-  return ((request as any)[STATE] ??= layer.newState(request, (request as any).res));
+  return ((request as any)[STATE] ??= layer.newState(request, rawResponse(responseOf(request))));
 }
 
 /**
@@ -471,14 +482,21 @@ export function takePrefetchedUser(request: Request): PrefetchedUser | undefined
   return prefetched;
 }
 
-/** `session`, `sessionID` and `sessionStore` (express-session's names) on `target`, answered by `layer`. */
+/**
+ * `session`, `sessionID` and `sessionStore` (express-session's names) on `target`, answered by
+ * the request's layer: `layer` for requests made from `target`, unless the request names its own
+ * (Fastify apps of one process can share a request prototype).
+ */
 function defineSessionAccessors(target: object, layer: SessionLayer): void {
+  Object.defineProperty(target, LAYER, { value: layer, writable: true, configurable: true });
+  if (Object.hasOwn(target, ACCESSORS)) return;
   Object.defineProperties(target, {
-    [LAYER]: { value: layer, configurable: true },
+    [ACCESSORS]: { value: true, configurable: true },
     session: {
       configurable: true,
       get(this: Request) {
-        return layer.current(sessionState(this)!);
+        const state = sessionState(this)!;
+        return state.layer.current(state);
       },
       set(this: Request, value: unknown) {
         // express-session's way to drop a session: `req.session = null`.
@@ -492,7 +510,12 @@ function defineSessionAccessors(target: object, layer: SessionLayer): void {
         return sessionState(this)!.session?.id;
       },
     },
-    sessionStore: { configurable: true, value: layer.settings.store },
+    sessionStore: {
+      configurable: true,
+      get(this: Request) {
+        return ((this as any)[LAYER] as SessionLayer).settings.store;
+      },
+    },
   });
 }
 

@@ -29,6 +29,7 @@ import { LoginThrottle, TooManyLoginAttempts } from '../login-throttle.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { trustedHost } from '../request/hosts.js';
 import { wantsHtml } from '../request/negotiation.js';
+import { isSecureRequest, sendHtml, sendJson, sendRedirect, setHeader } from '../request/platform.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
 import { AuthMailer, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
@@ -93,7 +94,7 @@ export class CsrfFailureFilter implements ExceptionFilter {
     const request = host.switchToHttp().getRequest<Request>();
     const response = host.switchToHttp().getResponse<Response>();
     if (prefersJson(request)) {
-      authPage(response).status(403).json(exception.getResponse());
+      sendJson(authPage(response), 403, exception.getResponse());
       return;
     }
     html(response, 403, csrfFailurePage());
@@ -147,7 +148,7 @@ export class AuthViewsController implements OnModuleInit {
   protected showLogin(request: Request, response: Response): void {
     const token = csrfToken(request);
     if (prefersJson(request)) {
-      authPage(response).status(200).json({ csrfToken: token });
+      sendJson(authPage(response), 200, { csrfToken: token });
       return;
     }
     this.renderLogin(request, response, 200, {});
@@ -179,7 +180,7 @@ export class AuthViewsController implements OnModuleInit {
     } catch (error) {
       // The address is over its limits: a browser gets the form again with the reason, as 429.
       if (!(error instanceof TooManyLoginAttempts) || prefersJson(request)) throw error;
-      response.setHeader('Retry-After', String(error.retryAfter));
+      setHeader(response, 'Retry-After', String(error.retryAfter));
       return this.loginFailure(request, response, 429, { form: [(error.getResponse() as { message: string }).message] }, username);
     }
     const refusal = !user ? INVALID_LOGIN : user.isActive === false ? INACTIVE : null;
@@ -199,7 +200,7 @@ export class AuthViewsController implements OnModuleInit {
     await this.auth.logout(request);
     if (next) return redirect(response, next);
     if (prefersJson(request)) {
-      authPage(response).status(200).json({ message: 'You have been logged out.' });
+      sendJson(authPage(response), 200, { message: 'You have been logged out.' });
       return;
     }
     html(response, 200, loggedOutPage(this.config.loginUrl));
@@ -207,7 +208,7 @@ export class AuthViewsController implements OnModuleInit {
 
   @Get(AUTH_VIEW_PATHS.logout)
   refuseLogoutByGet(@Res() response: Response): void {
-    response.setHeader('Allow', 'POST');
+    setHeader(response, 'Allow', 'POST');
     html(response, 405, methodNotAllowedPage());
   }
 
@@ -485,7 +486,7 @@ export class AuthViewsController implements OnModuleInit {
     const candidate = Object.hasOwn(body, field) ? body[field] : (request.query as Record<string, unknown>)[field];
     if (typeof candidate !== 'string' || candidate.length > MAX_NEXT_LENGTH) return '';
     const host = trustedHost(request, this.config.allowedHosts);
-    const safe = isSafeRedirectUrl(candidate, { allowedHosts: host ? [host] : [], requireHttps: request.secure });
+    const safe = isSafeRedirectUrl(candidate, { allowedHosts: host ? [host] : [], requireHttps: isSecureRequest(request) });
     return safe ? candidate.trim() : '';
   }
 
@@ -597,22 +598,22 @@ function prefersJson(request: Request): boolean {
 
 /** Headers of every auth page: never cached, never framed, no referrer leaving the site. */
 function authPage(response: Response): Response {
-  response.setHeader('Cache-Control', 'max-age=0, no-cache, no-store, must-revalidate, private');
-  response.setHeader('X-Frame-Options', 'DENY');
-  response.setHeader('Content-Security-Policy', `default-src 'none'; style-src ${STYLE_SOURCE}; frame-ancestors 'none'; base-uri 'none'`);
-  response.setHeader('Referrer-Policy', 'same-origin');
+  setHeader(response, 'Cache-Control', 'max-age=0, no-cache, no-store, must-revalidate, private');
+  setHeader(response, 'X-Frame-Options', 'DENY');
+  setHeader(response, 'Content-Security-Policy', `default-src 'none'; style-src ${STYLE_SOURCE}; frame-ancestors 'none'; base-uri 'none'`);
+  setHeader(response, 'Referrer-Policy', 'same-origin');
   return response;
 }
 
 function html(response: Response, status: number, body: string): void {
-  authPage(response).status(status).type('html').send(body);
+  sendHtml(authPage(response), status, body);
 }
 
 function redirect(response: Response, location: string): void {
-  authPage(response).redirect(302, location);
+  sendRedirect(authPage(response), 302, location);
 }
 
 function jsonFailure(response: Response, status: number, errors: FormErrors): void {
   const messages = Object.values(errors).flat() as string[];
-  authPage(response).status(status).json({ statusCode: status, message: messages[0] ?? 'Invalid input.', errors });
+  sendJson(authPage(response), status, { statusCode: status, message: messages[0] ?? 'Invalid input.', errors });
 }

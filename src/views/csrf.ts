@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN, SESSION_KEY } from '../auth.constants.js';
 import { foreignOrigin } from '../request/same-origin.guard.js';
+import { clearCookie, headersSent, isSecureRequest, responseOf, setCookie } from '../request/platform.js';
 import { requireSession } from '../request/session-lifecycle.js';
 import { sessionState } from '../request/session.js';
 import { constantTimeEquals, saltedHmac } from '../signing.js';
@@ -64,13 +65,16 @@ export function csrfToken(request: Request): string {
   (request as any)[ISSUED] = token;
   const state = sessionState(request)!;
   const cookie = state.layer.settings.cookie;
-  request.res?.cookie(CSRF_COOKIE_NAME, `${token}.${sign(token, state.layer.settings.secrets[0])}`, {
-    httpOnly: true,
-    sameSite: (cookie.sameSite as 'lax' | 'strict' | 'none' | undefined) ?? 'lax',
-    secure: cookie.secure === 'auto' ? request.secure : !!cookie.secure,
-    path: '/',
-    maxAge: COOKIE_AGE_MS,
-  });
+  const response = responseOf(request);
+  if (response && !headersSent(response)) {
+    setCookie(response, CSRF_COOKIE_NAME, `${token}.${sign(token, state.layer.settings.secrets[0])}`, {
+      httpOnly: true,
+      sameSite: (cookie.sameSite as 'lax' | 'strict' | 'none' | undefined) ?? 'lax',
+      secure: cookie.secure === 'auto' ? isSecureRequest(request) : !!cookie.secure,
+      path: '/',
+      maxAge: COOKIE_AGE_MS,
+    });
+  }
   return token;
 }
 
@@ -99,8 +103,8 @@ export function rotateCsrfCookie(request: Request): void {
   if (!token) return;
   (request as any)[CSRF_TOKEN_BEFORE_LOGIN] ??= token;
   (request as any)[ISSUED] = undefined;
-  const response = request.res;
-  if (response && !response.headersSent) response.clearCookie(CSRF_COOKIE_NAME, { path: '/' });
+  const response = responseOf(request);
+  if (response && !headersSent(response)) clearCookie(response, CSRF_COOKIE_NAME, { path: '/' });
 }
 
 /** Anonymous visitors of the module's own sessions keep their token in the cookie. */

@@ -6,6 +6,8 @@ import {
   Injectable,
   Module,
   Post,
+  type MiddlewareConsumer,
+  type NestModule,
   Req,
   UnauthorizedException,
   type INestApplication,
@@ -117,7 +119,17 @@ export interface TestAppOptions {
   synchronize?: boolean;
   /** Set the app up before it starts (a WebSocket adapter, say). */
   beforeInit?: (app: INestApplication) => void;
+  /** The HTTP platform: Nest's Express adapter or its Fastify adapter (default: the test project's). */
+  platform?: 'express' | 'fastify';
+  /** Which proxies to believe about the client (Express's `trust proxy`, Fastify's `trustProxy`). */
+  trustProxy?: boolean | string;
 }
+
+/**
+ * The platform apps of this test run use: Express, or Fastify in the jest project that runs the
+ * core suites again on it (jest.config.js).
+ */
+export const PLATFORM: 'express' | 'fastify' = (globalThis as { TEST_PLATFORM?: string }).TEST_PLATFORM === 'fastify' ? 'fastify' : 'express';
 
 export interface TestApp {
   app: INestApplication;
@@ -155,9 +167,17 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   class AppModule {}
 
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-  const app = moduleRef.createNestApplication({ logger: process.env.TEST_LOG ? ['error'] : false });
+  const platform = options.platform ?? PLATFORM;
+  const logger = process.env.TEST_LOG ? (['error'] as const) : false;
+  const app =
+    platform === 'fastify'
+      ? moduleRef.createNestApplication(new (await import('@nestjs/platform-fastify')).FastifyAdapter({ trustProxy: options.trustProxy }), { logger: logger as any })
+      : moduleRef.createNestApplication({ logger: logger as any });
+  if (platform === 'express' && options.trustProxy !== undefined) app.getHttpAdapter().getInstance().set('trust proxy', options.trustProxy);
   options.beforeInit?.(app);
   await app.init();
+  // Fastify answers once its plugins are loaded.
+  if (platform === 'fastify') await app.getHttpAdapter().getInstance().ready();
   sql.reset();
   return {
     app,
@@ -182,4 +202,27 @@ export async function logIn(app: INestApplication, username: string, password: s
   const cookie = sessionCookie(response.headers['set-cookie']);
   if (!cookie) throw new Error(`Logging in as ${username} set no session cookie.`);
   return cookie;
+}
+
+/**
+ * Options that run `read(request)` on every request before the guards: a Nest middleware on
+ * Express; on Fastify, whose Nest middleware is given Node's request rather than Fastify's, a
+ * `preHandler` hook (as the README says to do there).
+ */
+export function beforeGuards(read: (request: any) => void | Promise<void>): Pick<TestAppOptions, 'imports' | 'beforeInit'> {
+  if (PLATFORM === 'fastify') {
+    return { beforeInit: (app) => app.getHttpAdapter().getInstance().addHook('preHandler', async (request: unknown) => read(request)) };
+  }
+  @Module({})
+  class ReadingModule implements NestModule {
+    configure(consumer: MiddlewareConsumer) {
+      consumer
+        .apply(async (request: unknown, _response: unknown, next: () => void) => {
+          await read(request);
+          next();
+        })
+        .forRoutes('*');
+    }
+  }
+  return { imports: [ReadingModule] };
 }
