@@ -22,6 +22,7 @@ const ON_FASTIFY = [
   'attacks',
   'auth-mailer',
   'budgets',
+  'config-hardening',
   'custom-user-entity',
   'hosts-and-origins',
   'login-flow',
@@ -51,7 +52,7 @@ export default {
     {
       ...project,
       displayName: 'fastify',
-      testMatch: ON_FASTIFY.map((name) => `<rootDir>/test/${name}.e2e.spec.ts`),
+      testMatch: ON_FASTIFY.map((name) => `<rootDir>/test/${name}?(.e2e).spec.ts`),
       globals: { TEST_PLATFORM: 'fastify' },
     },
   ],
