@@ -7,6 +7,9 @@ const project = {
     '^nestjs-session-auth/testing$': '<rootDir>/src/testing/index.ts',
     '^nestjs-session-auth/(passwords|throttle|csrf|messages|views|websockets)$': '<rootDir>/src/entries/$1.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
+    // Mercurius loads @fastify/static, which require()s the ESM-only content-disposition 3; Jest's
+    // own require cannot load ESM before Node 24.9, so it gets the CommonJS build of the same API (2.x).
+    '^content-disposition$': '<rootDir>/node_modules/content-disposition/dist/index.js',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
   setupFiles: ['<rootDir>/test/setup.ts'],

@@ -3,7 +3,7 @@
 # one app folder of compat/ (its own Nest, TypeORM and SQLite driver; native drivers built as npm
 # builds them), type-checks the app if it has a `typecheck` script, and runs the shared smoke
 # suite (compat/smoke) its way (`npm run smoke`). The repository's own node_modules are never used
-# or touched. Usage: compat/run.sh nest11-typeorm0.3-cjs|nest12-typeorm1-esm [...]; KEEP=1 keeps the
+# or touched. Usage: compat/run.sh nest11-typeorm0.3-cjs|nest12-typeorm1-esm|nest12-fastify-esm [...]; KEEP=1 keeps the
 # temporary apps for a look.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

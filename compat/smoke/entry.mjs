@@ -17,7 +17,22 @@ const require = createRequire(import.meta.url);
 const version = (name) => JSON.parse(readFileSync(join('node_modules', name, 'package.json'), 'utf8')).version;
 const runSmoke = require('./suite.cjs');
 const sqliteType = process.env.SMOKE_SQLITE_TYPE ?? 'better-sqlite3';
+const onFastify = process.env.SMOKE_PLATFORM === 'fastify';
+if (onFastify) {
+  // The app installed no Express, and the library pulled none in.
+  for (const name of ['express', '@nestjs/platform-express']) {
+    let found = true;
+    try {
+      require.resolve(name);
+    } catch {
+      found = false;
+    }
+    if (found) throw new Error(`${name} is installed in a Fastify app that did not ask for it`);
+  }
+}
+const createAdapter = onFastify ? async () => new (await import('@nestjs/platform-fastify')).FastifyAdapter() : undefined;
 await runSmoke({
+  createAdapter,
   common,
   core,
   typeormModule,
@@ -28,5 +43,5 @@ await runSmoke({
   views,
   sqliteType,
   packageDir: dirname(require.resolve('nestjs-session-auth/package.json')),
-  label: `ES module app, Nest ${version('@nestjs/core')}, TypeORM ${version('typeorm')}, ${sqliteType}`,
+  label: `ES module app, Nest ${version('@nestjs/core')} on ${onFastify ? `Fastify ${version('fastify')}` : 'Express'}, TypeORM ${version('typeorm')}, ${sqliteType}`,
 });

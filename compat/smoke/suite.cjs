@@ -15,7 +15,8 @@ const { promisify } = require('node:util');
 /**
  * `deps`: the modules as the app loaded them (`common`, `core`, `typeormModule`, `typeorm`,
  * `request` (supertest), `lib` (nestjs-session-auth), `passwords` and `views` (its subpaths)), `sqliteType` ('sqlite' or
- * 'better-sqlite3'), `packageDir` (where nestjs-session-auth is installed) and `label`.
+ * 'better-sqlite3'), `packageDir` (where nestjs-session-auth is installed), `label`, and
+ * `createAdapter` when the app runs on another HTTP adapter than Express (Fastify's).
  */
 module.exports = async function runSmoke(deps) {
   const { sqliteType, packageDir, label, request } = deps;
@@ -123,8 +124,13 @@ module.exports = async function runSmoke(deps) {
     }),
   ]);
 
-  const app = await NestFactory.create(AppModule, { logger: ['error', 'warn'] });
+  // Express unless the app passes another adapter (`createAdapter`: Fastify's).
+  const adapter = deps.createAdapter ? await deps.createAdapter() : undefined;
+  const app = adapter
+    ? await NestFactory.create(AppModule, adapter, { logger: ['error', 'warn'] })
+    : await NestFactory.create(AppModule, { logger: ['error', 'warn'] });
   await app.init();
+  if (adapter) await app.getHttpAdapter().getInstance().ready?.();
   const server = app.getHttpServer();
   const dataSource = app.get(DataSource);
   const users = app.get(UserManager);

@@ -18,7 +18,9 @@ export class RetryLaterFilter implements ExceptionFilter {
       const context = host.getArgByIndex<{ req?: unknown; reply?: unknown } | undefined>(2);
       const response = context?.reply ?? responseOf(context?.req);
       if (response && !headersSent(response)) noStoreRetryAfter(response, exception.retryAfter);
-      return exception;
+      // The status and the wait ride along as the error's extensions, whichever driver formats it.
+      const status = exception.getStatus();
+      return Object.assign(exception, { extensions: { code: RETRY_CODES[status], status, retryAfter: exception.retryAfter } });
     }
     const response = host.switchToHttp().getResponse();
     noStoreRetryAfter(response, exception.retryAfter);
@@ -26,6 +28,8 @@ export class RetryLaterFilter implements ExceptionFilter {
     return undefined;
   }
 }
+
+const RETRY_CODES: Record<number, string | undefined> = { 429: 'TOO_MANY_REQUESTS', 503: 'SERVICE_UNAVAILABLE' };
 
 function noStoreRetryAfter(response: unknown, seconds: number): void {
   setHeader(response, 'Retry-After', String(seconds));
