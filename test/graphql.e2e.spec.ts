@@ -184,6 +184,22 @@ describe.each(DRIVERS)('GraphQL ($driver driver on $platform): the session and u
     expect(await t.app.get(DataSource).getRepository(SessionRecord).count({ where: { revoked: false } })).toBe(0);
   });
 
+  it('cannot be made to log a visitor in from another site: the requests a page can send without a preflight change nothing', async () => {
+    const mutation = 'mutation { login(username: "carol", password: "correct horse") { username } }';
+    const attempts = [
+      // A form or fetch() with a "simple" content type, the query in the body.
+      request(server).post('/graphql').set('Content-Type', 'text/plain').send(JSON.stringify({ query: mutation })),
+      request(server).post('/graphql').type('form').send({ query: mutation }),
+      // A link or an <img>: the mutation in the URL.
+      request(server).get('/graphql').query({ query: mutation }),
+    ];
+    for (const response of await Promise.all(attempts)) {
+      expect(response.headers['set-cookie']).toBeUndefined();
+      expect(response.body?.data?.login ?? null).toBeNull();
+    }
+    expect(await t.app.get(DataSource).getRepository(SessionRecord).count()).toBe(0);
+  });
+
   it('answers a wrong password in the login mutation with an error and no session', async () => {
     const response = await graphql('mutation { login(username: "carol", password: "wrong") { username } }').expect(200);
     // The resolver's own error, as each driver reports it.

@@ -9,6 +9,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { ModuleRef, Reflector } from '@nestjs/core';
+import typeIs from 'type-is';
 import type { Request } from 'express';
 import { AnonymousUser, isAuthenticated, type RequestUser } from '../anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
@@ -115,6 +116,10 @@ export class AccessGuard implements CanActivate {
       throw new ForbiddenException(
         `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations and WebSocket messages; this ${type} handler has none of them. Mark it @LoginNotRequired() and check access another way.`,
       );
+    }
+    if (type === 'graphql' && sentWithoutPreflight(request)) {
+      // A page of another site can make the browser send this with the visitor's cookie.
+      throw Object.assign(new ForbiddenException(PREFLIGHT_REQUIRED), { extensions: { code: 'FORBIDDEN' } });
     }
     // From here on the answer depends on who is asking, so on the Cookie header.
     varyOnCookie(request);
@@ -230,6 +235,26 @@ export class AccessGuard implements CanActivate {
     const separator = loginUrl.includes('?') ? '&' : '?';
     return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(requestUrl(request))}`;
   }
+}
+
+const PREFLIGHT_REQUIRED =
+  'GraphQL operations over HTTP POST must be sent as application/json: a page of another site can send this ' +
+  'content type with the visitor’s cookie without asking first (CSRF).';
+
+/**
+ * A GraphQL POST a page of another site can make a browser send, cookie included, without a CORS
+ * preflight: a "simple" content type (a form, `text/plain`) or none. Refused before any resolver
+ * runs, so no mutation (a login, say) runs for another site (Apollo's `csrfPrevention`, for
+ * every driver). A request carrying a header that forces a preflight is let through (Apollo's
+ * `Apollo-Require-Preflight` and `X-Apollo-Operation-Name`, used by file uploads).
+ */
+function sentWithoutPreflight(request: Request): boolean {
+  if (request.method !== 'POST') return false;
+  const headers = request.headers;
+  if (headers['apollo-require-preflight'] || headers['x-apollo-operation-name']) return false;
+  const type = headers['content-type'];
+  if (typeof type !== 'string' || type === '') return true;
+  return typeIs.is(type, ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain']) !== false;
 }
 
 /** The codes a refusal carries outside HTTP (GraphQL's and the WebSocket `exception` event's). */
