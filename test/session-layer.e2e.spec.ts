@@ -1,3 +1,4 @@
+import { Controller, Post, Req, Res } from '@nestjs/common';
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
@@ -75,6 +76,37 @@ describe('caching', () => {
     const cookie = [login.headers['set-cookie']].flat().find((line: string) => line.startsWith('sessionid='))!.split(';')[0];
     const logout = await request(server).post('/logout').set('Cookie', cookie).expect(200);
     expect(logout.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('a handler that writes the response itself', () => {
+  /** Headers handed to writeHead, as code writing to Node's response does. */
+  @Controller()
+  class HandWrittenController {
+    @Post('by-hand')
+    byHand(@Req() request: any, @Res() response: any) {
+      request.session.note = 'kept';
+      response.hijack?.(); // Fastify: the reply is answered through Node's response
+      const raw = response.raw ?? response;
+      raw.writeHead(200, { 'Content-Type': 'text/plain', Vary: 'Accept', 'Set-Cookie': 'theme=dark; Path=/' });
+      raw.end('written by hand');
+    }
+  }
+
+  it('still gets the session cookie next to its own, Vary: Cookie next to its own, and the session saved', async () => {
+    const t = await createTestApp({ controllers: [HandWrittenController, PagesController] });
+    try {
+      const response = await request(t.app.getHttpServer()).post('/by-hand').expect(200, 'written by hand');
+      const cookies = [response.headers['set-cookie']].flat();
+      expect(cookies.some((line: string) => line.startsWith('theme=dark'))).toBe(true);
+      const cookie = cookies.find((line: string) => line.startsWith('sessionid='))?.split(';')[0];
+      expect(cookie).toBeDefined();
+      expect(response.headers.vary).toMatch(/\bAccept\b/);
+      expect(response.headers.vary).toMatch(/\bCookie\b/);
+      await request(t.app.getHttpServer()).get('/session/note').set('Cookie', cookie!).expect(200, { value: 'kept' });
+    } finally {
+      await t.close();
+    }
   });
 });
 

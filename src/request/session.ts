@@ -63,6 +63,7 @@ export interface SessionCookie extends CookieOptions {
 const Cookie = (session as unknown as { Cookie: new (options?: object) => SessionCookie }).Cookie;
 
 const STATE = Symbol('nestjs-session-auth:session');
+const ID = Symbol('nestjs-session-auth:session-id');
 /** Verified cookie values remembered at most; the oldest is forgotten first. */
 const MAX_REMEMBERED_COOKIES = 10_000;
 const LAYER = Symbol('nestjs-session-auth:session-layer');
@@ -87,6 +88,9 @@ interface SessionState {
   /** The store was not there: the request runs without a session. */
   unavailable: boolean;
   hooked: boolean;
+  /** The layer's work before the headers and at the end ran (prototype-hooked responses). */
+  headersSeen?: boolean;
+  ending?: boolean;
   /** Written during this request: the store has it fresh, no touch needed. */
   written: boolean;
   /** Fingerprint of the data as the response ended (what was saved, if anything). */
@@ -101,12 +105,14 @@ interface SessionState {
  */
 export class RequestSession {
   declare cookie: SessionCookie;
+  // Symbol-keyed: never part of the data (JSON, Object.keys and stores skip them).
   declare [STATE]: SessionState;
+  declare [ID]: string;
   [key: string]: unknown;
 
   constructor(state: SessionState, id: string, stored?: SessionData) {
-    Object.defineProperty(this, STATE, { value: state, enumerable: false });
-    setId(this, id);
+    this[STATE] = state;
+    this[ID] = id;
     if (stored) {
       assignData(this, stored);
       // As express-session restores it: the stored attributes, `expires` back to a Date.
@@ -119,7 +125,14 @@ export class RequestSession {
     }
   }
 
-  declare readonly id: string;
+  /** The session id (express-session's `req.session.id`). */
+  get id(): string {
+    return this[ID];
+  }
+
+  set id(value: string) {
+    this[ID] = value;
+  }
 
   /**
    * Keep the data under a new id (Django's `cycle_key`): the new session is stored first, then
@@ -386,34 +399,36 @@ export class SessionLayer {
     const { response } = state;
     // A request made up in code (forceLogin): nothing goes out.
     if (typeof response?.writeHead !== 'function') return;
-    onHeaders(response, () => {
-      // The answer depended on the session: a cache keeps one per cookie (Django's SessionMiddleware).
-      varyOn(response, 'Cookie');
-      const session = state.session;
-      if (response.statusCode < 500 && session && this.cookieWanted(state) && (!session.cookie.secure || this.isSecure(state.request))) {
-        appendSetCookie(response, session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
-      }
-      // A response that sets or clears the session cookie is never stored by a cache.
-      if (!response.hasHeader('Set-Cookie')) return;
-      const cookies = [response.getHeader('Set-Cookie') ?? []].flat().map(String);
-      if (cookies.some((line) => line.startsWith(`${this.settings.name}=`))) response.setHeader('Cache-Control', 'no-store');
-    });
+    (response as any)[HOOKED] = state;
+    if (hookPrototype(response)) return;
+    // A response of no Express app (Fastify's, under its reply): hooked by itself.
+    onHeaders(response, () => this.beforeHeaders(state));
     const end = response.end;
-    response.end = ((...args: unknown[]) => {
+    response.end = function (this: ServerResponse) {
       response.end = end;
-      const finish = () => (end as (...a: unknown[]) => ServerResponse).apply(response, args);
-      const work = this.atEnd(state);
-      if (!work) return finish();
-      work.then(finish, (error: Error) => {
-        logger.error(`Saving the session failed: ${error.message}`);
-        finish();
-      });
-      return response;
-    }) as ServerResponse['end'];
+      return endResponse(state, response, end, arguments);
+    } as ServerResponse['end'];
+  }
+
+  /**
+   * As the headers go out: `Vary: Cookie` (the answer depended on the session, Django's
+   * SessionMiddleware), the session cookie when one is due, and `Cache-Control: no-store` on a
+   * response that sets or clears it.
+   */
+  beforeHeaders(state: SessionState): void {
+    const response = state.response!;
+    varyOn(response, 'Cookie');
+    const session = state.session;
+    if (response.statusCode < 500 && session && this.cookieWanted(state) && (!session.cookie.secure || this.isSecure(state.request))) {
+      appendSetCookie(response, session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
+    }
+    if (!response.hasHeader('Set-Cookie')) return;
+    const cookies = [response.getHeader('Set-Cookie') ?? []].flat().map(String);
+    if (cookies.some((line) => line.startsWith(`${this.settings.name}=`))) response.setHeader('Cache-Control', 'no-store');
   }
 
   /** What to do as the response ends: write a changed session, or let the store note the visit. */
-  private atEnd(state: SessionState): Promise<void> | undefined {
+  atEnd(state: SessionState): Promise<void> | undefined {
     const session = state.session;
     if (!session || state.response!.statusCode >= 500) return undefined;
     state.endHash = fingerprint(session);
@@ -456,6 +471,86 @@ export class SessionLayer {
     const header = String(request.headers['x-forwarded-proto'] ?? '');
     return header.split(',')[0].trim().toLowerCase() === 'https';
   }
+}
+
+/** The session state of the request a response answers, once the session layer hooked it. */
+const HOOKED = Symbol('nestjs-session-auth:hooked-session');
+const HOOKED_PROTOTYPE = Symbol('nestjs-session-auth:hooked-prototype');
+
+/**
+ * End the response once the session is saved (a changed session is written before the client
+ * sees the answer, so its next request finds it). `end` is the response's own `end`.
+ */
+function endResponse(state: SessionState, response: ServerResponse, end: Function, args: IArguments): ServerResponse {
+  const work = state.layer.atEnd(state);
+  if (!work) return end.apply(response, args) as ServerResponse;
+  work.then(
+    () => end.apply(response, args),
+    (error: Error) => {
+      logger.error(`Saving the session failed: ${error.message}`);
+      end.apply(response, args);
+    },
+  );
+  return response;
+}
+
+/**
+ * Express makes each app's responses from its own prototype (`app.response`, which holds the
+ * app): its `writeHead` and `end` are wrapped once there, and a response whose session the layer
+ * hooked (`HOOKED`) runs the layer's work, so a request pays for no wrapper of its own. `false`
+ * for a response of no Express app.
+ */
+function hookPrototype(response: ServerResponse): boolean {
+  const prototype = Object.getPrototypeOf(response);
+  if (!prototype || !Object.hasOwn(prototype, 'app')) return false;
+  if (Object.hasOwn(prototype, HOOKED_PROTOTYPE)) return true;
+  const originalWriteHead = prototype.writeHead as (...args: unknown[]) => ServerResponse;
+  const originalEnd = prototype.end as (...args: unknown[]) => ServerResponse;
+  Object.defineProperties(prototype, {
+    [HOOKED_PROTOTYPE]: { value: true },
+    writeHead: {
+      configurable: true,
+      writable: true,
+      value: function writeHead(this: ServerResponse & { [HOOKED]?: SessionState }): ServerResponse {
+        const state = this[HOOKED];
+        if (!state || state.headersSeen) return originalWriteHead.apply(this, arguments as unknown as unknown[]);
+        state.headersSeen = true;
+        // Headers given to writeHead itself are set first, so the layer sees (and adds to) them.
+        const args = headersTakenFrom(this, arguments);
+        state.layer.beforeHeaders(state);
+        return originalWriteHead.apply(this, args as unknown as unknown[]);
+      },
+    },
+    end: {
+      configurable: true,
+      writable: true,
+      value: function end(this: ServerResponse & { [HOOKED]?: SessionState }): ServerResponse {
+        const state = this[HOOKED];
+        if (!state || state.ending) return originalEnd.apply(this, arguments as unknown as unknown[]);
+        state.ending = true;
+        return endResponse(state, this, originalEnd, arguments);
+      },
+    },
+  });
+  return true;
+}
+
+/**
+ * `writeHead(status, [message], [headers])`: set the status and the given headers on the
+ * response, and return the arguments without the headers (the response now holds them).
+ */
+function headersTakenFrom(response: ServerResponse, args: IArguments): IArguments | unknown[] {
+  if (typeof args[0] === 'number') response.statusCode = args[0];
+  const at = typeof args[1] === 'string' ? 2 : 1;
+  const headers = args[at] as Record<string, unknown> | unknown[] | undefined;
+  if (!headers || typeof headers !== 'object') return args;
+  if (Array.isArray(headers)) {
+    if (Array.isArray(headers[0])) for (const [name, value] of headers as [string, unknown][]) response.appendHeader(name, value as string);
+    else for (let i = 0; i + 1 < headers.length; i += 2) response.appendHeader(String(headers[i]), headers[i + 1] as string);
+  } else {
+    for (const name of Object.keys(headers)) if (headers[name] !== undefined) response.setHeader(name, headers[name] as string);
+  }
+  return Array.prototype.slice.call(args, 0, at);
 }
 
 /** Add `Vary: Cookie` to the request's response (once the answer depends on who is asking). */
@@ -530,7 +625,7 @@ export async function loadSession(request: Request): Promise<RequestSession | Re
 }
 
 function setId(session: RequestSession, id: string): void {
-  Object.defineProperty(session, 'id', { value: id, enumerable: false, writable: true, configurable: true });
+  session[ID] = id;
 }
 
 /**

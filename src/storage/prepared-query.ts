@@ -1,4 +1,6 @@
 import { QueryFailedError, type DataSource, type EntityMetadata } from 'typeorm';
+
+type ColumnMetadata = EntityMetadata['columns'][number];
 import { escapedTablePath } from './sql-dialect.js';
 
 /**
@@ -58,10 +60,20 @@ export function hydrate<T>(dataSource: DataSource, metadata: EntityMetadata, row
   return entity as T;
 }
 
-/** The columns a `find()` selects: stored, not hidden with `select: false`, not a relation's. */
-export function selectableColumns(metadata: EntityMetadata) {
-  return metadata.columns.filter((column) => column.isSelect && !column.isVirtual && !column.relationMetadata);
+/**
+ * The columns a `find()` selects: stored, not hidden with `select: false`, not a relation's.
+ * Worked out once per entity (metadata is fixed once the DataSource is built).
+ */
+export function selectableColumns(metadata: EntityMetadata): ColumnMetadata[] {
+  let columns = selectable.get(metadata);
+  if (!columns) {
+    columns = metadata.columns.filter((column) => column.isSelect && !column.isVirtual && !column.relationMetadata);
+    selectable.set(metadata, columns);
+  }
+  return columns;
 }
+
+const selectable = new WeakMap<EntityMetadata, ColumnMetadata[]>();
 
 /** The entity's table (`schema.table`) escaped for raw SQL, and its columns by property name. */
 export function sqlNames(dataSource: DataSource, metadata: EntityMetadata) {
