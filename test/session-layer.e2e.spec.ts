@@ -79,6 +79,56 @@ describe('caching', () => {
   });
 });
 
+describe('a changed session is written, an unchanged one is not', () => {
+  @Controller()
+  class CartController {
+    @Post('cart/same-user')
+    sameUser(@Req() request: any) {
+      // The same value again: nothing changed.
+      request.session._auth_user_id = String(request.session._auth_user_id);
+      return {};
+    }
+
+    @Post('cart/new')
+    create(@Req() request: any) {
+      request.session.cart = { items: ['tea'] };
+      return {};
+    }
+
+    @Post('cart/add/:item')
+    add(@Req() request: any) {
+      // Changed in place: the session object itself still holds the same cart object.
+      request.session.cart.items.push(request.params.item);
+      return {};
+    }
+
+    @Post('cart/drop')
+    drop(@Req() request: any) {
+      delete request.session.cart;
+      return {};
+    }
+  }
+
+  it('notices a value set again, a nested change, an added and a removed key', async () => {
+    const t = await createTestApp({ controllers: [CartController, PagesController] });
+    try {
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      const cookie = await logIn(t.app, 'carol', 'correct horse');
+      const server = t.app.getHttpServer();
+      const writes = async (path: string) => (await t.sql.during(() => request(server).post(path).set('Cookie', cookie).expect(201))).filter((sql) => /^(INSERT|UPDATE|DELETE)/i.test(sql));
+      expect(await writes('/cart/same-user')).toEqual([]);
+      expect(await writes('/cart/new')).toHaveLength(1);
+      expect(await writes('/cart/add/milk')).toHaveLength(1);
+      await request(server).get('/session/cart').set('Cookie', cookie).expect(200, { value: { items: ['tea', 'milk'] } });
+      expect(await writes('/cart/drop')).toHaveLength(1);
+      await request(server).get('/session/cart').set('Cookie', cookie).expect(200, { value: null });
+      await request(server).get('/me').set('Cookie', cookie).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('a handler that writes the response itself', () => {
   /** Headers handed to writeHead, as code writing to Node's response does. */
   @Controller()

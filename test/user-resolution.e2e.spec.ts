@@ -16,6 +16,7 @@ import {
   SESSION_KEY,
   SessionHandler,
   SessionRecord,
+  TypeOrmSessionStore,
   UserManager,
   type AuthBackend,
 } from 'nestjs-session-auth';
@@ -84,8 +85,8 @@ describe('the per-request user', () => {
   });
 
   it('does no store or database work for a request without a session cookie', async () => {
-    const store = t.app.get(SessionHandler).store!;
-    const get = jest.spyOn(store, 'get');
+    const store = t.app.get(SessionHandler).store as TypeOrmSessionStore;
+    const get = jest.spyOn(store, 'getData');
     const statements = await t.sql.during(() => request(server).get('/whoami').expect(200, { username: '', isAuthenticated: false }));
     expect(statements).toEqual([]);
     expect(get).not.toHaveBeenCalled();

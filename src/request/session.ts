@@ -309,9 +309,10 @@ export class SessionLayer {
   }
 
   read(id: string): Promise<SessionData | null | undefined> {
-    return new Promise((resolve, reject) =>
-      this.settings.store.get(id, (error, data) => (error ? reject(error) : resolve(data))),
-    );
+    // A store with a promise API of its own (the module's) is read without a callback in between.
+    const store = this.settings.store as Store & { getData?(id: string): Promise<SessionData | null> };
+    if (typeof store.getData === 'function') return store.getData(id);
+    return new Promise((resolve, reject) => store.get(id, (error, data) => (error ? reject(error) : resolve(data))));
   }
 
   async write(session: RequestSession, hash = fingerprint(session)): Promise<void> {
@@ -399,7 +400,6 @@ export class SessionLayer {
     const { response } = state;
     // A request made up in code (forceLogin): nothing goes out.
     if (typeof response?.writeHead !== 'function') return;
-    (response as any)[HOOKED] = state;
     if (hookPrototype(response)) return;
     // A response of no Express app (Fastify's, under its reply): hooked by itself.
     onHeaders(response, () => this.beforeHeaders(state));
@@ -473,9 +473,13 @@ export class SessionLayer {
   }
 }
 
-/** The session state of the request a response answers, once the session layer hooked it. */
-const HOOKED = Symbol('nestjs-session-auth:hooked-session');
 const HOOKED_PROTOTYPE = Symbol('nestjs-session-auth:hooked-prototype');
+
+/** The session state of the request a response answers, once the layer hooked that response. */
+function hookedState(response: ServerResponse): SessionState | undefined {
+  const state = (response as { req?: { [STATE]?: SessionState } }).req?.[STATE];
+  return state?.hooked && state.response === response ? state : undefined;
+}
 
 /**
  * End the response once the session is saved (a changed session is written before the client
@@ -497,8 +501,8 @@ function endResponse(state: SessionState, response: ServerResponse, end: Functio
 /**
  * Express makes each app's responses from its own prototype (`app.response`, which holds the
  * app): its `writeHead` and `end` are wrapped once there, and a response whose session the layer
- * hooked (`HOOKED`) runs the layer's work, so a request pays for no wrapper of its own. `false`
- * for a response of no Express app.
+ * hooked (found through `response.req`) runs the layer's work, so a request pays for no wrapper
+ * of its own. `false` for a response of no Express app.
  */
 function hookPrototype(response: ServerResponse): boolean {
   const prototype = Object.getPrototypeOf(response);
@@ -511,8 +515,8 @@ function hookPrototype(response: ServerResponse): boolean {
     writeHead: {
       configurable: true,
       writable: true,
-      value: function writeHead(this: ServerResponse & { [HOOKED]?: SessionState }): ServerResponse {
-        const state = this[HOOKED];
+      value: function writeHead(this: ServerResponse): ServerResponse {
+        const state = hookedState(this);
         if (!state || state.headersSeen) return originalWriteHead.apply(this, arguments as unknown as unknown[]);
         state.headersSeen = true;
         // Headers given to writeHead itself are set first, so the layer sees (and adds to) them.
@@ -524,8 +528,8 @@ function hookPrototype(response: ServerResponse): boolean {
     end: {
       configurable: true,
       writable: true,
-      value: function end(this: ServerResponse & { [HOOKED]?: SessionState }): ServerResponse {
-        const state = this[HOOKED];
+      value: function end(this: ServerResponse): ServerResponse {
+        const state = hookedState(this);
         if (!state || state.ending) return originalEnd.apply(this, arguments as unknown as unknown[]);
         state.ending = true;
         return endResponse(state, this, originalEnd, arguments);

@@ -78,6 +78,11 @@ export class TypeOrmSessionStore extends session.Store {
     this.read(sid).then((data) => callback(null, data), callback);
   }
 
+  /** `get` as a promise: the module's session layer reads through it, without a callback in between. */
+  getData(sid: string): Promise<SessionData | null> {
+    return this.read(sid);
+  }
+
   override set(sid: string, data: SessionData, callback?: Callback): void {
     this.write(sid, data).then(() => callback?.(), (error) => callback?.(error));
   }
