@@ -99,7 +99,8 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   return {
     backends: options.backends,
     loginUrl: options.loginUrl ?? DEFAULT_LOGIN_URL,
-    redirectFieldName: options.redirectFieldName ?? REDIRECT_FIELD_NAME,
+    // `null` or '' asks for no return URL at all (Django's `redirect_field_name=None`).
+    redirectFieldName: options.redirectFieldName === undefined ? REDIRECT_FIELD_NAME : (options.redirectFieldName ?? ''),
     loginRequiredByDefault: options.loginRequiredByDefault ?? false,
     session: session ? resolveSession(session) : false,
     // With session.secret: [new, old, …] the older cookie secrets stay valid for hashes too.

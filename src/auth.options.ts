@@ -32,8 +32,8 @@ export interface AuthModuleOptions {
   backends: Type<AuthBackend>[];
   /** Where anonymous browsers are sent by `@LoginRequired()`. */
   loginUrl?: string;
-  /** Query parameter carrying the return URL. */
-  redirectFieldName?: string;
+  /** Query parameter carrying the return URL; `''` or `null`: none (the bare login URL). */
+  redirectFieldName?: string | null;
   /** Every route needs login unless marked `@LoginNotRequired()`. */
   loginRequiredByDefault?: boolean;
   /** The module installs express-session unless this is `false` (the app installs it itself). */

@@ -21,6 +21,7 @@ import { PermissionChecker } from './permission.checker.js';
 import { clearCookie, headersSent, isSecureRequest, responseOf, setHeader } from './request/platform.js';
 import {
   destroySession,
+  flushSession,
   requireLoadedSession,
   rotateSessionId,
   sessionData,
@@ -259,16 +260,22 @@ export class AuthService {
 
     const configured = typeof name === 'string' ? this.backends.get(name) : undefined;
     const user = typeof userId === 'string' && configured ? await this.loadUser(configured.backend, userId, request) : null;
-    const hashIndex = user ? verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) : -1;
-    if (!user || !canAuthenticate(configured!.backend, user) || hashIndex < 0) {
-      // Stale or tampered: the backend is gone, the user is gone or disabled, or the password
-      // changed since this session logged in.
+    if (!user || !canAuthenticate(configured!.backend, user)) {
+      // Stale: the backend is gone, or the user is gone or disabled. Nobody is logged in.
       for (const key of AUTH_SESSION_KEYS) delete session[key];
       return new AnonymousUser();
     }
+    const hashIndex = verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets);
+    if (hashIndex < 0) {
+      // The password changed since this session logged in (or the hash was tampered with): the
+      // whole session ends, as Django's `flush()` (every key, the CSRF token and messages too).
+      await flushSession(request);
+      return new AnonymousUser();
+    }
     if (hashIndex > 0) {
-      // Logged in under a secret that is now a fallback: re-sign with the current one.
-      session[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
+      // Logged in under a secret that is now a fallback: re-signed with the current one under a
+      // new session id (Django's `cycle_key()`), so the old id is not valid any more either.
+      await rotateSessionId(request, { ...sessionData(session as never), [HASH_SESSION_KEY]: makeSessionAuthHash(user, this.config.secrets[0]) });
     }
     return annotate(user, configured!.name);
   }

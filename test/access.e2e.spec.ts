@@ -44,6 +44,40 @@ class PublicController {
 
 const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
+/** Django's redirect_to_login cases: a login page elsewhere, no return field, a login URL with a query of its own. */
+@Controller('elsewhere')
+class LoginElsewhereController {
+  @LoginRequired({ loginUrl: 'https://sso.example.com/login' })
+  @Get('remote')
+  remote() {
+    return {};
+  }
+
+  @LoginRequired({ loginUrl: '//sso.example.com/login' })
+  @Get('scheme-relative')
+  schemeRelative() {
+    return {};
+  }
+
+  @LoginRequired({ loginUrl: 'http://127.0.0.1/accounts/login' })
+  @Get('same-origin-absolute')
+  sameOrigin() {
+    return {};
+  }
+
+  @LoginRequired({ redirectFieldName: null })
+  @Get('no-field')
+  noField() {
+    return {};
+  }
+
+  @LoginRequired({ loginUrl: '/accounts/login?next=%2Fstale&pretty=1#form' })
+  @Get('with-query')
+  withQuery() {
+    return {};
+  }
+}
+
 describe('@LoginRequired() and friends', () => {
   let t: TestApp;
   let server: any;
@@ -52,13 +86,47 @@ describe('@LoginRequired() and friends', () => {
 
   describe('with login optional by default', () => {
     beforeEach(async () => {
-      t = await createTestApp({ controllers: [PagesController, PrivateController, CustomLoginController, PublicController] });
+      t = await createTestApp({ controllers: [PagesController, PrivateController, CustomLoginController, PublicController, LoginElsewhereController] });
       server = t.app.getHttpServer();
     });
 
     it('redirects an anonymous browser to loginUrl with the path and query as next', async () => {
       const response = await request(server).get('/me?tab=a%20b&x=1').set('Accept', browser).expect(302);
       expect(response.headers.location).toBe('/accounts/login?next=%2Fme%3Ftab%3Da%2520b%26x%3D1');
+    });
+
+    it('sends the absolute URL of the page as next to a login page on another host or scheme, a path to one on this site (Django B36)', async () => {
+      const remote = await request(server).get('/elsewhere/remote?x=1').set('Host', '127.0.0.1').set('Accept', browser).expect(302);
+      expect(remote.headers.location).toBe(`https://sso.example.com/login?next=${encodeURIComponent('http://127.0.0.1/elsewhere/remote?x=1')}`);
+      const relative = await request(server).get('/elsewhere/scheme-relative').set('Host', '127.0.0.1').set('Accept', browser).expect(302);
+      expect(relative.headers.location).toBe(`//sso.example.com/login?next=${encodeURIComponent('http://127.0.0.1/elsewhere/scheme-relative')}`);
+      const same = await request(server).get('/elsewhere/same-origin-absolute').set('Host', '127.0.0.1').set('Accept', browser).expect(302);
+      expect(same.headers.location).toBe('http://127.0.0.1/accounts/login?next=%2Felsewhere%2Fsame-origin-absolute');
+    });
+
+    it('never puts a Host header it does not allow into next: a path instead', async () => {
+      const response = await request(server).get('/elsewhere/remote').set('Host', 'evil.example').set('Accept', browser).expect(302);
+      expect(response.headers.location).toBe('https://sso.example.com/login?next=%2Felsewhere%2Fremote');
+    });
+
+    it('sends to the bare login URL when there is no return field (Django B37)', async () => {
+      const response = await request(server).get('/elsewhere/no-field').set('Accept', browser).expect(302);
+      expect(response.headers.location).toBe('/accounts/login');
+    });
+
+    it.each([[''], [null]])('sends to the bare login URL with the module option redirectFieldName: %p', async (field) => {
+      const other = await createTestApp({ controllers: [PagesController], auth: { redirectFieldName: field } });
+      try {
+        const response = await request(other.app.getHttpServer()).get('/me').set('Accept', browser).expect(302);
+        expect(response.headers.location).toBe('/accounts/login');
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('keeps the login URL’s own query and fragment and replaces a next it already had (Django B37)', async () => {
+      const response = await request(server).get('/elsewhere/with-query').set('Accept', browser).expect(302);
+      expect(response.headers.location).toBe('/accounts/login?pretty=1&next=%2Felsewhere%2Fwith-query#form');
     });
 
     it('answers other anonymous clients with 401 JSON', async () => {

@@ -114,12 +114,19 @@ describe('the per-request user', () => {
     await request(server).get('/me').set('Cookie', cookie).expect(401);
   });
 
-  it('logs out other sessions when the password changes (session auth hash mismatch)', async () => {
+  it('ends the whole session of another browser when the password changes (Django flushes it)', async () => {
     const cookie = await loginCarol();
+    await request(server).post('/session/cart/7').set('Cookie', cookie).expect(200);
     const carol = (await t.users.findByUsername('carol'))!;
     await t.users.setPassword(carol, 'a brand new password');
     await t.users.repository.save(carol);
-    await request(server).get('/me').set('Cookie', cookie).expect(401);
+
+    const stale = await request(server).get('/me').set('Cookie', cookie).expect(401);
+    // The browser is told to drop the cookie; every key went with the session, not only the login.
+    expect(String(stale.headers['set-cookie'])).toMatch(/^sessionid=;.*Expires=Thu, 01 Jan 1970/);
+    await request(server).get('/session/cart').set('Cookie', cookie).expect(200, { value: null });
+    const rows = await t.app.get(DataSource).getRepository(SessionRecord).find();
+    expect(rows.filter((row) => !row.revoked)).toEqual([]);
   });
 
   it('is anonymous when the stored hash was tampered with or removed', async () => {
@@ -180,15 +187,35 @@ describe('secret rotation', () => {
         secretFallbacks: [TEST_SECRET],
       },
     });
+    let rotated: string;
     try {
       const repository = after.app.get(DataSource).getRepository(SessionRecord);
       const oldHash = JSON.parse((await repository.find())[0].data)[HASH_SESSION_KEY];
-      await request(after.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
-      const newHash = JSON.parse((await repository.find())[0].data)[HASH_SESSION_KEY];
+      const me = await request(after.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'ModelBackend' });
+      // Re-signed under a new session id (Django's cycle_key): the old id is ended.
+      rotated = sessionCookie(me.headers['set-cookie'])!;
+      expect(rotated).toBeDefined();
+      expect(rotated).not.toBe(cookie);
+      const live = await repository.find({ where: { revoked: false } });
+      expect(live).toHaveLength(1);
+      const newHash = JSON.parse(live[0].data)[HASH_SESSION_KEY];
       expect(newHash).toMatch(/^[0-9a-f]{64}$/);
       expect(newHash).not.toBe(oldHash);
+      await request(after.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(401);
     } finally {
       await after.close();
+    }
+
+    // Once the old secret is dropped altogether, the re-signed session still holds.
+    const later = await createTestApp({
+      database,
+      synchronize: false,
+      auth: { backends: [ModelBackend], session: { secret: 'the-new-secret' }, secret: 'the-new-secret' },
+    });
+    try {
+      await request(later.app.getHttpServer()).get('/me').set('Cookie', rotated).expect(200, { username: 'carol', backend: 'ModelBackend' });
+    } finally {
+      await later.close();
     }
   });
 

@@ -8,8 +8,8 @@ export const USER_TESTS = 'nestjs-session-auth:user-tests';
 export interface LoginRequiredOptions {
   /** Where anonymous browsers go; defaults to the module's `loginUrl`. */
   loginUrl?: string;
-  /** Query parameter carrying the return URL; defaults to the module's `redirectFieldName`. */
-  redirectFieldName?: string;
+  /** Query parameter carrying the return URL; defaults to the module's `redirectFieldName`; `''` or `null`: none. */
+  redirectFieldName?: string | null;
 }
 
 export interface LoginRule extends LoginRequiredOptions {

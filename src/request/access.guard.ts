@@ -31,6 +31,8 @@ import { SessionHandler } from './session.middleware.js';
 import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
+import { loginOnOtherSite, withReturnUrl } from './login-redirect.js';
+import { trustedHost } from './hosts.js';
 import { requestUrl } from './platform.js';
 
 interface HandlerRules {
@@ -229,11 +231,17 @@ export class AccessGuard implements CanActivate {
     throw new LoginRedirect(this.loginUrlFor(request, rule));
   }
 
+  /**
+   * Where to send an anonymous browser (Django's `redirect_to_login`): the login URL with the
+   * page to come back to, as a path on the same site, as an absolute URL when the login page is
+   * on another scheme or host (so it can send the user back).
+   */
   private loginUrlFor(request: Request, rule: LoginRequiredOptions | undefined): string {
     const loginUrl = rule?.loginUrl ?? this.config.loginUrl;
-    const field = rule?.redirectFieldName ?? this.config.redirectFieldName;
-    const separator = loginUrl.includes('?') ? '&' : '?';
-    return `${loginUrl}${separator}${encodeURIComponent(field)}=${encodeURIComponent(requestUrl(request))}`;
+    const field = rule?.redirectFieldName !== undefined ? (rule.redirectFieldName ?? '') : this.config.redirectFieldName;
+    const path = requestUrl(request);
+    const here = loginOnOtherSite(loginUrl, request) ? trustedHost(request, this.config.allowedHosts) : null;
+    return withReturnUrl(loginUrl, field, here ? `${request.protocol}://${here}${path}` : path);
   }
 }
 

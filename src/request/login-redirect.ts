@@ -17,3 +17,41 @@ export class LoginRedirectFilter implements ExceptionFilter {
     sendRedirect(response, HttpStatus.FOUND, exception.location);
   }
 }
+
+/**
+ * `loginUrl` with `field=next` in its query (Django's `redirect_to_login`): a `field` it already
+ * had is replaced, its other parameters and fragment are kept; no `field` (`''`): the bare login URL.
+ */
+export function withReturnUrl(loginUrl: string, field: string, next: string): string {
+  if (!field) return loginUrl;
+  const hashAt = loginUrl.indexOf('#');
+  const fragment = hashAt === -1 ? '' : loginUrl.slice(hashAt);
+  const base = hashAt === -1 ? loginUrl : loginUrl.slice(0, hashAt);
+  const queryAt = base.indexOf('?');
+  const path = queryAt === -1 ? base : base.slice(0, queryAt);
+  const kept = queryAt === -1 ? [] : base.slice(queryAt + 1).split('&').filter((pair) => pair !== '' && parameterName(pair) !== field);
+  kept.push(`${encodeURIComponent(field)}=${encodeURIComponent(next)}`);
+  return `${path}?${kept.join('&')}${fragment}`;
+}
+
+function parameterName(pair: string): string {
+  const raw = pair.split('=', 1)[0].replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Whether an absolute `loginUrl` names another scheme or host than the request was sent to. */
+export function loginOnOtherSite(loginUrl: string, request: { protocol?: string; headers: { host?: string }; host?: string }): boolean {
+  if (!/^([a-z][a-z0-9+.-]*:)?\/\//i.test(loginUrl)) return false;
+  let url: URL;
+  try {
+    url = new URL(loginUrl, `${request.protocol ?? 'http'}://placeholder.invalid`);
+  } catch {
+    return false;
+  }
+  const host = (typeof request.host === 'string' ? request.host : request.headers.host ?? '').toLowerCase();
+  return url.protocol !== `${request.protocol}:` || url.host.toLowerCase() !== host;
+}

@@ -85,6 +85,17 @@ export function sessionData(session: RequestSession): Record<string, unknown> {
 }
 
 /**
+ * End the session and go on with a new, empty one (Django's `flush()`): every key goes, the old
+ * id is ended in the store, and the browser's cookie is cleared unless something is stored anew.
+ */
+export async function flushSession(request: Request): Promise<void> {
+  const session = await requireLoadedSession(request);
+  if (session instanceof OwnSession) return session.flush();
+  // An app-installed express-session: a new empty session, the old one destroyed.
+  await callbackToPromise((done) => session.regenerate(done));
+}
+
+/**
  * End the session in the store. The request goes on with a new, empty session, stored only if
  * something is put in it (a flash message after logout).
  */

@@ -2,7 +2,7 @@ import { Logger, ServiceUnavailableException } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import type { Request } from 'express';
 import session, { type CookieOptions, type SessionData, type Store } from 'express-session';
-import { parse as parseCookies } from 'cookie';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import signature from 'cookie-signature';
 import onHeaders from 'on-headers';
 import { randomBytes } from 'node:crypto';
@@ -95,6 +95,8 @@ interface SessionState {
   written: boolean;
   /** Fingerprint of the data as the response ended (what was saved, if anything). */
   endHash?: string;
+  /** The session the browser's cookie names was ended: clear the cookie unless a new one is stored. */
+  clearCookie?: boolean;
   /** The user row the store read along with the session, until the user resolver takes it. */
   prefetchedUser?: PrefetchedUser;
 }
@@ -173,6 +175,7 @@ export class RequestSession {
     const state = this[STATE];
     state.prefetchedUser = undefined;
     if (state.stored) await state.layer.end(this.id);
+    if (state.cookieId === this.id) state.clearCookie = true;
     for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
     setId(this, state.layer.generateId());
     state.stored = false;
@@ -422,9 +425,17 @@ export class SessionLayer {
     if (response.statusCode < 500 && session && this.cookieWanted(state) && (!session.cookie.secure || this.isSecure(state.request))) {
       appendSetCookie(response, session.cookie.serialize(this.settings.name, `s:${signature.sign(session.id, this.settings.secrets[0])}`));
     }
-    if (!response.hasHeader('Set-Cookie')) return;
+    if (!response.hasHeader('Set-Cookie') && !state.clearCookie) return;
+    const name = `${this.settings.name}=`;
     const cookies = [response.getHeader('Set-Cookie') ?? []].flat().map(String);
-    if (cookies.some((line) => line.startsWith(`${this.settings.name}=`))) response.setHeader('Cache-Control', 'no-store');
+    let ours = cookies.some((line) => line.startsWith(name));
+    if (!ours && state.clearCookie && session && !state.stored && isEmpty(session) && response.statusCode < 500) {
+      // The session the cookie named was ended and nothing new was stored (Django's
+      // SessionMiddleware deletes the cookie of an emptied session): the cookie goes too.
+      appendSetCookie(response, serializeCookie(this.settings.name, '', { ...(session.cookie as any).data, maxAge: undefined, expires: new Date(1) }));
+      ours = true;
+    }
+    if (ours) response.setHeader('Cache-Control', 'no-store');
   }
 
   /** What to do as the response ends: write a changed session, or let the store note the visit. */

@@ -482,6 +482,7 @@ export class AuthViewsController implements OnModuleInit {
   /** A `next` from the form, else from the query, if it stays on this site. */
   protected safeNext(request: Request): string {
     const field = this.config.redirectFieldName;
+    if (!field) return '';
     const body = formBody(request);
     const candidate = Object.hasOwn(body, field) ? body[field] : (request.query as Record<string, unknown>)[field];
     if (typeof candidate !== 'string' || candidate.length > MAX_NEXT_LENGTH) return '';

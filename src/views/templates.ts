@@ -113,7 +113,7 @@ export interface LoginPage {
 
 export function loginPage(view: LoginPage): string {
   const errors = view.errors ?? {};
-  const hidden = `\n<input type="hidden" name="${escapeHtml(view.redirectFieldName)}" value="${escapeHtml(view.next)}">`;
+  const hidden = view.redirectFieldName ? `\n<input type="hidden" name="${escapeHtml(view.redirectFieldName)}" value="${escapeHtml(view.next)}">` : '';
   const fields = [
     errorList(errors.form),
     input({ name: 'username', label: 'Username', type: 'text', autocomplete: 'username', value: view.username, maxLength: 254, autofocus: true }, errors),
