@@ -37,6 +37,12 @@ class PostsController {
     return { ok: true };
   }
 
+  @PermissionRequired('blog.delete_post', { raiseException: true })
+  @Get('delete')
+  remove() {
+    return { ok: true };
+  }
+
   /** Checks the same permission again in the handler: it must cost no further query. */
   @PermissionRequired('blog.add_post')
   @Get('new-checked')
@@ -137,6 +143,15 @@ describe('@PermissionRequired() and @UserPassesTest() over HTTP', () => {
     it('sends an anonymous browser to the login page with next', async () => {
       const response = await request(server).get('/posts/new?draft=1').set('Accept', browser).expect(302);
       expect(response.headers.location).toBe('/accounts/login?next=%2Fposts%2Fnew%3Fdraft%3D1');
+    });
+
+    it('with raiseException, answers anonymous visitors 403 too, browsers included, never a redirect (Django raise_exception)', async () => {
+      for (const accept of [browser, 'application/json']) {
+        const response = await request(server).get('/posts/delete').set('Accept', accept).expect(403);
+        expect(response.headers.location).toBeUndefined();
+      }
+      await request(server).get('/posts/delete').set('Cookie', await loggedIn('carol')).expect(403);
+      await request(server).get('/posts/delete').set('Cookie', await loggedIn('dave', ['blog.delete_post'])).expect(200, { ok: true });
     });
 
     it('answers an anonymous JSON client 401', async () => {

@@ -10,6 +10,11 @@ export interface LoginRequiredOptions {
   loginUrl?: string;
   /** Query parameter carrying the return URL; defaults to the module's `redirectFieldName`; `''` or `null`: none. */
   redirectFieldName?: string | null;
+  /**
+   * Refuse anonymous visitors with 403 too, instead of sending them to log in (Django's
+   * `raise_exception=True`): for pages a login would not open, or APIs that never redirect.
+   */
+  raiseException?: boolean;
 }
 
 export interface LoginRule extends LoginRequiredOptions {

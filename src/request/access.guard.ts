@@ -224,7 +224,7 @@ export class AccessGuard implements CanActivate {
     // Outside HTTP the refusal carries its GraphQL code itself: a subscription's errors are not
     // formatted by the driver as an operation's are.
     const coded = (error: HttpException) => (http ? error : Object.assign(error, { extensions: { code: REFUSAL_CODES[error.getStatus()] } }));
-    if (loggedIn) throw coded(new ForbiddenException('You do not have permission to perform this action.'));
+    if (loggedIn || rule?.raiseException) throw coded(new ForbiddenException('You do not have permission to perform this action.'));
     if (!http || !wantsHtml(request)) {
       throw coded(new UnauthorizedException('Authentication credentials were not provided; log in first.'));
     }
