@@ -238,6 +238,16 @@ export class AuthService {
     return this.permissions.getAllPermissions(user, obj);
   }
 
+  /** `PermissionChecker.getUserPermissions`: the user's own permissions, not their groups'. */
+  getUserPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.permissions.getUserPermissions(user, obj);
+  }
+
+  /** `PermissionChecker.getGroupPermissions`: the permissions of the user's groups. */
+  getGroupPermissions(user: any, obj?: unknown): Promise<Set<string>> {
+    return this.permissions.getGroupPermissions(user, obj);
+  }
+
   /**
    * The backend's user for the session's id: from the row the store read along with the session
    * when the backend can use it (ModelBackend: one read per request instead of two), else `getUser()`.

@@ -132,6 +132,9 @@ describe('permissions', () => {
       const checker = t.app.get(PermissionChecker);
       expect([...(await checker.getUserPermissions(await reload(carol)))]).toEqual(['blog.add_post']);
       expect([...(await checker.getGroupPermissions(await reload(carol)))]).toEqual(['shop.refund']);
+      // The same from AuthService, beside getAllPermissions.
+      expect([...(await t.auth.getUserPermissions(await reload(carol)))]).toEqual(['blog.add_post']);
+      expect([...(await t.auth.getGroupPermissions(await reload(carol)))]).toEqual(['shop.refund']);
     });
 
     it('gives an active superuser every permission, even one not in the table', async () => {
