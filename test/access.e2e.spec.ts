@@ -95,7 +95,7 @@ describe('@LoginRequired() and friends', () => {
       expect(response.headers.location).toBe('/accounts/login?next=%2Fme%3Ftab%3Da%2520b%26x%3D1');
     });
 
-    it('sends the absolute URL of the page as next to a login page on another host or scheme, a path to one on this site (Django B36)', async () => {
+    it('sends the absolute URL of the page as next to a login page on another host or scheme, a path to one on this site (Django’s redirect_to_login)', async () => {
       const remote = await request(server).get('/elsewhere/remote?x=1').set('Host', '127.0.0.1').set('Accept', browser).expect(302);
       expect(remote.headers.location).toBe(`https://sso.example.com/login?next=${encodeURIComponent('http://127.0.0.1/elsewhere/remote?x=1')}`);
       const relative = await request(server).get('/elsewhere/scheme-relative').set('Host', '127.0.0.1').set('Accept', browser).expect(302);
@@ -109,7 +109,7 @@ describe('@LoginRequired() and friends', () => {
       expect(response.headers.location).toBe('https://sso.example.com/login?next=%2Felsewhere%2Fremote');
     });
 
-    it('sends to the bare login URL when there is no return field (Django B37)', async () => {
+    it('sends to the bare login URL when there is no return field (Django’s redirect_field_name=None)', async () => {
       const response = await request(server).get('/elsewhere/no-field').set('Accept', browser).expect(302);
       expect(response.headers.location).toBe('/accounts/login');
     });
@@ -124,7 +124,7 @@ describe('@LoginRequired() and friends', () => {
       }
     });
 
-    it('keeps the login URL’s own query and fragment and replaces a next it already had (Django B37)', async () => {
+    it('keeps the login URL’s own query and fragment and replaces a next it already had (Django’s redirect_to_login)', async () => {
       const response = await request(server).get('/elsewhere/with-query').set('Accept', browser).expect(302);
       expect(response.headers.location).toBe('/accounts/login?pretty=1&next=%2Felsewhere%2Fwith-query#form');
     });

@@ -4,7 +4,6 @@ import type { Request } from 'express';
 import session, { type CookieOptions, type SessionData, type Store } from 'express-session';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import signature from 'cookie-signature';
-import onHeaders from 'on-headers';
 import { randomBytes } from 'node:crypto';
 import { prefetchedUserOf, type PrefetchedUser } from '../storage/prefetched-user.js';
 import { appendSetCookie, headersSent, isSecureRequest, rawResponse, responseOf, varyOn } from './platform.js';
@@ -88,7 +87,7 @@ interface SessionState {
   /** The store was not there: the request runs without a session. */
   unavailable: boolean;
   hooked: boolean;
-  /** The layer's work before the headers and at the end ran (prototype-hooked responses). */
+  /** The layer's work before the headers and at the end ran. */
   headersSeen?: boolean;
   ending?: boolean;
   /** Written during this request: the store has it fresh, no touch needed. */
@@ -404,13 +403,8 @@ export class SessionLayer {
     // A request made up in code (forceLogin): nothing goes out.
     if (typeof response?.writeHead !== 'function') return;
     if (hookPrototype(response)) return;
-    // A response of no Express app (Fastify's, under its reply): hooked by itself.
-    onHeaders(response, () => this.beforeHeaders(state));
-    const end = response.end;
-    response.end = function (this: ServerResponse) {
-      response.end = end;
-      return endResponse(state, response, end, arguments);
-    } as ServerResponse['end'];
+    // A response of no Express app (Node's, under a Fastify reply): wrapped by itself.
+    wrapWriteHeadAndEnd(response, () => state);
   }
 
   /**
@@ -518,16 +512,27 @@ function endResponse(state: SessionState, response: ServerResponse, end: Functio
 function hookPrototype(response: ServerResponse): boolean {
   const prototype = Object.getPrototypeOf(response);
   if (!prototype || !Object.hasOwn(prototype, 'app')) return false;
-  if (Object.hasOwn(prototype, HOOKED_PROTOTYPE)) return true;
-  const originalWriteHead = prototype.writeHead as (...args: unknown[]) => ServerResponse;
-  const originalEnd = prototype.end as (...args: unknown[]) => ServerResponse;
-  Object.defineProperties(prototype, {
-    [HOOKED_PROTOTYPE]: { value: true },
+  if (!Object.hasOwn(prototype, HOOKED_PROTOTYPE)) {
+    Object.defineProperty(prototype, HOOKED_PROTOTYPE, { value: true });
+    wrapWriteHeadAndEnd(prototype, hookedState);
+  }
+  return true;
+}
+
+/**
+ * Wrap `target`'s `writeHead` and `end` (an Express app's response prototype, or one response):
+ * before the headers go out the layer adds its own (`beforeHeaders`), and the response ends once
+ * the session is saved (`endResponse`), each once per response that `stateOf` finds hooked.
+ */
+function wrapWriteHeadAndEnd(target: ServerResponse, stateOf: (response: ServerResponse) => SessionState | undefined): void {
+  const originalWriteHead = target.writeHead as (...args: unknown[]) => ServerResponse;
+  const originalEnd = target.end as (...args: unknown[]) => ServerResponse;
+  Object.defineProperties(target, {
     writeHead: {
       configurable: true,
       writable: true,
       value: function writeHead(this: ServerResponse): ServerResponse {
-        const state = hookedState(this);
+        const state = stateOf(this);
         if (!state || state.headersSeen) return originalWriteHead.apply(this, arguments as unknown as unknown[]);
         state.headersSeen = true;
         // Headers given to writeHead itself are set first, so the layer sees (and adds to) them.
@@ -540,14 +545,13 @@ function hookPrototype(response: ServerResponse): boolean {
       configurable: true,
       writable: true,
       value: function end(this: ServerResponse): ServerResponse {
-        const state = hookedState(this);
+        const state = stateOf(this);
         if (!state || state.ending) return originalEnd.apply(this, arguments as unknown as unknown[]);
         state.ending = true;
         return endResponse(state, this, originalEnd, arguments);
       },
     },
   });
-  return true;
 }
 
 /**
