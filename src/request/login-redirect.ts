@@ -1,4 +1,6 @@
 import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { Request } from 'express';
+import { requestHost } from './hosts.js';
 import { sendRedirect, setHeader } from './platform.js';
 
 /** Thrown by the access guard to send an anonymous browser to the login page. */
@@ -44,14 +46,13 @@ function parameterName(pair: string): string {
 }
 
 /** Whether an absolute `loginUrl` names another scheme or host than the request was sent to. */
-export function loginOnOtherSite(loginUrl: string, request: { protocol?: string; headers: { host?: string }; host?: string }): boolean {
+export function loginOnOtherSite(loginUrl: string, request: Request): boolean {
   if (!/^([a-z][a-z0-9+.-]*:)?\/\//i.test(loginUrl)) return false;
   let url: URL;
   try {
-    url = new URL(loginUrl, `${request.protocol ?? 'http'}://placeholder.invalid`);
+    url = new URL(loginUrl, `${request.protocol}://placeholder.invalid`);
   } catch {
     return false;
   }
-  const host = (typeof request.host === 'string' ? request.host : request.headers.host ?? '').toLowerCase();
-  return url.protocol !== `${request.protocol}:` || url.host.toLowerCase() !== host;
+  return url.protocol !== `${request.protocol}:` || url.host.toLowerCase() !== requestHost(request);
 }

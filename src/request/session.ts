@@ -2,11 +2,11 @@ import { Logger, ServiceUnavailableException } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import type { Request } from 'express';
 import session, { type CookieOptions, type SessionData, type Store } from 'express-session';
-import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import { parse as parseCookies } from 'cookie';
 import signature from 'cookie-signature';
 import { randomBytes } from 'node:crypto';
 import { prefetchedUserOf, type PrefetchedUser } from '../storage/prefetched-user.js';
-import { appendSetCookie, headersSent, isSecureRequest, rawResponse, responseOf, varyOn } from './platform.js';
+import { appendSetCookie, clearCookie, headersSent, isSecureRequest, rawResponse, responseOf, varyOn, type CookieAttributes } from './platform.js';
 
 /**
  * The module's session layer, in the spirit of Django's `SessionBase` and `SessionMiddleware`:
@@ -426,7 +426,9 @@ export class SessionLayer {
     if (!ours && state.clearCookie && session && !state.stored && isEmpty(session) && response.statusCode < 500) {
       // The session the cookie named was ended and nothing new was stored (Django's
       // SessionMiddleware deletes the cookie of an emptied session): the cookie goes too.
-      appendSetCookie(response, serializeCookie(this.settings.name, '', { ...(session.cookie as any).data, maxAge: undefined, expires: new Date(1) }));
+      const { path, domain, secure, sameSite, httpOnly } = session.cookie;
+      const sent = { path, domain, secure: secure === 'auto' ? this.isSecure(state.request) : secure, sameSite: sameSite as CookieAttributes['sameSite'], httpOnly };
+      clearCookie(response, this.settings.name, sent);
       ours = true;
     }
     if (ours) response.setHeader('Cache-Control', 'no-store');
