@@ -40,9 +40,12 @@ const ON_FASTIFY = [
   'postgres',
   'redis',
   'request-user',
+  'session-expiry',
   'session-layer',
   'throttle-attacks',
   'user-resolution',
+  'user-sessions',
+  'view-options',
   'views',
   'websockets',
 ];

@@ -16,6 +16,7 @@ import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/pass
 import { resolvePasswordValidators, type PasswordValidator } from './passwords/password-validation.js';
 import { LOCAL_HOSTS, splitHost } from './request/hosts.js';
 import type { AuthMailer } from './views/auth-mailer.js';
+import type { AuthViewsOptions } from './views/view-options.js';
 
 /** The module's options with every default filled in, checked once at start-up. */
 export interface AuthConfig {
@@ -28,6 +29,7 @@ export interface AuthConfig {
   /** Keys for session auth hashes and tokens: the current one first, then fallbacks. */
   secrets: string[];
   loginRedirectUrl: string;
+  logoutRedirectUrl: string | undefined;
   /** Seconds a password reset token stays valid. */
   passwordResetTimeout: number;
   /** Origin (and optional path) for links in emails, without a trailing slash. */
@@ -46,6 +48,8 @@ export interface AuthConfig {
   throttle: ThrottleOptions | false;
   mailer: Type<AuthMailer> | undefined;
   views: boolean | undefined;
+  /** The views' own options when `views` was given as an object. */
+  viewOptions: AuthViewsOptions | undefined;
   /** `NODE_ENV=production` when the module started. */
   production: boolean;
   /** The options as given, for what no field above carries. */
@@ -106,6 +110,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     // With session.secret: [new, old, …] the older cookie secrets stay valid for hashes too.
     secrets: [secret as string, ...(options.secretFallbacks ?? (options.secret ? [] : sessionSecrets.slice(1)))],
     loginRedirectUrl: options.loginRedirectUrl ?? '/',
+    logoutRedirectUrl: options.logoutRedirectUrl || undefined,
     passwordResetTimeout: resolvePasswordResetTimeout(options.passwordResetTimeout),
     siteUrl,
     allowedHosts: resolveAllowedHosts(options.allowedHosts, siteUrl),
@@ -115,7 +120,8 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     passwordValidators: resolvePasswordValidators(options.passwordValidators),
     throttle: options.throttle === false ? false : options.throttle && options.throttle !== true ? options.throttle : {},
     mailer: options.mailer,
-    views: options.views,
+    views: options.views === undefined ? undefined : options.views !== false,
+    viewOptions: typeof options.views === 'object' && options.views !== null ? options.views : undefined,
     production: isProduction(),
     options,
   };

@@ -31,6 +31,7 @@ import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
 import { prepareRequest, SessionHandler, SessionMiddleware } from './request/session.middleware.js';
+import { UserSessions } from './user-sessions.js';
 import { noteReply } from './request/platform.js';
 import { noteUpgradeRequests } from './request/socket-request.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
@@ -55,11 +56,12 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     PermissionManager,
     UserManager,
     SessionHandler,
+    UserSessions,
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, SessionHandler],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, SessionHandler, UserSessions],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule, OnApplicationBootstrap {
   constructor(

@@ -6,6 +6,7 @@ import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store
 import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
 import type { PasswordValidator, PasswordValidatorName } from './passwords/password-validation.js';
 import type { AuthMailer } from './views/auth-mailer.js';
+import type { AuthViewsOptions } from './views/view-options.js';
 
 export interface SessionOptions {
   /** Signs the session cookie; also the default key for session auth hashes. */
@@ -23,6 +24,12 @@ export interface SessionOptions {
   cookie?: CookieOptions;
   /** Re-send the cookie on every response so its expiry slides (express-session's `rolling`). */
   rolling?: boolean;
+  /**
+   * Session cookies end when the browser closes (Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`);
+   * the store still keeps a session no longer than `cookie.maxAge`. `session.setExpiry()`
+   * overrides it per session.
+   */
+  expireAtBrowserClose?: boolean;
   /** Trust `X-Forwarded-Proto` from a proxy when deciding whether a request is secure. */
   proxy?: boolean;
 }
@@ -52,13 +59,19 @@ export interface AuthModuleOptions {
   throttle?: ThrottleOptions | boolean;
   /** Where the built-in login view goes without a safe `next`. */
   loginRedirectUrl?: string;
+  /**
+   * Where the built-in logout view goes without a safe `next` (Django's `LOGOUT_REDIRECT_URL`);
+   * by default it shows its "logged out" page.
+   */
+  logoutRedirectUrl?: string;
   /** Seconds a password reset link stays valid (Django's PASSWORD_RESET_TIMEOUT); default three days. */
   passwordResetTimeout?: number;
   /**
-   * Mount the built-in login, logout, password change and password reset views. With
-   * `forRootAsync`, pass it next to `useFactory` (routes are fixed when the module is defined).
+   * Mount the built-in login, logout, password change and password reset views: `true`, or their
+   * options (`AuthViewsOptions`: next pages, templates, the reset email...). With `forRootAsync`,
+   * pass it next to `useFactory` (routes are fixed when the module is defined).
    */
-  views?: boolean;
+  views?: boolean | AuthViewsOptions;
   /**
    * Public address of the site (`https://example.com`). Links in emails are built from it; it is
    * required in production when the built-in views are mounted.

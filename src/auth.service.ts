@@ -31,6 +31,7 @@ import { loadSession, sessionState, SessionsUnavailable, takePrefetchedUser } fr
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
 import { rotateCsrfCookie } from './views/csrf.js';
 import { UserManager } from './user.manager.js';
+import { SESSION_INFO_KEY, UserSessions, type UserSession } from './user-sessions.js';
 
 /** Where the per-request user is memoised: once known, and while it is being resolved. */
 const KNOWN_USER = Symbol('nestjs-session-auth:user');
@@ -49,6 +50,7 @@ export class AuthService {
     private readonly users: UserManager<any>,
     private readonly throttle: LoginThrottle,
     private readonly permissions: PermissionChecker,
+    private readonly userSessions: UserSessions,
   ) {}
 
   /**
@@ -113,7 +115,14 @@ export class AuthService {
     if (typeof session[CSRF_SESSION_KEY] === 'string') (request as any)[CSRF_TOKEN_BEFORE_LOGIN] = session[CSRF_SESSION_KEY];
     delete kept[CSRF_SESSION_KEY];
     rotateCsrfCookie(request);
-    await rotateSessionId(request, { ...kept, [SESSION_KEY]: userId, [BACKEND_SESSION_KEY]: name, [HASH_SESSION_KEY]: hash });
+    await rotateSessionId(request, {
+      ...kept,
+      [SESSION_KEY]: userId,
+      [BACKEND_SESSION_KEY]: name,
+      [HASH_SESSION_KEY]: hash,
+      // When and from where, for the user's list of sessions (`getUserSessions`).
+      [SESSION_INFO_KEY]: UserSessions.describe(request),
+    });
 
     noStore(request);
     annotate(user, name);
@@ -147,6 +156,38 @@ export class AuthService {
       noStore(request);
     }
     this.remember(request, new AnonymousUser());
+  }
+
+  /**
+   * The sessions `user` is logged in with, the most recently active first: when and from where
+   * each logged in, and which one is the request's own (pass the request to know). Needs a store
+   * that can list a user's sessions (`TypeOrmSessionStore`, `RedisSessionStore`).
+   */
+  getUserSessions(user: any, request?: Request): Promise<UserSession[]> {
+    return this.userSessions.list(userIdOf(user), request);
+  }
+
+  /**
+   * End one of `user`'s sessions, named by the `key` `getUserSessions` gave; `false` when no
+   * session of theirs has that key. Ending the request's own session logs the request out.
+   */
+  async endUserSession(user: any, key: string, request?: Request): Promise<boolean> {
+    if (typeof key !== 'string' || key === '') return false;
+    if (request) {
+      const own = (await this.userSessions.list(userIdOf(user), request)).find((session) => session.current);
+      if (own?.key === key) {
+        await this.logout(request);
+        return true;
+      }
+    }
+    return this.userSessions.end(userIdOf(user), key, request);
+  }
+
+  /** "Log out my other devices": every session of the request's user but this one ends; resolves how many. */
+  async logoutOtherSessions(request: Request): Promise<number> {
+    const user = await this.getUser(request);
+    if (!isAuthenticated(user)) return 0;
+    return this.userSessions.endOthers(userIdOf(user), request);
   }
 
   /**

@@ -36,7 +36,9 @@ export {
 } from './decorators/access.decorators.js';
 export { CurrentUser } from './decorators/current-user.decorator.js';
 export { SessionHandler } from './request/session.middleware.js';
-export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable } from './request/session.js';
+export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable, EXPIRY_SESSION_KEY } from './request/session.js';
+export { setSessionExpiry } from './request/session-lifecycle.js';
+export type { UserSession } from './user-sessions.js';
 export { UserNotLoaded } from './request/access.guard.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 export { BackendRegistry, type ConfiguredBackend } from './backends/backend.registry.js';

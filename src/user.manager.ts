@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type Repository } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
-import { PasswordHasher } from './passwords/password-hasher.js';
+import { isPasswordUsable, PasswordHasher } from './passwords/password-hasher.js';
 import {
   passwordValidatorsHelpTexts,
   validatePassword,
@@ -121,6 +121,25 @@ export class UserManager<U extends Record<string, any> = User> {
   }
 
   /**
+   * Who may receive a password reset link for `email` (Django's `PasswordResetForm.get_users`):
+   * active users with a usable password whose stored email equals it, compared case-insensitively
+   * in the database and then after NFKC and case folding, which keeps Unicode look-alikes from
+   * receiving someone else's link (CVE-2019-19844). A user entity without `email` has nobody.
+   */
+  async usersForPasswordReset(email: string): Promise<U[]> {
+    if (!isLookupString(email) || !this.repository.metadata.findColumnWithPropertyName('email')) return [];
+    const candidates = await this.repository.createQueryBuilder('account').where('LOWER(account.email) = LOWER(:email)', { email }).getMany();
+    const wanted = foldCase(email);
+    return candidates.filter(
+      (user: Record<string, unknown>) =>
+        user.isActive !== false &&
+        isPasswordUsable(user.password as string) &&
+        typeof user.email === 'string' &&
+        foldCase(user.email) === wanted,
+    );
+  }
+
+  /**
    * Load a user by primary key, as stored in a session (a string). A missing or malformed
    * id never reaches TypeORM, whose `findOneBy({ id: undefined })` would load the first row.
    */
@@ -207,4 +226,9 @@ export function normalizeEmail(email: unknown): string {
   const at = email.lastIndexOf('@');
   if (at < 0) return email;
   return email.slice(0, at) + '@' + email.slice(at + 1).toLowerCase();
+}
+
+/** Unicode case folding as Django's `_unicode_ci_compare` does it: NFKC, then upper, then lower. */
+function foldCase(text: string): string {
+  return text.normalize('NFKC').toUpperCase().toLowerCase();
 }

@@ -111,6 +111,24 @@ export async function destroySession(request: Request): Promise<void> {
   await callbackToPromise((done) => session.destroy(done));
 }
 
+/**
+ * Django's `set_expiry` on the request's session (see `RequestSession.setExpiry`). With an
+ * app-installed express-session: its cookie's `maxAge` (`0`: no `Expires`, the cookie ends with
+ * the browser).
+ */
+export async function setSessionExpiry(request: Request, value: number | Date | null): Promise<void> {
+  const session = await requireLoadedSession(request);
+  if (session instanceof OwnSession) {
+    session.setExpiry(value);
+    return;
+  }
+  const cookie = session.cookie as unknown as { maxAge: number | null; expires: Date | null; originalMaxAge: number | null };
+  if (value instanceof Date) cookie.expires = value;
+  else if (value === 0) cookie.expires = null;
+  else if (typeof value === 'number') cookie.maxAge = value * 1000;
+  else cookie.maxAge = cookie.originalMaxAge;
+}
+
 function callbackToPromise(run: (done: (error?: unknown) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => run((error) => (error ? reject(error) : resolve())));
 }

@@ -5,6 +5,7 @@ import session, { type CookieOptions, type SessionData, type Store } from 'expre
 import { parse as parseCookies } from 'cookie';
 import signature from 'cookie-signature';
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_SESSION_AGE_MS } from '../auth.constants.js';
 import { prefetchedUserOf, type PrefetchedUser } from '../storage/prefetched-user.js';
 import { appendSetCookie, clearCookie, headersSent, isSecureRequest, rawResponse, responseOf, varyOn, type CookieAttributes } from './platform.js';
 
@@ -32,7 +33,15 @@ export interface SessionSettings {
   rolling: boolean;
   /** Trust `X-Forwarded-Proto` (true), never (false), or follow Express's `trust proxy` (undefined). */
   proxy: boolean | undefined;
+  /** Sessions whose expiry was not set end when the browser closes (Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE`). */
+  expireAtBrowserClose?: boolean;
 }
+
+/**
+ * Session key of an expiry set with `setExpiry` (Django's `_session_expiry`): seconds of
+ * inactivity, an ISO date, or 0 for "when the browser closes".
+ */
+export const EXPIRY_SESSION_KEY = '_session_expiry';
 
 /** A session the store could not load, or a store that is disconnected: answered with 503 where needed. */
 export class SessionsUnavailable extends ServiceUnavailableException {
@@ -98,6 +107,8 @@ interface SessionState {
   clearCookie?: boolean;
   /** The user row the store read along with the session, until the user resolver takes it. */
   prefetchedUser?: PrefetchedUser;
+  /** `setExpiry` changed the cookie: it goes out again even under the same id. */
+  expiryChanged?: boolean;
 }
 
 /**
@@ -123,7 +134,48 @@ export class RequestSession {
     } else {
       this.cookie = new Cookie(state.layer.settings.cookie);
       state.layer.applyCookieDefaults(this.cookie, state.request);
+      state.layer.applyExpiry(this);
     }
+  }
+
+  /**
+   * When the session ends (Django's `set_expiry`): after `value` seconds without a request, at a
+   * `Date`, or with `0` when the browser closes (the store still keeps it no longer than the
+   * cookie's age); `null` goes back to the configured policy. The cookie goes out again with the
+   * response, and the choice is kept in the session (`_session_expiry`), so it holds on the
+   * next requests too.
+   */
+  setExpiry(value: number | Date | null): this {
+    if (value === null) {
+      delete this[EXPIRY_SESSION_KEY];
+    } else if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw new TypeError('setExpiry() needs a valid Date.');
+      this[EXPIRY_SESSION_KEY] = value.toISOString();
+    } else if (typeof value === 'number' && Number.isFinite(value) && value >= 0) {
+      this[EXPIRY_SESSION_KEY] = value;
+    } else {
+      throw new TypeError('setExpiry() takes seconds (0: when the browser closes), a Date, or null.');
+    }
+    this[STATE].layer.applyExpiry(this);
+    this[STATE].expiryChanged = true;
+    return this;
+  }
+
+  /** Seconds until the session expires (Django's `get_expiry_age`); a browser-close session counts the store's lifetime. */
+  getExpiryAge(): number {
+    return Math.max(0, Math.round((this.getExpiryDate().getTime() - Date.now()) / 1000));
+  }
+
+  /** When the session expires in the store (Django's `get_expiry_date`). */
+  getExpiryDate(): Date {
+    const expires = this.cookie.expires;
+    if (expires instanceof Date) return expires;
+    return new Date(Date.now() + (this.cookie.originalMaxAge ?? this[STATE].layer.sessionAge));
+  }
+
+  /** Whether the cookie ends when the browser closes (Django's `get_expire_at_browser_close`). */
+  getExpireAtBrowserClose(): boolean {
+    return this.cookie.expires == null;
   }
 
   /** The session id (express-session's `req.session.id`). */
@@ -176,6 +228,8 @@ export class RequestSession {
     if (state.stored) await state.layer.end(this.id);
     if (state.cookieId === this.id) state.clearCookie = true;
     for (const key of Object.keys(this)) if (key !== 'cookie') delete this[key];
+    // The expiry goes with the data (Django's `flush` clears `_session_expiry` too).
+    state.layer.applyExpiry(this);
     setId(this, state.layer.generateId());
     state.stored = false;
     state.savedHash = fingerprint(this);
@@ -217,8 +271,9 @@ export class RequestSession {
     return this;
   }
 
+  /** Slide the expiry from now (express-session's `touch`), as `setExpiry` (or the configured policy) says. */
   touch(): this {
-    this.cookie.maxAge = this.cookie.originalMaxAge ?? undefined;
+    this[STATE].layer.applyExpiry(this);
     return this;
   }
 
@@ -227,7 +282,10 @@ export class RequestSession {
   }
 }
 
-for (const method of ['cycleKey', 'flush', 'persist', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge']) {
+for (const method of [
+  'cycleKey', 'flush', 'persist', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge',
+  'setExpiry', 'getExpiryAge', 'getExpiryDate', 'getExpireAtBrowserClose',
+]) {
   Object.defineProperty(RequestSession.prototype, method, { enumerable: false });
 }
 
@@ -301,6 +359,40 @@ export class SessionLayer {
 
   generateId(): string {
     return randomBytes(24).toString('base64url');
+  }
+
+  /** How long a session lives without `setExpiry`, in milliseconds (the cookie's `maxAge`). */
+  get sessionAge(): number {
+    const age = this.settings.cookie.maxAge;
+    return typeof age === 'number' && age > 0 ? age : DEFAULT_SESSION_AGE_MS;
+  }
+
+  /**
+   * Set the cookie's expiry from the session's `_session_expiry` or the configured policy, from
+   * now. A browser-close cookie has no `Expires`; its `originalMaxAge` still says how long the
+   * store keeps the session.
+   */
+  applyExpiry(session: RequestSession): void {
+    const cookie = session.cookie;
+    const expiry = session[EXPIRY_SESSION_KEY];
+    if (typeof expiry === 'string') {
+      const at = new Date(expiry);
+      if (!Number.isNaN(at.getTime())) {
+        cookie.expires = at;
+        return;
+      }
+    } else if (typeof expiry === 'number' && Number.isFinite(expiry) && expiry > 0) {
+      cookie.maxAge = expiry * 1000;
+      return;
+    }
+    const browserClose = expiry === 0 || (expiry === undefined && this.settings.expireAtBrowserClose === true);
+    const configured = this.settings.cookie.maxAge;
+    if (!browserClose && typeof configured === 'number') {
+      cookie.maxAge = configured;
+      return;
+    }
+    cookie.expires = null;
+    cookie.originalMaxAge = this.sessionAge;
   }
 
   /** Fill in what the cookie options leave to the request (`secure: 'auto'`, `sameSite: 'auto'`). */
@@ -467,7 +559,7 @@ export class SessionLayer {
     const session = state.session!;
     const changed = this.mustSave(state);
     if (!state.stored && !changed) return false;
-    if (session.id !== state.cookieId) return true;
+    if (session.id !== state.cookieId || state.expiryChanged) return true;
     return this.settings.rolling || (changed && session.cookie.expires != null);
   }
 

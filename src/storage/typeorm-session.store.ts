@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import { In, LessThan, type DataSource, type EntityMetadata, type Repository } from 'typeorm';
+import { In, LessThan, MoreThan, type DataSource, type EntityMetadata, type Repository } from 'typeorm';
 import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { attachPrefetchedUser } from './prefetched-user.js';
 import { PreparedQuery, selectableColumns, sqlNames } from './prepared-query.js';
 import { primaryKeyKind } from './primary-key.js';
-import { parseSessionData } from './session-data.js';
+import { parseSessionData, type StoredSession } from './session-data.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
 
@@ -142,6 +142,20 @@ export class TypeOrmSessionStore extends session.Store {
   async destroyUserSessions(userId: string | number): Promise<number> {
     const result = await this.repository.update({ userId: String(userId), revoked: false }, REVOKED);
     return result.affected ?? 0;
+  }
+
+  /** The live sessions of a user: id, data and expiry (for `AuthService.getUserSessions`). */
+  async userSessions(userId: string | number): Promise<StoredSession[]> {
+    const rows = await this.repository.find({
+      where: { userId: String(userId), revoked: false, expiresAt: MoreThan(Date.now()) },
+      select: { id: true, data: true, expiresAt: true },
+    });
+    const sessions: StoredSession[] = [];
+    for (const row of rows) {
+      const data = parseSessionData(row.data);
+      if (data) sessions.push({ id: row.id, data, expiresAt: Number(row.expiresAt) });
+    }
+    return sessions;
   }
 
   /** Stop the pruning timer (called when the Nest app closes). */
@@ -291,7 +305,8 @@ export class TypeOrmSessionStore extends session.Store {
   private expiryOf(data: SessionData, now = Date.now()): number {
     const expires = data.cookie?.expires;
     if (expires) return new Date(expires).getTime();
-    return now + this.ttl;
+    // A cookie that ends with the browser: the session lives in the store as long as its age says.
+    return now + (data.cookie?.originalMaxAge ?? this.ttl);
   }
 }
 

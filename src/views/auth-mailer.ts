@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { isProduction } from '../environment.js';
+import type { PasswordResetEmailContext } from './templates.js';
 
 /** An email the built-in views send (today: the password reset link). */
 export interface AuthMail {
@@ -9,14 +10,13 @@ export interface AuthMail {
   /** One line: newlines are removed before the mailer sees it. */
   subject: string;
   text: string;
-  /** What the text was made from, for a mailer that renders its own template. */
-  context: {
-    user: unknown;
-    uid: string;
-    token: string;
-    resetUrl: string;
-    siteName: string;
-  };
+  /** The HTML part, when `views.passwordReset.htmlEmail` is on (send it as an alternative to `text`). */
+  html?: string;
+  /**
+   * What the text was made from, for a mailer that renders its own template: the view's
+   * `extraEmailContext` and the values below (which the extra context cannot replace).
+   */
+  context: PasswordResetEmailContext;
 }
 
 /**

@@ -1,221 +1,155 @@
-import {
-  Catch,
-  Controller,
-  Get,
-  Inject,
-  Logger,
-  Param,
-  Post,
-  Req,
-  Res,
-  UseFilters,
-  UseGuards,
-  type ExceptionFilter,
-  type ArgumentsHost,
-  type OnModuleInit,
-  type Type,
-} from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { Controller, Get, Inject, Param, Post, Req, Res, UseFilters, UseGuards, type OnApplicationBootstrap, type Type } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { isAuthenticated } from '../anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
+import { BackendRegistry } from '../backends/backend.registry.js';
 import { LoginNotRequired, LoginRequired } from '../decorators/access.decorators.js';
 import { ImproperlyConfigured } from '../errors.js';
+import { TooManyLoginAttempts } from '../login-throttle.js';
 import { PasswordResetTokens } from '../password-reset-tokens.js';
-import { isPasswordUsable } from '../passwords/password-hasher.js';
-import { PasswordValidationError } from '../passwords/password-validation.js';
-import { LoginThrottle, TooManyLoginAttempts } from '../login-throttle.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { trustedHost } from '../request/hosts.js';
-import { wantsHtml } from '../request/negotiation.js';
-import { isSecureRequest, sendHtml, sendJson, sendRedirect, setHeader } from '../request/platform.js';
-import { requireSession } from '../request/session-lifecycle.js';
+import { isSecureRequest, setHeader } from '../request/platform.js';
+import { requireSession, setSessionExpiry } from '../request/session-lifecycle.js';
 import { UserManager } from '../user.manager.js';
-import { AuthMailer, LoggingAuthMailer, type AuthMail } from './auth-mailer.js';
-import { CsrfFailure, CsrfGuard, csrfToken } from './csrf.js';
-import {
-  csrfFailurePage,
-  loggedOutPage,
-  loginPage,
-  methodNotAllowedPage,
-  passwordChangeDonePage,
-  passwordChangePage,
-  passwordResetCompletePage,
-  passwordResetConfirmPage,
-  passwordResetDonePage,
-  passwordResetEmail,
-  passwordResetInvalidPage,
-  passwordResetPage,
-  STYLE_SOURCE,
-  type FormErrors,
-} from './templates.js';
+import { CSRF_FIELD_NAME, CsrfGuard, csrfToken } from './csrf.js';
+import { AuthenticationForm, FORM_MESSAGES, formBody, PasswordChangeForm, PasswordResetForm, SetPasswordForm } from './forms.js';
+import { decodeUid, PasswordResetMail } from './password-reset-mail.js';
+import type { FormErrors } from './templates.js';
+import { CsrfFailureFilter, jsonFailure, prefersJson, redirectTo, sendAuthJson, ViewTemplates } from './view-http.js';
+import { AUTH_VIEW_OPTIONS, type ResolvedViewOptions } from './view-options.js';
+import { AUTH_VIEW_PATHS, loginPath, passwordResetConfirmPath, RESET_SESSION_TOKEN, RESET_URL_TOKEN } from './view-paths.js';
 
-/** Where the built-in views live (Django's `django.contrib.auth.urls`); login is at `loginUrl`. */
-export const AUTH_VIEW_PATHS = {
-  logout: '/accounts/logout',
-  passwordChange: '/accounts/password_change',
-  passwordChangeDone: '/accounts/password_change/done',
-  passwordReset: '/accounts/password_reset',
-  passwordResetDone: '/accounts/password_reset/done',
-  passwordResetConfirm: '/accounts/reset/:uidb64/:token',
-  passwordResetComplete: '/accounts/reset/done',
-} as const;
-
-/** Stands for the token in the reset link once it has moved into the session. */
-export const RESET_URL_TOKEN = 'set-password';
-/** Session key holding the reset token between the link and the form. */
-export const RESET_SESSION_TOKEN = '_password_reset_token';
-
-const MAX_USERNAME_LENGTH = 254;
-/** Django dropped its cap; a bound still keeps a hasher from chewing on megabytes. */
-const MAX_PASSWORD_LENGTH = 4096;
-const MAX_EMAIL_LENGTH = 254;
 const MAX_NEXT_LENGTH = 2048;
-
-const INVALID_LOGIN = 'Please enter a correct username and password. Note that both fields may be case-sensitive.';
-const INACTIVE = 'This account is inactive.';
-const REQUIRED = 'This field is required.';
-const BAD_INPUT = 'The form was sent with values that cannot be right (not text, too long, or with a NUL character). Please fill it in again.';
-const PASSWORD_INCORRECT = 'Your old password was entered incorrectly. Please enter it again.';
-const TOO_MANY_ATTEMPTS = 'Too many incorrect passwords. Your old password was not checked; please try again later.';
-const PASSWORD_MISMATCH = 'The two password fields didn’t match.';
-const INVALID_EMAIL = 'Enter a valid email address.';
-const PASSWORD_ELSEWHERE = 'The password of this account is managed elsewhere and cannot be changed here.';
-
-/** A field the client sent in a shape no form produces. */
-const MALFORMED = Symbol('malformed');
-type Field = string | undefined | typeof MALFORMED;
-
-/** Shows the CSRF failure as a page to browsers and as JSON to scripts; nothing else is caught. */
-@Catch(CsrfFailure)
-export class CsrfFailureFilter implements ExceptionFilter {
-  catch(exception: CsrfFailure, host: ArgumentsHost): void {
-    const request = host.switchToHttp().getRequest<Request>();
-    const response = host.switchToHttp().getResponse<Response>();
-    if (prefersJson(request)) {
-      sendJson(authPage(response), 403, exception.getResponse());
-      return;
-    }
-    html(response, 403, csrfFailurePage());
-  }
-}
 
 /**
  * Django's login, logout, password change and password reset views, with CSRF protection on
- * every form and `Cache-Control: no-store` on every page. `AuthModule` mounts a subclass that
+ * every form and `Cache-Control: no-store` on every page. Each handler reads its form
+ * (`forms.ts`), calls the workflow (`AuthService`, `UserManager`, `PasswordResetMail`) and
+ * answers with a page, a redirect or JSON (`view-http.ts`). `AuthModule` mounts a subclass that
  * adds the login routes at `loginUrl` (see `authViewsController`).
  */
 @Controller()
 @UseFilters(CsrfFailureFilter)
-export class AuthViewsController implements OnModuleInit {
-  private readonly logger = new Logger('AuthViews');
-  private mailer: AuthMailer = new LoggingAuthMailer();
+export class AuthViewsController implements OnApplicationBootstrap {
+  protected readonly templates: ViewTemplates;
 
   constructor(
     @Inject(AUTH_CONFIG) protected readonly config: AuthConfig,
+    @Inject(AUTH_VIEW_OPTIONS) protected readonly options: ResolvedViewOptions,
     protected readonly auth: AuthService,
     protected readonly users: UserManager<any>,
     protected readonly tokens: PasswordResetTokens,
-    private readonly moduleRef: ModuleRef,
-    private readonly throttle: LoginThrottle,
-  ) {}
-
-  async onModuleInit(): Promise<void> {
-    const type = this.config.mailer;
-    if (!type) {
-      if (this.config.production) {
-        this.logger.warn(
-          'The built-in views are on without a mailer: password reset emails will not be sent, and the ' +
-            'default mailer will not log their links in production. Pass your AuthMailer as the mailer option.',
-        );
-      }
-      return;
-    }
-    let mailer: AuthMailer | undefined;
-    try {
-      mailer = this.moduleRef.get(type, { strict: false });
-    } catch {
-      mailer = await this.moduleRef.create(type);
-    }
-    if (typeof mailer?.send !== 'function') {
-      throw new ImproperlyConfigured(`The mailer ${type.name} must have a send(mail) method.`);
-    }
-    this.mailer = mailer;
-  }
-
-  /** GET loginUrl: the form; a JSON client gets `{ csrfToken }` to send with its POST. */
-  protected showLogin(request: Request, response: Response): void {
-    const token = csrfToken(request);
-    if (prefersJson(request)) {
-      sendJson(authPage(response), 200, { csrfToken: token });
-      return;
-    }
-    this.renderLogin(request, response, 200, {});
+    private readonly resetMail: PasswordResetMail,
+    private readonly backends: BackendRegistry,
+  ) {
+    this.templates = new ViewTemplates(options);
   }
 
   /**
-   * POST loginUrl: log in and go to a safe `next` or `loginRedirectUrl`. Every
-   * failure shows the same message, whichever backend refused.
+   * Django raises on the first request that would loop or could not log in; here the app does
+   * not start (after every module's init: the backends are known by then).
+   */
+  onApplicationBootstrap(): void {
+    const { postResetLogin, postResetLoginBackend: backend } = this.options.passwordResetConfirm;
+    if (postResetLogin && backend === undefined && this.backends.all.length > 1) {
+      throw new ImproperlyConfigured(
+        'views.passwordResetConfirm.postResetLogin logs the user in, and several backends are configured: name the one ' +
+          `to log in with as postResetLoginBackend (one of ${this.backends.all.map((entry) => entry.name).join(', ')}).`,
+      );
+    }
+    if (postResetLogin && backend !== undefined && !this.backends.get(backend)) {
+      throw new ImproperlyConfigured(
+        `views.passwordResetConfirm.postResetLoginBackend is '${backend}', which is not a configured backend ` +
+          `(${this.backends.all.map((entry) => entry.name).join(', ')}).`,
+      );
+    }
+    const success = this.options.login.nextPage ?? this.config.loginRedirectUrl;
+    if (this.options.login.redirectAuthenticatedUser && pathOf(success) === loginPath(this.config.loginUrl)) {
+      throw new ImproperlyConfigured(
+        `views.login.redirectAuthenticatedUser would send logged-in users from the login page back to it (${success}): ` +
+          'point loginRedirectUrl (or views.login.nextPage) at another page.',
+      );
+    }
+  }
+
+  /** GET loginUrl: the form; a JSON client gets `{ csrfToken }` to send with its POST. */
+  protected async showLogin(request: Request, response: Response): Promise<void> {
+    if (await this.sendAuthenticatedUserOn(request, response)) return;
+    const token = csrfToken(request);
+    if (prefersJson(request)) return sendAuthJson(response, 200, { csrfToken: token });
+    this.renderLogin(request, response, 200, {}, '', false);
+  }
+
+  /**
+   * POST loginUrl: log in and go to a safe `next`, else `views.login.nextPage`, else
+   * `loginRedirectUrl`. Every failure shows the same message, whichever backend refused.
    */
   protected async submitLogin(request: Request, response: Response): Promise<void> {
-    const body = formBody(request);
-    const rawUsername = readField(body, 'username', MAX_USERNAME_LENGTH);
-    const password = readField(body, 'password', MAX_PASSWORD_LENGTH);
-    if (rawUsername === MALFORMED || password === MALFORMED) {
-      return this.loginFailure(request, response, 400, { form: [BAD_INPUT] });
-    }
-    // Django's UsernameField strips and NFKC-normalises; the password is taken as typed.
-    const username = rawUsername?.trim().normalize('NFKC') ?? '';
-    const errors: FormErrors = {};
-    if (!username) errors.username = [REQUIRED];
-    if (!password) errors.password = [REQUIRED];
-    if (errors.username || errors.password) {
-      return this.loginFailure(request, response, prefersJson(request) ? 400 : 200, errors, username);
-    }
+    if (await this.sendAuthenticatedUserOn(request, response)) return;
+    const form = new AuthenticationForm(formBody(request));
+    const fail = (status: number, errors: FormErrors) => {
+      if (prefersJson(request)) return jsonFailure(response, status, errors);
+      this.renderLogin(request, response, status, errors, form.username, form.rememberMe);
+    };
+    if (form.malformed) return fail(400, { form: [FORM_MESSAGES.malformed] });
+    if (!form.valid) return fail(prefersJson(request) ? 400 : 200, form.errors);
 
     let user: any;
     try {
-      user = await this.auth.authenticate<any>(request, { username, password });
+      user = await this.auth.authenticate<any>(request, { username: form.username, password: form.password });
     } catch (error) {
       // The address is over its limits: a browser gets the form again with the reason, as 429.
       if (!(error instanceof TooManyLoginAttempts) || prefersJson(request)) throw error;
       setHeader(response, 'Retry-After', String(error.retryAfter));
-      return this.loginFailure(request, response, 429, { form: [(error.getResponse() as { message: string }).message] }, username);
+      return fail(429, { form: [(error.getResponse() as { message: string }).message] });
     }
-    const refusal = !user ? INVALID_LOGIN : user.isActive === false ? INACTIVE : null;
-    if (refusal) {
-      return this.loginFailure(request, response, prefersJson(request) ? 401 : 200, { form: [refusal] }, username);
-    }
+    const refusal = !user ? FORM_MESSAGES.invalidLogin : user.isActive === false ? FORM_MESSAGES.inactive : null;
+    if (refusal) return fail(prefersJson(request) ? 401 : 200, { form: [refusal] });
+    // Unticked, the session ends with the browser; set before login, it is written with the login.
+    if (this.options.login.rememberMe) await setSessionExpiry(request, form.rememberMe ? null : 0);
     // login() also drops the CSRF token: the next form gets a new one.
     await this.auth.login(request, user);
-    redirect(response, this.safeNext(request) || this.config.loginRedirectUrl);
+    redirectTo(response, this.loginSuccessUrl(request));
   }
 
   /** POST only: a link or an image cannot log anybody out. */
   @Post(AUTH_VIEW_PATHS.logout)
   @UseGuards(CsrfGuard)
   async logout(@Req() request: Request, @Res() response: Response): Promise<void> {
-    const next = this.safeNext(request);
+    // Django's LogoutView: a safe `next`, else `nextPage`, else `logoutRedirectUrl`, else the page.
+    const next = this.safeNext(request, this.options.logout.successUrlAllowedHosts);
     await this.auth.logout(request);
-    if (next) return redirect(response, next);
-    if (prefersJson(request)) {
-      sendJson(authPage(response), 200, { message: 'You have been logged out.' });
-      return;
-    }
-    html(response, 200, loggedOutPage(this.config.loginUrl));
+    const target = next || this.options.logout.nextPage || this.config.logoutRedirectUrl;
+    if (target) return redirectTo(response, target);
+    if (prefersJson(request)) return sendAuthJson(response, 200, { message: 'You have been logged out.' });
+    this.templates.send(response, 200, 'loggedOut', { loginUrl: this.config.loginUrl });
+  }
+
+  /** Django's `logout_then_login`: log out, then go to the login page (or a safe `next`). */
+  @Post(AUTH_VIEW_PATHS.logoutThenLogin)
+  @UseGuards(CsrfGuard)
+  async logoutThenLogin(@Req() request: Request, @Res() response: Response): Promise<void> {
+    const next = this.safeNext(request, this.options.logout.successUrlAllowedHosts);
+    await this.auth.logout(request);
+    redirectTo(response, next || this.config.loginUrl);
   }
 
   @Get(AUTH_VIEW_PATHS.logout)
   refuseLogoutByGet(@Res() response: Response): void {
-    setHeader(response, 'Allow', 'POST');
-    html(response, 405, methodNotAllowedPage());
+    this.refuseGet(response);
+  }
+
+  @Get(AUTH_VIEW_PATHS.logoutThenLogin)
+  refuseLogoutThenLoginByGet(@Res() response: Response): void {
+    this.refuseGet(response);
   }
 
   @Get(AUTH_VIEW_PATHS.passwordChange)
   @LoginRequired()
   showPasswordChange(@Req() request: Request, @Res() response: Response): void {
-    html(response, 200, passwordChangePage({ action: AUTH_VIEW_PATHS.passwordChange, csrfToken: csrfToken(request) }));
+    this.templates.send(response, 200, 'passwordChange', this.passwordChangePage(request, {}));
   }
 
   /**
@@ -231,39 +165,46 @@ export class AuthViewsController implements OnModuleInit {
   async submitPasswordChange(@Req() request: Request, @Res() response: Response): Promise<void> {
     const render = (status: number, errors: FormErrors) =>
       this.formFailure(request, response, status, errors, () =>
-        passwordChangePage({ action: AUTH_VIEW_PATHS.passwordChange, csrfToken: csrfToken(request), errors }),
+        this.templates.send(response, status, 'passwordChange', this.passwordChangePage(request, errors)),
       );
-    const body = formBody(request);
-    const old = readField(body, 'old_password', MAX_PASSWORD_LENGTH);
-    const fields = readNewPasswords(body);
-    if (old === MALFORMED || fields === MALFORMED) return render(400, { form: [BAD_INPUT] });
+    const form = new PasswordChangeForm(formBody(request));
+    if (form.malformed) return render(400, { form: [FORM_MESSAGES.malformed] });
     const user = await this.auth.getUser<any>(request);
-    if (!isAuthenticated(user) || !this.users.manages(user)) return render(400, { form: [PASSWORD_ELSEWHERE] });
+    if (!isAuthenticated(user) || !this.users.manages(user)) return render(400, { form: [FORM_MESSAGES.passwordElsewhere] });
 
-    const errors = requiredErrors({ old_password: old, ...fields });
-    if (old) {
-      const verdict = await this.auth.verifyPassword(request, user, old);
-      if (verdict === 'locked') return render(prefersJson(request) ? 429 : 200, { old_password: [TOO_MANY_ATTEMPTS] });
-      if (verdict === 'incorrect') errors.old_password = [PASSWORD_INCORRECT];
+    if (form.oldPassword) {
+      const verdict = await this.auth.verifyPassword(request, user, form.oldPassword);
+      if (verdict === 'locked') return render(prefersJson(request) ? 429 : 200, { old_password: [FORM_MESSAGES.tooManyAttempts] });
+      if (verdict === 'incorrect') form.addError('old_password', FORM_MESSAGES.passwordIncorrect);
     }
-    Object.assign(errors, await this.newPasswordErrors(fields, user));
-    if (Object.keys(errors).length > 0) return render(200, errors);
+    await form.validateNewPassword(this.users, user);
+    if (!form.valid) return render(200, form.errors);
 
-    await this.savePassword(user, fields.new_password1!);
+    await this.savePassword(user, form.newPassword1!);
     await this.auth.updateSessionAuthHash(request, user);
-    redirect(response, AUTH_VIEW_PATHS.passwordChangeDone);
+    redirectTo(response, AUTH_VIEW_PATHS.passwordChangeDone);
   }
 
   @Get(AUTH_VIEW_PATHS.passwordChangeDone)
   @LoginRequired()
   showPasswordChangeDone(@Res() response: Response): void {
-    html(response, 200, passwordChangeDonePage());
+    this.templates.send(response, 200, 'passwordChangeDone', {});
+  }
+
+  /** "Log out my other devices": every session of the user but this one ends. */
+  @Post(AUTH_VIEW_PATHS.logoutOtherSessions)
+  @LoginRequired()
+  @UseGuards(CsrfGuard)
+  async logoutOtherSessions(@Req() request: Request, @Res() response: Response): Promise<void> {
+    const count = await this.auth.logoutOtherSessions(request);
+    if (prefersJson(request)) return sendAuthJson(response, 200, { loggedOut: count });
+    this.templates.send(response, 200, 'otherSessionsLoggedOut', { count, passwordChangeUrl: AUTH_VIEW_PATHS.passwordChange });
   }
 
   @Get(AUTH_VIEW_PATHS.passwordReset)
   @LoginNotRequired()
   showPasswordReset(@Req() request: Request, @Res() response: Response): void {
-    html(response, 200, passwordResetPage({ action: AUTH_VIEW_PATHS.passwordReset, csrfToken: csrfToken(request) }));
+    this.templates.send(response, 200, 'passwordReset', this.formPage(request, AUTH_VIEW_PATHS.passwordReset, {}, { email: '' }));
   }
 
   /**
@@ -274,29 +215,21 @@ export class AuthViewsController implements OnModuleInit {
   @LoginNotRequired()
   @UseGuards(CsrfGuard)
   async submitPasswordReset(@Req() request: Request, @Res() response: Response): Promise<void> {
-    const email = readField(formBody(request), 'email', MAX_EMAIL_LENGTH);
+    const form = new PasswordResetForm(formBody(request));
     const render = (status: number, errors: FormErrors) =>
       this.formFailure(request, response, status, errors, () =>
-        passwordResetPage({
-          action: AUTH_VIEW_PATHS.passwordReset,
-          csrfToken: csrfToken(request),
-          email: typeof email === 'string' ? email : '',
-          errors,
-        }),
+        this.templates.send(response, status, 'passwordReset', this.formPage(request, AUTH_VIEW_PATHS.passwordReset, errors, { email: form.typed })),
       );
-    if (email === MALFORMED) return render(400, { form: [BAD_INPUT] });
-    const address = email?.trim() ?? '';
-    if (!address) return render(prefersJson(request) ? 400 : 200, { email: [REQUIRED] });
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address)) return render(prefersJson(request) ? 400 : 200, { email: [INVALID_EMAIL] });
-
-    await this.mailResetLinks(request, address);
-    redirect(response, AUTH_VIEW_PATHS.passwordResetDone);
+    if (form.malformed) return render(400, { form: [FORM_MESSAGES.malformed] });
+    if (!form.valid) return render(prefersJson(request) ? 400 : 200, form.errors);
+    await this.resetMail.send(request, form.email);
+    redirectTo(response, AUTH_VIEW_PATHS.passwordResetDone);
   }
 
   @Get(AUTH_VIEW_PATHS.passwordResetDone)
   @LoginNotRequired()
   showPasswordResetDone(@Res() response: Response): void {
-    html(response, 200, passwordResetDonePage());
+    this.templates.send(response, 200, 'passwordResetDone', {});
   }
 
   /** The link from the email; it is checked, its token moved into the session, and then the form. */
@@ -310,10 +243,13 @@ export class AuthViewsController implements OnModuleInit {
   ): Promise<void> {
     const user = await this.resetLinkUser(request, response, uidb64, token);
     if (!user) return;
-    html(response, 200, passwordResetConfirmPage({ action: resetFormPath(uidb64), csrfToken: csrfToken(request) }));
+    this.templates.send(response, 200, 'passwordResetConfirm', this.formPage(request, passwordResetConfirmPath(uidb64), {}, {}));
   }
 
-  /** Set the new password: the token dies with the old password hash, so the link works once. */
+  /**
+   * Set the new password: the token dies with the old password hash, so the link works once.
+   * With `views.passwordResetConfirm.postResetLogin` the user is logged in as well.
+   */
   @Post(AUTH_VIEW_PATHS.passwordResetConfirm)
   @LoginNotRequired()
   @UseGuards(CsrfGuard)
@@ -327,22 +263,24 @@ export class AuthViewsController implements OnModuleInit {
     if (!user) return;
     const render = (status: number, errors: FormErrors) =>
       this.formFailure(request, response, status, errors, () =>
-        passwordResetConfirmPage({ action: resetFormPath(uidb64), csrfToken: csrfToken(request), errors }),
+        this.templates.send(response, status, 'passwordResetConfirm', this.formPage(request, passwordResetConfirmPath(uidb64), errors, {})),
       );
-    const fields = readNewPasswords(formBody(request));
-    if (fields === MALFORMED) return render(400, { form: [BAD_INPUT] });
-    const errors = { ...requiredErrors(fields), ...(await this.newPasswordErrors(fields, user)) };
-    if (Object.keys(errors).length > 0) return render(200, errors);
+    const form = new SetPasswordForm(formBody(request));
+    if (form.malformed) return render(400, { form: [FORM_MESSAGES.malformed] });
+    await form.validateNewPassword(this.users, user);
+    if (!form.valid) return render(200, form.errors);
 
-    await this.savePassword(user, fields.new_password1!);
+    await this.savePassword(user, form.newPassword1!);
     delete requireSession(request)[RESET_SESSION_TOKEN];
-    redirect(response, AUTH_VIEW_PATHS.passwordResetComplete);
+    const { postResetLogin, postResetLoginBackend } = this.options.passwordResetConfirm;
+    if (postResetLogin) await this.auth.login(request, user, postResetLoginBackend);
+    redirectTo(response, AUTH_VIEW_PATHS.passwordResetComplete);
   }
 
   @Get(AUTH_VIEW_PATHS.passwordResetComplete)
   @LoginNotRequired()
   showPasswordResetComplete(@Res() response: Response): void {
-    html(response, 200, passwordResetCompletePage(this.config.loginUrl));
+    this.templates.send(response, 200, 'passwordResetComplete', { loginUrl: this.config.loginUrl });
   }
 
   /**
@@ -351,126 +289,24 @@ export class AuthViewsController implements OnModuleInit {
    * never leaks through the Referer header), or the "invalid link" page (200).
    */
   private async resetLinkUser(request: Request, response: Response, uidb64: string, token: string): Promise<any> {
-    const user = await this.userFromUid(uidb64);
+    const id = decodeUid(uidb64);
+    const user = id === null ? null : await this.users.findById(id);
+    const invalid = () => this.templates.send(response, 200, 'passwordResetInvalid', { passwordResetUrl: AUTH_VIEW_PATHS.passwordReset });
     if (token !== RESET_URL_TOKEN) {
       if (user && this.tokens.check(user, token)) {
         requireSession(request)[RESET_SESSION_TOKEN] = token;
-        redirect(response, resetFormPath(uidb64));
+        redirectTo(response, passwordResetConfirmPath(uidb64));
       } else {
-        html(response, 200, passwordResetInvalidPage(AUTH_VIEW_PATHS.passwordReset));
+        invalid();
       }
       return null;
     }
     const stored = (request as any).session?.[RESET_SESSION_TOKEN];
     if (!user || !this.tokens.check(user, stored)) {
-      html(response, 200, passwordResetInvalidPage(AUTH_VIEW_PATHS.passwordReset));
+      invalid();
       return null;
     }
     return user;
-  }
-
-  /** `uidb64` is the unpadded base64url of the primary key; anything else is no user. */
-  private async userFromUid(uidb64: unknown): Promise<any> {
-    if (typeof uidb64 !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(uidb64)) return null;
-    const id = Buffer.from(uidb64, 'base64url').toString('utf8');
-    // Only the canonical spelling: one account, one link text.
-    if (Buffer.from(id, 'utf8').toString('base64url') !== uidb64) return null;
-    return this.users.findById(id);
-  }
-
-  /**
-   * Never throws and takes no branch the visitor can see: whatever the host and the address,
-   * the answer is the same redirect (CVE-2024-45231), and failures are only logged.
-   */
-  private async mailResetLinks(request: Request, email: string): Promise<void> {
-    try {
-      if (!(await this.throttle.allowResetEmail(request, email))) {
-        this.logger.warn('A password reset email was not sent: too many requests for this address or from this client.');
-        return;
-      }
-      const users = await this.usersForReset(email);
-      if (users.length === 0) return;
-      const origin = this.linkOrigin(request);
-      if (!origin) {
-        this.logger.error(
-          'No password reset email was sent: set the siteUrl option (e.g. https://example.com), or list the ' +
-            `host in allowedHosts. Links in emails are never built from a Host header that is not allowed (got ${JSON.stringify(request.headers.host ?? '')}).`,
-        );
-        return;
-      }
-      const siteName = new URL(origin).host;
-      for (const user of users) {
-        const uid = Buffer.from(String(user.id ?? user.pk), 'utf8').toString('base64url');
-        const token = this.tokens.make(user);
-        const resetUrl = `${origin}/accounts/reset/${uid}/${token}`;
-        const { subject, text } = passwordResetEmail({ siteName, resetUrl, username: String(user.username ?? '') });
-        this.deliver({
-          kind: 'password_reset',
-          to: user.email,
-          subject: subject.replace(/[\r\n]+/g, ''),
-          text,
-          context: { user, uid, token, resetUrl, siteName },
-        });
-      }
-    } catch (error) {
-      this.logger.error(`Preparing the password reset email failed: ${(error as Error)?.message ?? error}`);
-    }
-  }
-
-  /**
-   * Active users with a usable password whose stored email equals the given one, compared
-   * case-insensitively in the database and then after NFKC and case folding, which keeps
-   * Unicode look-alikes from receiving someone else's link (CVE-2019-19844).
-   */
-  private async usersForReset(email: string): Promise<any[]> {
-    const repository = this.users.repository;
-    if (!repository.metadata.findColumnWithPropertyName('email')) return [];
-    const candidates = await repository
-      .createQueryBuilder('account')
-      .where('LOWER(account.email) = LOWER(:email)', { email })
-      .getMany();
-    const wanted = foldCase(email);
-    return candidates.filter(
-      (user: any) =>
-        user.isActive !== false &&
-        isPasswordUsable(user.password) &&
-        typeof user.email === 'string' &&
-        foldCase(user.email) === wanted,
-    );
-  }
-
-  /**
-   * Where links in emails point: the `siteUrl` option, or else the host the request was sent to
-   * when `allowedHosts` allows it (by default only localhost and the loopback addresses, outside
-   * production). An attacker chooses the Host header of their own requests.
-   */
-  private linkOrigin(request: Request): string | null {
-    if (this.config.siteUrl) return this.config.siteUrl;
-    const host = trustedHost(request, this.config.allowedHosts);
-    return host ? `${request.protocol}://${host}` : null;
-  }
-
-  /**
-   * The mail goes out without holding up the answer, so the response time does not tell
-   * whether an address is registered; a failure is logged, never shown.
-   */
-  private deliver(mail: AuthMail): void {
-    Promise.resolve()
-      .then(() => this.mailer.send(mail))
-      .catch((error: unknown) => this.logger.error(`Sending the password reset email failed: ${(error as Error)?.message ?? error}`));
-  }
-
-  private async newPasswordErrors(fields: NewPasswords, user: unknown): Promise<FormErrors> {
-    const { new_password1: first, new_password2: second } = fields;
-    if (!first || !second) return {};
-    if (first !== second) return { new_password2: [PASSWORD_MISMATCH] };
-    try {
-      await this.users.validatePassword(first, user as any);
-    } catch (error) {
-      if (error instanceof PasswordValidationError) return { new_password2: error.errors.map((issue) => issue.message) };
-      throw error;
-    }
-    return {};
   }
 
   /** Only the password column is written: the user object may be stale by now. */
@@ -479,42 +315,67 @@ export class AuthViewsController implements OnModuleInit {
     await this.users.savePassword(user);
   }
 
-  /** A `next` from the form, else from the query, if it stays on this site. */
-  protected safeNext(request: Request): string {
+  /**
+   * Django's `redirect_authenticated_user`: a logged-in visitor of the login page goes where a
+   * login would send them. `true` when the response is sent.
+   */
+  private async sendAuthenticatedUserOn(request: Request, response: Response): Promise<boolean> {
+    if (!this.options.login.redirectAuthenticatedUser) return false;
+    if (!isAuthenticated(await this.auth.getUser(request))) return false;
+    redirectTo(response, this.loginSuccessUrl(request));
+    return true;
+  }
+
+  /** Django's `LoginView.get_success_url`: a safe `next` (never the login page itself), else `nextPage`, else `loginRedirectUrl`. */
+  private loginSuccessUrl(request: Request): string {
+    const next = this.safeNext(request, this.options.login.successUrlAllowedHosts);
+    const loopsBack = next && this.options.login.redirectAuthenticatedUser && pathOf(next) === loginPath(this.config.loginUrl);
+    return (!loopsBack && next) || this.options.login.nextPage || this.config.loginRedirectUrl;
+  }
+
+  /**
+   * A `next` from the form, else from the query, if it stays on this site or goes to one of
+   * `otherHosts` (Django's `url_has_allowed_host_and_scheme` with `success_url_allowed_hosts`).
+   */
+  protected safeNext(request: Request, otherHosts: string[] = []): string {
     const field = this.config.redirectFieldName;
     if (!field) return '';
     const body = formBody(request);
     const candidate = Object.hasOwn(body, field) ? body[field] : (request.query as Record<string, unknown>)[field];
     if (typeof candidate !== 'string' || candidate.length > MAX_NEXT_LENGTH) return '';
     const host = trustedHost(request, this.config.allowedHosts);
-    const safe = isSafeRedirectUrl(candidate, { allowedHosts: host ? [host] : [], requireHttps: isSecureRequest(request) });
-    return safe ? candidate.trim() : '';
+    const allowedHosts = [...(host ? [host] : []), ...otherHosts];
+    return isSafeRedirectUrl(candidate, { allowedHosts, requireHttps: isSecureRequest(request) }) ? candidate.trim() : '';
   }
 
-  private loginFailure(request: Request, response: Response, status: number, errors: FormErrors, username = ''): void {
-    if (prefersJson(request)) return jsonFailure(response, status, errors);
-    this.renderLogin(request, response, status, errors, username);
+  private renderLogin(request: Request, response: Response, status: number, errors: FormErrors, username: string, remembered: boolean): void {
+    this.templates.send(response, status, 'login', {
+      ...this.formPage(request, loginPath(this.config.loginUrl), errors, {}),
+      redirectFieldName: this.config.redirectFieldName,
+      next: this.safeNext(request, this.options.login.successUrlAllowedHosts),
+      username,
+      passwordResetUrl: AUTH_VIEW_PATHS.passwordReset,
+      rememberMe: this.options.login.rememberMe,
+      remembered,
+    });
   }
 
-  private renderLogin(request: Request, response: Response, status: number, errors: FormErrors, username = ''): void {
-    html(
-      response,
-      status,
-      loginPage({
-        action: loginPath(this.config.loginUrl),
-        csrfToken: csrfToken(request),
-        redirectFieldName: this.config.redirectFieldName,
-        next: this.safeNext(request),
-        username,
-        errors,
-        passwordResetUrl: AUTH_VIEW_PATHS.passwordReset,
-      }),
-    );
+  private passwordChangePage(request: Request, errors: FormErrors) {
+    return { ...this.formPage(request, AUTH_VIEW_PATHS.passwordChange, errors, {}), otherSessionsAction: AUTH_VIEW_PATHS.logoutOtherSessions };
   }
 
-  private formFailure(request: Request, response: Response, status: number, errors: FormErrors, page: () => string): void {
+  private formPage<T extends object>(request: Request, action: string, errors: FormErrors, extra: T) {
+    return { action, csrfToken: csrfToken(request), csrfFieldName: CSRF_FIELD_NAME, errors, ...extra };
+  }
+
+  private formFailure(request: Request, response: Response, status: number, errors: FormErrors, page: () => void): void {
     if (prefersJson(request)) return jsonFailure(response, status === 200 ? 400 : status, errors);
-    html(response, status, page());
+    page();
+  }
+
+  private refuseGet(response: Response): void {
+    setHeader(response, 'Allow', 'POST');
+    this.templates.send(response, 405, 'methodNotAllowed', { allow: 'POST' });
   }
 }
 
@@ -529,8 +390,8 @@ export function authViewsController(loginUrl: string): Type<AuthViewsController>
   class MountedAuthViewsController extends AuthViewsController {
     @Get(path)
     @LoginNotRequired()
-    login(@Req() request: Request, @Res() response: Response): void {
-      this.showLogin(request, response);
+    login(@Req() request: Request, @Res() response: Response): Promise<void> {
+      return this.showLogin(request, response);
     }
 
     @Post(path)
@@ -543,78 +404,8 @@ export function authViewsController(loginUrl: string): Type<AuthViewsController>
   return MountedAuthViewsController;
 }
 
-/** The path part of `loginUrl`, which must be a path on this site for the view to live there. */
-export function loginPath(loginUrl: string): string {
-  if (!loginUrl.startsWith('/') || loginUrl.startsWith('//')) {
-    throw new ImproperlyConfigured(
-      `The built-in login view needs loginUrl to be a path on this site such as /accounts/login; got '${loginUrl}'.`,
-    );
-  }
-  return loginUrl.split(/[?#]/)[0];
-}
-
-type NewPasswords = {
-  new_password1: string | undefined;
-  new_password2: string | undefined;
-};
-
-function readNewPasswords(body: Record<string, unknown>): NewPasswords | typeof MALFORMED {
-  const first = readField(body, 'new_password1', MAX_PASSWORD_LENGTH);
-  const second = readField(body, 'new_password2', MAX_PASSWORD_LENGTH);
-  if (first === MALFORMED || second === MALFORMED) return MALFORMED;
-  return { new_password1: first, new_password2: second };
-}
-
-function requiredErrors(fields: Record<string, string | undefined>): FormErrors {
-  const errors: FormErrors = {};
-  for (const [name, value] of Object.entries(fields)) if (!value) errors[name] = [REQUIRED];
-  return errors;
-}
-
-function formBody(request: Request): Record<string, unknown> {
-  const body = request.body as unknown;
-  return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-}
-
-/** A text field as a form sends it; arrays, objects, NUL characters and over-long values are malformed. */
-function readField(body: Record<string, unknown>, name: string, maxLength: number): Field {
-  if (!Object.hasOwn(body, name)) return undefined;
-  const value = body[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string' || value.length > maxLength || value.includes('\0')) return MALFORMED;
-  return value;
-}
-
-function foldCase(text: string): string {
-  return text.normalize('NFKC').toUpperCase().toLowerCase();
-}
-
-function resetFormPath(uidb64: string): string {
-  return `/accounts/reset/${encodeURIComponent(uidb64)}/${RESET_URL_TOKEN}`;
-}
-
-function prefersJson(request: Request): boolean {
-  return !wantsHtml(request);
-}
-
-/** Headers of every auth page: never cached, never framed, no referrer leaving the site. */
-function authPage(response: Response): Response {
-  setHeader(response, 'Cache-Control', 'max-age=0, no-cache, no-store, must-revalidate, private');
-  setHeader(response, 'X-Frame-Options', 'DENY');
-  setHeader(response, 'Content-Security-Policy', `default-src 'none'; style-src ${STYLE_SOURCE}; frame-ancestors 'none'; base-uri 'none'`);
-  setHeader(response, 'Referrer-Policy', 'same-origin');
-  return response;
-}
-
-function html(response: Response, status: number, body: string): void {
-  sendHtml(authPage(response), status, body);
-}
-
-function redirect(response: Response, location: string): void {
-  sendRedirect(authPage(response), 302, location);
-}
-
-function jsonFailure(response: Response, status: number, errors: FormErrors): void {
-  const messages = Object.values(errors).flat() as string[];
-  sendJson(authPage(response), status, { statusCode: status, message: messages[0] ?? 'Invalid input.', errors });
+/** The path of a URL or path on this site (no query, no fragment); `null` for another site's URL. */
+function pathOf(url: string): string | null {
+  if (!url.startsWith('/') || url.startsWith('//')) return null;
+  return url.split(/[?#]/)[0];
 }

@@ -2,12 +2,15 @@ import type { DynamicModule } from '@nestjs/common';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { DEFAULT_LOGIN_URL } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { authViewsController, loginPath } from './auth-views.controller.js';
+import { authViewsController } from './auth-views.controller.js';
+import { PasswordResetMail } from './password-reset-mail.js';
+import { AUTH_VIEW_OPTIONS, resolveViewOptions, type AuthViewsOptions } from './view-options.js';
+import { loginPath } from './view-paths.js';
 
 /** What decides, when the module is defined, whether and where the built-in views are mounted. */
 export interface AuthViewsMount {
-  /** Mount the built-in views. */
-  views?: boolean;
+  /** Mount the built-in views (`true`, or their options). */
+  views?: boolean | AuthViewsOptions;
   /** Path of the login view; `/accounts/login` by default. */
   loginUrl?: string;
 }
@@ -21,19 +24,34 @@ const AUTH_VIEWS_MOUNT_CHECK = Symbol('AUTH_VIEWS_MOUNT_CHECK');
  * factory whose options disagree, rather than serving the wrong routes.
  */
 export function mountAuthViews(definition: DynamicModule, mount: AuthViewsMount): DynamicModule {
-  const mounted = mount.views === true;
+  const mounted = isMounted(mount.views);
   return {
     ...definition,
     controllers: [...(definition.controllers ?? []), ...(mounted ? [authViewsController(mount.loginUrl ?? DEFAULT_LOGIN_URL)] : [])],
     providers: [
       ...(definition.providers ?? []),
       { provide: AUTH_VIEWS_MOUNT_CHECK, inject: [AUTH_CONFIG], useFactory: (config: AuthConfig) => checkMount(config, mount) },
+      ...(mounted
+        ? [
+            {
+              provide: AUTH_VIEW_OPTIONS,
+              inject: [AUTH_CONFIG],
+              // Options given next to useFactory win over the factory's own.
+              useFactory: (config: AuthConfig) => resolveViewOptions(typeof mount.views === 'object' ? mount.views : config.viewOptions),
+            },
+            PasswordResetMail,
+          ]
+        : []),
     ],
   };
 }
 
+function isMounted(views: AuthViewsMount['views']): boolean {
+  return views === true || (typeof views === 'object' && views !== null);
+}
+
 function checkMount(config: AuthConfig, mount: AuthViewsMount): true {
-  const mounted = mount.views === true;
+  const mounted = isMounted(mount.views);
   const wanted = config.views;
   if (wanted !== undefined && wanted !== mounted) {
     throw new ImproperlyConfigured(

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import { isAuthenticated, type RequestUser, type User } from 'nestjs-session-auth';
 import { CSRF_FIELD_NAME, csrfToken } from 'nestjs-session-auth/csrf';
 import { messages, type FlashMessage } from 'nestjs-session-auth/messages';
-import { html, SafeHtml } from './html.js';
+import { html, SafeHtml } from 'nestjs-session-auth/views';
 import { STYLE } from './style.js';
 
 /** What every page shows around its own content. */

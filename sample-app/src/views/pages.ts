@@ -2,7 +2,7 @@ import { isAuthenticated, type User } from 'nestjs-session-auth';
 import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
 import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
-import { html, type SafeHtml } from './html.js';
+import { html, type SafeHtml } from 'nestjs-session-auth/views';
 import { layout, type LayoutContext } from './layout.js';
 
 /** What each backend did when it let someone in, for the dashboard. */
