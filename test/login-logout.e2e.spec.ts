@@ -203,7 +203,7 @@ describe('login() and logout() over HTTP', () => {
     expect(fresh).toBeDefined();
     const next = fresh!.split(';')[0];
     expect(next).not.toBe(cookie);
-    await request(server).get('/inspect/messages').set('Cookie', next).expect(200, [{ level: 'info', text: 'You are logged out.' }]);
+    await request(server).get('/inspect/messages').set('Cookie', next).expect(200, [{ level: 'info', levelValue: 20, text: 'You are logged out.', extraTags: '', tags: 'info' }]);
     await request(server).get('/me').set('Cookie', next).expect(401);
     await request(server).get('/me').set('Cookie', cookie).expect(401);
   });

@@ -11,9 +11,14 @@ import { createTestApp, PagesController, sessionCookie, type TestApp } from './s
 class NotesController {
   @Post(':level')
   @HttpCode(200)
-  add(@Req() req: Request, @Param('level') level: MessageLevel, @Body() body: { text: string; debug?: boolean }) {
+  add(
+    @Req() req: Request,
+    @Param('level') level: string,
+    @Body() body: { text: string; debug?: boolean; minimum?: number; extraTags?: string },
+  ) {
     if (body.debug) messages.setLevel(req, 'debug');
-    messages.add(req, level, body.text);
+    if (body.minimum !== undefined) messages.setLevel(req, body.minimum);
+    messages.add(req, /^\d+$/.test(level) ? Number(level) : level, body.text, { extraTags: body.extraTags });
     return {};
   }
 
@@ -63,7 +68,7 @@ describe('flash messages (session storage)', () => {
   it('shows a message on the next request, once', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/success').send({ text: 'Profile saved.' }).expect(200);
-    await browser.get('/notes').expect(200, [{ level: 'success', text: 'Profile saved.' }]);
+    await browser.get('/notes').expect(200, [{ level: 'success', levelValue: 25, text: 'Profile saved.', extraTags: '', tags: 'success' }]);
     await browser.get('/notes').expect(200, []);
   });
 
@@ -71,10 +76,10 @@ describe('flash messages (session storage)', () => {
     const browser = request.agent(server);
     await browser.post('/notes/helpers/all').expect(200);
     await browser.get('/notes').expect(200, [
-      { level: 'info', text: 'info' },
-      { level: 'success', text: 'success' },
-      { level: 'warning', text: 'warning' },
-      { level: 'error', text: 'error' },
+      { level: 'info', levelValue: 20, text: 'info', extraTags: '', tags: 'info' },
+      { level: 'success', levelValue: 25, text: 'success', extraTags: '', tags: 'success' },
+      { level: 'warning', levelValue: 30, text: 'warning', extraTags: '', tags: 'warning' },
+      { level: 'error', levelValue: 40, text: 'error', extraTags: '', tags: 'error' },
     ]);
   });
 
@@ -82,7 +87,7 @@ describe('flash messages (session storage)', () => {
     const browser = request.agent(server);
     await browser.post('/notes/debug').send({ text: 'dropped' }).expect(200);
     await browser.post('/notes/debug').send({ text: 'kept', debug: true }).expect(200);
-    await browser.get('/notes').expect(200, [{ level: 'debug', text: 'kept' }]);
+    await browser.get('/notes').expect(200, [{ level: 'debug', levelValue: 10, text: 'kept', extraTags: '', tags: 'debug' }]);
   });
 
   it('ignores an empty message and stores no session for it', async () => {
@@ -95,7 +100,7 @@ describe('flash messages (session storage)', () => {
     const browser = request.agent(server);
     await browser.post('/notes/warning').send({ text: 'Careful.' }).expect(200);
     const { body } = await browser.get('/notes/twice').expect(200);
-    expect(body.first).toEqual([{ level: 'warning', text: 'Careful.' }]);
+    expect(body.first).toEqual([{ level: 'warning', levelValue: 30, text: 'Careful.', extraTags: '', tags: 'warning' }]);
     expect(body.second).toEqual(body.first);
     await browser.get('/notes').expect(200, []);
   });
@@ -103,15 +108,15 @@ describe('flash messages (session storage)', () => {
   it('keeps a message added after the list was taken for the next request', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'first' }).expect(200);
-    await browser.get('/notes/list-then-add').expect(200, [{ level: 'info', text: 'first' }]);
-    await browser.get('/notes').expect(200, [{ level: 'info', text: 'added after the list was shown' }]);
+    await browser.get('/notes/list-then-add').expect(200, [{ level: 'info', levelValue: 20, text: 'first', extraTags: '', tags: 'info' }]);
+    await browser.get('/notes').expect(200, [{ level: 'info', levelValue: 20, text: 'added after the list was shown', extraTags: '', tags: 'info' }]);
   });
 
   it('leaves messages alone on a request that does not list them', async () => {
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'still here' }).expect(200);
     await browser.get('/whoami').expect(200);
-    await browser.get('/notes').expect(200, [{ level: 'info', text: 'still here' }]);
+    await browser.get('/notes').expect(200, [{ level: 'info', levelValue: 20, text: 'still here', extraTags: '', tags: 'info' }]);
   });
 
   it('costs nothing for a visitor without a session: an empty list, no cookie, no row', async () => {
@@ -125,7 +130,7 @@ describe('flash messages (session storage)', () => {
     const browser = request.agent(server);
     await browser.post('/notes/info').send({ text: 'Please log in to continue.' }).expect(200);
     await browser.post('/login').send({ username: 'carol', password: 'correct horse' }).expect(200);
-    await browser.get('/notes').expect(200, [{ level: 'info', text: 'Please log in to continue.' }]);
+    await browser.get('/notes').expect(200, [{ level: 'info', levelValue: 20, text: 'Please log in to continue.', extraTags: '', tags: 'info' }]);
   });
 
   it('forgets them at logout, which deletes the session', async () => {
@@ -142,8 +147,61 @@ describe('flash messages (session storage)', () => {
     const dave = request.agent(server);
     await carol.post('/notes/info').send({ text: 'for carol' }).expect(200);
     await dave.post('/notes/info').send({ text: 'for dave' }).expect(200);
-    await dave.get('/notes').expect(200, [{ level: 'info', text: 'for dave' }]);
-    await carol.get('/notes').expect(200, [{ level: 'info', text: 'for carol' }]);
+    await dave.get('/notes').expect(200, [{ level: 'info', levelValue: 20, text: 'for dave', extraTags: '', tags: 'info' }]);
+    await carol.get('/notes').expect(200, [{ level: 'info', levelValue: 20, text: 'for carol', extraTags: '', tags: 'info' }]);
+  });
+
+  describe('custom levels and extra tags (Django’s numeric levels, MESSAGE_TAGS and extra_tags)', () => {
+    afterEach(() => messages.defineLevel('error', 40));
+
+    it('carries extra tags before the level’s tag, ready for a class attribute', async () => {
+      const browser = request.agent(server);
+      await browser.post('/notes/warning').send({ text: 'Disk almost full.', extraTags: 'sticky storage' }).expect(200);
+      await browser
+        .get('/notes')
+        .expect(200, [{ level: 'warning', levelValue: 30, text: 'Disk almost full.', extraTags: 'sticky storage', tags: 'sticky storage warning' }]);
+    });
+
+    it('takes numeric levels: a built-in one by its number, a custom one with the tag defineLevel gave it', async () => {
+      messages.defineLevel('critical', 50);
+      const browser = request.agent(server);
+      await browser.post('/notes/25').send({ text: 'Saved.' }).expect(200);
+      await browser.post('/notes/50').send({ text: 'Meltdown.' }).expect(200);
+      await browser.post('/notes/critical').send({ text: 'By name.' }).expect(200);
+      await browser.post('/notes/35').send({ text: 'No tag.' }).expect(200);
+      const { body } = await browser.get('/notes').expect(200);
+      expect(body.map((message: any) => [message.levelValue, message.level, message.tags])).toEqual([
+        [25, 'success', 'success'],
+        [50, 'critical', 'critical'],
+        [50, 'critical', 'critical'],
+        [35, '', ''],
+      ]);
+    });
+
+    it('gives a built-in level another tag (MESSAGE_TAGS = {ERROR: "danger"}), the name still accepted', async () => {
+      messages.defineLevel('danger', 40);
+      const browser = request.agent(server);
+      await browser.post('/notes/error').send({ text: 'Failed.' }).expect(200);
+      await browser.get('/notes').expect(200, [{ level: 'danger', levelValue: 40, text: 'Failed.', extraTags: '', tags: 'danger' }]);
+    });
+
+    it('drops messages under a numeric minimum level', async () => {
+      const browser = request.agent(server);
+      await browser.post('/notes/25').send({ text: 'dropped', minimum: 26 }).expect(200);
+      await browser.post('/notes/30').send({ text: 'kept', minimum: 26 }).expect(200);
+      const { body } = await browser.get('/notes').expect(200);
+      expect(body.map((message: any) => message.text)).toEqual(['kept']);
+    });
+
+    it('refuses level names that are not words, levels that are not integers and extra tags that are not short text', () => {
+      expect(() => messages.defineLevel('<b>', 50)).toThrow(TypeError);
+      expect(() => messages.defineLevel('critical', 50.5)).toThrow(TypeError);
+      const req = { headers: {}, session: {}, sessionStore: {} } as unknown as Request;
+      expect(() => messages.add(req, 20.5, 'x')).toThrow(/Unknown message level/);
+      expect(() => messages.add(req, 'info', 'x', { extraTags: 42 as never })).toThrow(TypeError);
+      expect(() => messages.add(req, 'info', 'x', { extraTags: 'x'.repeat(201) })).toThrow(TypeError);
+      expect((req as any).session._messages).toBeUndefined();
+    });
   });
 
   describe('misuse is a clear error', () => {
@@ -173,7 +231,7 @@ describe('flash messages (session storage)', () => {
 
     it('session data that is not a message list is ignored', () => {
       const req = fakeRequest({ session: { _messages: [{ level: 'info', text: 'ok' }, { level: 'evil', text: 1 }, 'x'] } });
-      expect(messages.list(req)).toEqual([{ level: 'info', text: 'ok' }]);
+      expect(messages.list(req)).toEqual([{ level: 'info', levelValue: 20, text: 'ok', extraTags: '', tags: 'info' }]);
       expect(messages.list(fakeRequest({ session: { _messages: 'garbage' } }))).toEqual([]);
     });
   });
