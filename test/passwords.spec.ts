@@ -3,7 +3,15 @@ import bcrypt from 'bcryptjs';
 import { Worker } from 'node:worker_threads';
 import request from 'supertest';
 import { ImproperlyConfigured, ModelBackend } from 'nestjs-session-auth';
-import { BCryptSHA256Hasher, BcryptWorkerPool, PasswordHasher, ScryptHasher } from 'nestjs-session-auth/passwords';
+import {
+  BCryptSHA256Hasher,
+  BcryptWorkerPool,
+  isPasswordUsable,
+  PasswordHasher,
+  ScryptHasher,
+  UnknownPasswordHasher,
+  UNUSABLE_PASSWORD_PREFIX,
+} from 'nestjs-session-auth/passwords';
 import { createTestApp } from './support/test-app.js';
 
 describe('bcrypt off the main thread', () => {
@@ -181,5 +189,68 @@ describe('a wrong password takes as long for users on an older hash (Django’s 
     expect(result.upgraded).toMatch(/^bcrypt_sha256\$\$2b\$05\$/);
     expect(preferred.encodes).toBe(1);
     expect((await hasher.check('correct horse', result.upgraded!)).valid).toBe(true);
+  });
+});
+
+describe('Django’s hasher helpers on PasswordHasher (make_password, check_password, identify_hasher)', () => {
+  const hasher = () =>
+    new PasswordHasher({ passwordHashers: [new BCryptSHA256Hasher({ rounds: 4, offThread: false }), new ScryptHasher({ workFactor: 2 ** 10 })] });
+
+  it('makes a password that checks, and refuses wrong and non-text ones (test_simple)', async () => {
+    const passwords = hasher();
+    const encoded = await passwords.makePassword('lètmein');
+    expect(encoded).toMatch(/^bcrypt_sha256\$/);
+    expect(isPasswordUsable(encoded)).toBe(true);
+    expect(await passwords.checkPassword('lètmein', encoded)).toBe(true);
+    expect(await passwords.checkPassword('lètmeinz', encoded)).toBe(false);
+    expect(await passwords.checkPassword(42, encoded)).toBe(false);
+    expect(passwords.identifyHasher(encoded).algorithm).toBe('bcrypt_sha256');
+  });
+
+  it('makes an unusable password from null, which no password checks against (test_unusable)', async () => {
+    const passwords = hasher();
+    const encoded = await passwords.makePassword(null);
+    expect(encoded.startsWith(UNUSABLE_PASSWORD_PREFIX)).toBe(true);
+    expect(encoded).toHaveLength(41);
+    expect(isPasswordUsable(encoded)).toBe(false);
+    expect(await passwords.checkPassword('', encoded)).toBe(false);
+    expect(await passwords.checkPassword(encoded, encoded)).toBe(false);
+    expect(() => passwords.identifyHasher(encoded)).toThrow(UnknownPasswordHasher);
+  });
+
+  it('uses the configured hasher named, and the salt given: the same salt gives the same hash (test_scrypt)', async () => {
+    const passwords = hasher();
+    const first = await passwords.makePassword('lètmein', { hasher: 'scrypt', salt: 'seasalt' });
+    const second = await passwords.makePassword('lètmein', { hasher: 'scrypt', salt: 'seasalt' });
+    expect(first).toBe(second);
+    expect(first.split('$')).toEqual(['scrypt', '1024', 'seasalt', '8', '5', expect.any(String)]);
+    expect(await passwords.checkPassword('lètmein', first)).toBe(true);
+    expect(await passwords.makePassword('lètmein', { hasher: 'scrypt' })).not.toBe(first);
+    const salt = '$2b$04$' + 'a'.repeat(22);
+    expect(await passwords.makePassword('lètmein', { salt })).toBe(await passwords.makePassword('lètmein', { salt }));
+  });
+
+  it('refuses an unknown hasher name, an encoded value of no configured hasher, and malformed salts (test_bad_algorithm)', async () => {
+    const passwords = hasher();
+    await expect(passwords.makePassword('lètmein', { hasher: 'lolcat' })).rejects.toThrow(UnknownPasswordHasher);
+    expect(() => passwords.identifyHasher('lolcat$salt$hash')).toThrow(UnknownPasswordHasher);
+    expect(() => passwords.identifyHasher('no dollar sign')).toThrow(UnknownPasswordHasher);
+    expect(() => passwords.identifyHasher('md5$salt$hash')).toThrow(/Unknown password hashing algorithm/);
+    await expect(passwords.makePassword('lètmein', { hasher: 'scrypt', salt: 'with$dollar' })).rejects.toThrow(TypeError);
+    await expect(passwords.makePassword('lètmein', { hasher: 'scrypt', salt: '' })).rejects.toThrow(TypeError);
+    await expect(passwords.makePassword('lètmein', { salt: 'not a bcrypt salt' })).rejects.toThrow(TypeError);
+  });
+
+  it('hands a right password on an older hasher to onUpgrade, hashed the preferred way (check_password’s setter)', async () => {
+    const passwords = hasher();
+    const old = await passwords.makePassword('lètmein', { hasher: 'scrypt' });
+    const upgrades: string[] = [];
+    expect(await passwords.checkPassword('wrong', old, { onUpgrade: (encoded) => upgrades.push(encoded) })).toBe(false);
+    expect(upgrades).toEqual([]);
+    expect(await passwords.checkPassword('lètmein', old, { onUpgrade: (encoded) => upgrades.push(encoded) })).toBe(true);
+    expect(upgrades).toHaveLength(1);
+    expect(upgrades[0]).toMatch(/^bcrypt_sha256\$/);
+    expect(await passwords.checkPassword('lètmein', upgrades[0], { onUpgrade: (encoded) => upgrades.push(encoded) })).toBe(true);
+    expect(upgrades).toHaveLength(1);
   });
 });

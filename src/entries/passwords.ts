@@ -4,6 +4,8 @@ export {
   BCryptSHA256Hasher,
   ScryptHasher,
   isPasswordUsable,
+  UnknownPasswordHasher,
+  UNUSABLE_PASSWORD_PREFIX,
   type PasswordHashAlgorithm,
   type PasswordHasherName,
   type BCryptSHA256HasherOptions,

@@ -24,7 +24,7 @@ parentPort.on('message', (job) => {
 });
 `;
 
-type JobRequest = { op: 'hash'; password: string; rounds: number } | { op: 'compare'; password: string; hash: string };
+type JobRequest = { op: 'hash'; password: string; rounds: number | string } | { op: 'compare'; password: string; hash: string };
 
 interface Job {
   id: number;
@@ -147,7 +147,8 @@ export class BcryptWorkerPool {
     return this.queue.length;
   }
 
-  hash(password: string, rounds: number): Promise<string> {
+  /** bcrypt of `password` at `rounds` with a new salt, or with the given bcrypt salt (`$2b$12$` and 22 characters). */
+  hash(password: string, rounds: number | string): Promise<string> {
     return this.run({ op: 'hash', password, rounds }) as Promise<string>;
   }
 

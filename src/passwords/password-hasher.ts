@@ -16,7 +16,8 @@ const scrypt = promisify(scryptCallback) as (
 /** One password hashing algorithm, encoded as `<algorithm>$<rest>` (Django's hasher format). */
 export interface PasswordHashAlgorithm {
   readonly algorithm: string;
-  encode(raw: string): Promise<string>;
+  /** Hash `raw` with a new salt, or with `salt` when given (the hasher checks its form). */
+  encode(raw: string, salt?: string): Promise<string>;
   verify(raw: string, encoded: string): Promise<boolean>;
   /** True when `encoded` was made with other parameters than this hasher uses now. */
   mustUpdate(encoded: string): boolean;
@@ -56,9 +57,14 @@ export class BCryptSHA256Hasher implements PasswordHashAlgorithm {
     this.pool = options.offThread === false ? null : (options.pool ?? BcryptWorkerPool.shared());
   }
 
-  async encode(raw: string): Promise<string> {
+  /** `salt`, when given, is a bcrypt salt: `$2b$`, two digits of cost, `$` and 22 characters of bcrypt's base64. */
+  async encode(raw: string, salt?: string): Promise<string> {
+    if (salt !== undefined && !/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{22}$/.test(salt)) {
+      throw new TypeError('A bcrypt salt is $2b$, two digits of cost, $ and 22 characters of [./A-Za-z0-9].');
+    }
     const password = preHash(raw);
-    const hash = this.pool ? await this.pool.hash(password, this.rounds) : await bcrypt.hash(password, this.rounds);
+    const setting = salt ?? this.rounds;
+    const hash = this.pool ? await this.pool.hash(password, setting) : await bcrypt.hash(password, setting);
     return `${this.algorithm}$${hash}`;
   }
 
@@ -93,6 +99,9 @@ export class ScryptHasher implements PasswordHashAlgorithm {
   }
 
   async encode(raw: string, salt = randomSalt()): Promise<string> {
+    if (typeof salt !== 'string' || salt === '' || salt.includes('$')) {
+      throw new TypeError('A scrypt salt is a non-empty string without $.');
+    }
     const key = await this.derive(raw, salt, this.workFactor, this.blockSize, this.parallelism);
     return [this.algorithm, this.workFactor, salt, this.blockSize, this.parallelism, key.toString('base64')].join('$');
   }
@@ -135,6 +144,14 @@ function randomSalt(length = 22): string {
 }
 
 export const UNUSABLE_PASSWORD_PREFIX = '!';
+
+/** An encoded password no configured hasher made, or a hasher name none has (Django's `ValueError`). */
+export class UnknownPasswordHasher extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnknownPasswordHasher';
+  }
+}
 
 /** Only a value starting with `!` is unusable. */
 export function isPasswordUsable(encoded: string | null | undefined): boolean {
@@ -204,12 +221,45 @@ export class PasswordHasher implements OnApplicationShutdown {
     return valid ? { valid, mustUpdate: true, upgraded } : { valid, mustUpdate: false };
   }
 
+  /**
+   * Django's `make_password`: `raw` hashed with the preferred hasher, or the configured one named
+   * `hasher`, with a new salt or the given one; `null` gives an unusable password.
+   */
+  async makePassword(raw: string | null, options: { salt?: string; hasher?: string } = {}): Promise<string> {
+    if (raw === null) return this.make(null);
+    if (typeof raw !== 'string') throw new TypeError(`Password must be a string, got ${typeof raw}.`);
+    const hasher = options.hasher === undefined ? this.preferred : this.hashers.find((entry) => entry.algorithm === options.hasher);
+    if (!hasher) {
+      throw new UnknownPasswordHasher(`No configured password hasher is named '${options.hasher}' (${this.hashers.map((entry) => entry.algorithm).join(', ')}).`);
+    }
+    return hasher.encode(raw, options.salt);
+  }
+
+  /**
+   * Django's `check_password`: whether `raw` is the password `encoded` holds. A right password
+   * stored with a hasher or parameters no longer preferred is handed to `onUpgrade`, hashed the
+   * preferred way, for saving (Django's `setter`).
+   */
+  async checkPassword(raw: unknown, encoded: string | null | undefined, options: { onUpgrade?: (encoded: string) => unknown } = {}): Promise<boolean> {
+    const { valid, upgraded } = await this.check(raw, encoded);
+    if (valid && upgraded && options.onUpgrade) await options.onUpgrade(upgraded);
+    return valid;
+  }
+
+  /** Django's `identify_hasher`: the configured hasher an encoded password was made with; `UnknownPasswordHasher` for none. */
+  identifyHasher(encoded: string): PasswordHashAlgorithm {
+    const hasher = typeof encoded === 'string' && isPasswordUsable(encoded) ? this.identify(encoded) : undefined;
+    if (!hasher) throw new UnknownPasswordHasher('Unknown password hashing algorithm: the value was not made by a configured hasher.');
+    return hasher;
+  }
+
   /** Spend the time of one hash, so unknown usernames cannot be told apart by timing. */
   async runDummyHash(): Promise<void> {
     await this.preferred.encode(randomSalt(40));
   }
 
   private identify(encoded: string): PasswordHashAlgorithm | undefined {
+    if (!encoded.includes('$')) return undefined;
     const algorithm = encoded.slice(0, encoded.indexOf('$'));
     return this.hashers.find((hasher) => hasher.algorithm === algorithm);
   }

@@ -61,7 +61,7 @@ export function layout(context: LayoutContext, title: string, main: SafeHtml): s
   <main>
     ${context.messages.length > 0 &&
     html`<ul class="flashes" aria-label="Messages">
-      ${context.messages.map((message) => html`<li class="flash ${message.level}" role="status">${message.text}</li>`)}
+      ${context.messages.map((message) => html`<li class="flash ${message.tags}" role="status">${message.text}</li>`)}
     </ul>`}
     ${main}
   </main>
