@@ -261,6 +261,53 @@ describe('sample-app', () => {
     });
   });
 
+  describe('sessions page', () => {
+    async function device(userAgent: string, username = 'carol'): Promise<Agent> {
+      const browser = request.agent(server).set('User-Agent', userAgent).set(asBrowser);
+      await logIn(browser, username);
+      return browser;
+    }
+    const loggedIn = async (browser: Agent) => (await browser.get('/dashboard').redirects(0)).status === 200;
+
+    it('lists the user’s browsers, escaped, marks this one, and logs one out with its button', async () => {
+      const laptop = await device('Laptop <b>1.0</b>');
+      const phone = await device('Phone/2.0');
+      const bob = await device('Bob/1.0', 'bob');
+      const page = await laptop.get('/sessions').expect(200);
+      expect(page.text).toContain('Laptop &lt;b&gt;1.0&lt;/b&gt;');
+      expect(page.text).toContain('Phone/2.0');
+      expect(page.text).not.toContain('Bob/1.0');
+      expect(page.text).toContain('this browser');
+      const action = /action="(\/sessions\/[^"]+\/end)"/.exec(page.text)![1];
+      const token = /name="csrfmiddlewaretoken" value="([^"]+)"/.exec(page.text)![1];
+      await laptop.post(action).type('form').send({}).expect(403);
+      expect(await loggedIn(phone)).toBe(true);
+      await laptop.post(action).type('form').send({ csrfmiddlewaretoken: token }).expect(302, /sessions/);
+      expect((await laptop.get('/sessions').expect(200)).text).toContain('The session was logged out.');
+      expect(await loggedIn(phone)).toBe(false);
+      expect(await loggedIn(laptop)).toBe(true);
+      expect(await loggedIn(bob)).toBe(true);
+    });
+
+    it('logs out every other browser with one button', async () => {
+      const laptop = await device('Laptop/1.0');
+      const phone = await device('Phone/2.0');
+      const tablet = await device('Tablet/3.0');
+      const token = await formToken(laptop, '/sessions');
+      await laptop.post('/sessions/logout-others').type('form').send({ csrfmiddlewaretoken: token }).expect(302);
+      expect(await loggedIn(phone)).toBe(false);
+      expect(await loggedIn(tablet)).toBe(false);
+      const page = await laptop.get('/sessions').expect(200);
+      expect(page.text).toContain('2 other sessions were logged out.');
+      expect(page.text).not.toContain('Log out my other devices');
+    });
+
+    it('sends visitors who are not logged in to the login page', async () => {
+      const response = await request(server).get('/sessions').set(asBrowser).expect(302);
+      expect(response.headers.location).toBe('/login?next=%2Fsessions');
+    });
+  });
+
   describe('password change', () => {
     const change = async (browser: Agent, fields: Record<string, string>) =>
       browser.post('/password').type('form').send({ csrfmiddlewaretoken: await formToken(browser, '/password'), ...fields });

@@ -9,6 +9,7 @@ import { DirectoryService } from './directory.service.js';
 import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
+import { SessionsController } from './sessions.controller.js';
 import { DEMO_MODE } from './seed.js';
 
 /** Where users, groups, permissions and sessions live. */
@@ -57,7 +58,7 @@ export class AppModule implements NestModule {
           loginUrl: '/login',
         }),
       ],
-      controllers: [PagesController, AccountsController],
+      controllers: [PagesController, AccountsController, SessionsController],
       providers: [
         // Backends provided here are used as these instances, with this module's injections.
         DictionaryBackend,

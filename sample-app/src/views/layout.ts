@@ -29,6 +29,7 @@ const NAVIGATION = [
   { href: '/dashboard', label: 'Dashboard' },
   { href: '/staff', label: 'Staff' },
   { href: '/password', label: 'Password' },
+  { href: '/sessions', label: 'Sessions' },
 ];
 
 /** The page around `main`: top bar (navigation, who is logged in), flash messages. */

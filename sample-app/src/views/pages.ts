@@ -1,4 +1,4 @@
-import { isAuthenticated, type User } from 'nestjs-session-auth';
+import { isAuthenticated, type User, type UserSession } from 'nestjs-session-auth';
 import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
 import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
@@ -181,6 +181,44 @@ export function passwordPage(context: LayoutContext, form: PasswordForm): string
         <div><button type="submit">Change password</button></div>
       </form>`;
   return layout(context, 'Change password', html`<section class="card narrow"><h1>Change password</h1>${body}</section>`);
+}
+
+/** The devices the user is logged in on: each can be logged out, or all but this one. */
+export function sessionsPage(context: LayoutContext, sessions: UserSession[], csrfToken: string): string {
+  const when = (date: Date | null) => (date ? html`<time datetime="${date.toISOString()}">${date.toUTCString()}</time>` : html`<span class="muted">unknown</span>`);
+  const others = sessions.filter((session) => !session.current).length;
+  return layout(
+    context,
+    'Sessions',
+    html`<h1>Where you are logged in</h1>
+      <p class="lead">Each browser you logged in with has its own session. End the ones you do not recognise.</p>
+      <section class="card">
+        <table>
+          <thead><tr><th scope="col">Browser</th><th scope="col">Address</th><th scope="col">Logged in</th><th scope="col">Last active</th><th scope="col"></th></tr></thead>
+          <tbody>
+            ${sessions.map(
+              (session) => html`<tr>
+                <td data-label="Browser">${session.userAgent || html`<span class="muted">unknown</span>`}</td>
+                <td data-label="Address">${session.address || html`<span class="muted">unknown</span>`}</td>
+                <td data-label="Logged in">${when(session.loggedInAt)}</td>
+                <td data-label="Last active">${when(session.lastActiveAt)}</td>
+                <td>${session.current
+                  ? html`<span class="badge">this browser</span>`
+                  : html`<form class="inline" method="post" action="/sessions/${session.key}/end">
+                      <input type="hidden" name="${CSRF_FIELD_NAME}" value="${csrfToken}">
+                      <button type="submit">Log out</button>
+                    </form>`}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>
+        ${others > 0 &&
+        html`<form class="actions" method="post" action="/sessions/logout-others">
+          <input type="hidden" name="${CSRF_FIELD_NAME}" value="${csrfToken}">
+          <button type="submit">Log out my other devices</button>
+        </form>`}
+      </section>`,
+  );
 }
 
 export interface ErrorDescription {
