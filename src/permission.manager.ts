@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, type ObjectLiteral } from 'typeorm';
+import { DataSource, In, type ObjectLiteral } from 'typeorm';
 import { clearPermissionCache } from './backends/model.backend.js';
 import { Group } from './storage/group.entity.js';
 import { Permission } from './storage/permission.entity.js';
@@ -108,6 +108,19 @@ export class PermissionManager {
   async removeUserFromGroup(user: object, group: GroupRef): Promise<void> {
     await this.link(this.userEntity(user), 'groups', user, await this.group(group), false);
     clearPermissionCache(user);
+  }
+
+  /** The groups a user belongs to (Django's `user.groups.all()`). */
+  userGroups(user: object): Promise<Group[]> {
+    return this.dataSource.createQueryBuilder().relation(this.userEntity(user), 'groups').of(user as ObjectLiteral).loadMany<Group>();
+  }
+
+  /** The permissions of the groups with these names (the ones that exist), as `app.codename` strings. */
+  async permissionsOfGroups(names: string[]): Promise<Set<string>> {
+    const wanted = names.filter((name) => typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH);
+    if (wanted.length === 0) return new Set();
+    const groups = await this.dataSource.getRepository(Group).find({ where: { name: In(wanted) }, relations: { permissions: true } });
+    return new Set(groups.flatMap((group) => group.permissions.map((permission) => permission.codename)));
   }
 
   /** Grant `perm` (which must exist) to a user directly or to a group. Granting twice is harmless. */

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 /**
  * External services some suites run against. Each URL comes from the environment; when it is not
  * set, the suites that need it are listed as skipped (`describeIf`, `describeEach`) and that is said
@@ -60,4 +61,20 @@ export function describeEach<T extends { name: string; available?: boolean }>(
 /** A name no other run (or concurrent Jest worker) uses: for schemas, key prefixes, … */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Whether Debian's `slapd` and `ldap-utils` are installed, for the suites that start their own
+ * OpenLDAP server; said once, loudly, when they are not (`.ci/run` installs them).
+ */
+export function slapdAvailable(): boolean {
+  const installed = ['/usr/sbin/slapd', 'ldapadd', 'ldapmodify'].every((program) => spawnSync('sh', ['-c', `command -v ${program}`]).status === 0);
+  if (!installed && !reported.has('slapd')) {
+    reported.add('slapd');
+    console.warn(
+      'LDAP tests NOT RUN: Debian\'s slapd and ldap-utils are not installed ' +
+        '(DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils). .ci/run installs them.',
+    );
+  }
+  return installed;
 }

@@ -1,0 +1,199 @@
+import { Injectable, Logger, type Type } from '@nestjs/common';
+import type { Request } from 'express';
+import { PermissionDenied } from '../../errors.js';
+import { PermissionManager } from '../../permission.manager.js';
+import { UserManager } from '../../user.manager.js';
+import type { Credentials } from '../auth-backend.interface.js';
+import { BaseBackend } from '../base.backend.js';
+import { LdapDirectory, normalizeDn, type LdapGroup, type LdapUser } from './ldap-directory.js';
+import { resolveLdapOptions, type LdapBackendOptions, type LdapGroupRule, type ResolvedLdapOptions } from './ldap.options.js';
+
+const MAX_USERNAME_LENGTH = 150;
+const MAX_CACHED_USERS = 1000;
+
+/** What `populateUser` is given: the local user (before it is saved) and what the directory says. */
+export interface LdapPopulateContext {
+  user: any;
+  ldapUser: LdapUser;
+  groups: LdapGroup[];
+  created: boolean;
+  request: Request | undefined;
+}
+
+/**
+ * Users from an LDAP directory (django-auth-ldap's `LDAPBackend`): the directory checks the
+ * password, and the local user is created at the first login (with an unusable password, so no
+ * other backend accepts one for it) and brought in line at each login: profile fields from
+ * `userAttrMap`, flags from `userFlagsByGroup`, local groups from `mirrorGroups`. Requests load
+ * the user from the local database, never from the directory.
+ *
+ * ```ts
+ * backends: [LdapBackend.configure({ url: 'ldap://ldap.example.com', userDnTemplate: 'uid=%(user)s,ou=people,dc=example,dc=com' }), ModelBackend]
+ * ```
+ *
+ * A directory that is down or too slow is `DirectoryUnavailable` (503), never a wrong password
+ * and never a pass to the next backend; a user the directory knows who gives another password,
+ * or whom `requireGroup`/`denyGroup` keep out, stops the chain (`PermissionDenied`), so a later
+ * backend cannot let that name in with another password.
+ */
+@Injectable()
+export class LdapBackend extends BaseBackend {
+  /** The options `configure()` gave; a subclass of your own may override `ldapOptions()` instead. */
+  protected static options?: LdapBackendOptions;
+
+  readonly name: string;
+  protected readonly settings: ResolvedLdapOptions;
+  protected readonly directory: LdapDirectory;
+  private readonly logger = new Logger('LdapBackend');
+  /** Directory group names by user id, for `findGroupPerms`: `[expires, names]`, oldest first. */
+  private readonly groupCache = new Map<string, [number, string[]]>();
+
+  constructor(
+    protected readonly users: UserManager<any>,
+    protected readonly permissions: PermissionManager,
+  ) {
+    super();
+    this.settings = resolveLdapOptions(this.ldapOptions());
+    this.name = this.settings.name;
+    this.directory = new LdapDirectory(this.settings);
+  }
+
+  /** A backend class with these options, for `AuthModule.forRoot({ backends: [...] })`. */
+  static configure(options: LdapBackendOptions): Type<LdapBackend> {
+    resolveLdapOptions(options);
+    @Injectable()
+    class ConfiguredLdapBackend extends LdapBackend {
+      protected static override options = options;
+    }
+    Object.defineProperty(ConfiguredLdapBackend, 'name', { value: options.name ?? 'LdapBackend' });
+    return ConfiguredLdapBackend;
+  }
+
+  /** The options of this backend (by default those given to `configure`). */
+  protected ldapOptions(): LdapBackendOptions {
+    const options = (this.constructor as typeof LdapBackend).options;
+    if (!options) throw new TypeError('Use LdapBackend.configure({ url, ... }) in backends, or override ldapOptions() in a subclass.');
+    return options;
+  }
+
+  /**
+   * Customise the local user before it is saved (django-auth-ldap's `populate_user` signal):
+   * runs at every login that updates the user. Override it in a subclass.
+   */
+  protected populateUser(_context: LdapPopulateContext): void | Promise<void> {}
+
+  async authenticate(request: Request | undefined, credentials: Credentials): Promise<any | null> {
+    const { username, password } = credentials;
+    if (typeof username !== 'string' || typeof password !== 'string') return null;
+    if (!isPlausibleUsername(username)) return null;
+    // An empty password would be an unauthenticated bind, which LDAP servers accept: no login.
+    if (password === '' || password.includes('\0')) return null;
+
+    const result = await this.directory.bindUser(username, password);
+    if ('unknown' in result) return null;
+    if ('wrongPassword' in result) throw new PermissionDenied();
+    const ldapUser = result.user;
+    const groups = this.settings.groupSearch ? await this.directory.groupsOf(ldapUser) : [];
+    const memberOf = memberTest(groups);
+    if (this.settings.requireGroup !== undefined && !memberOf(this.settings.requireGroup)) {
+      this.logger.log(`${username} is not in requireGroup: not logged in.`);
+      throw new PermissionDenied();
+    }
+    if (this.settings.denyGroup !== undefined && memberOf(this.settings.denyGroup)) {
+      this.logger.log(`${username} is in denyGroup: not logged in.`);
+      throw new PermissionDenied();
+    }
+
+    let user = await this.users.findByUsername(ldapUser.username);
+    const created = !user;
+    if (!user) {
+      if (!this.settings.createUsers) return null;
+      user = this.users.repository.create({ username: ldapUser.username, isActive: true, isStaff: false, isSuperuser: false, dateJoined: new Date() } as any);
+      await this.users.setPassword(user, null);
+    }
+    if (created || this.settings.alwaysUpdateUser) {
+      this.populateFromDirectory(user, ldapUser, memberOf);
+      await this.populateUser({ user, ldapUser, groups, created, request });
+      user = await this.users.repository.save(user, { transaction: false });
+    }
+    // Deactivated here (or by userFlagsByGroup.isActive): no login, and no other backend asked.
+    if (user.isActive === false) throw new PermissionDenied();
+    if (this.settings.mirrorGroups) await this.mirrorGroups(user, groups);
+    this.rememberGroups(user, groups);
+    return user;
+  }
+
+  getUser(id: string): Promise<any | null> {
+    return this.users.findById(id);
+  }
+
+  /** With `findGroupPerms`: the permissions of the local groups named like the user's directory groups. */
+  override async getGroupPermissions(user: any): Promise<Set<string>> {
+    if (!this.settings.findGroupPerms || !user || user.backend !== this.name || user.isActive === false) return new Set();
+    return this.permissions.permissionsOfGroups(await this.directoryGroupNames(user));
+  }
+
+  /** The directory's group names for a logged-in user: remembered from the login, else asked again. */
+  private async directoryGroupNames(user: any): Promise<string[]> {
+    const key = String(user.id);
+    const cached = this.groupCache.get(key);
+    if (cached && cached[0] > Date.now()) return cached[1];
+    const ldapUser = await this.directory.lookUpUser(String(user.username));
+    const groups = ldapUser ? await this.directory.groupsOf(ldapUser) : [];
+    this.rememberGroups(user, groups);
+    return groups.map((group) => group.name);
+  }
+
+  private rememberGroups(user: any, groups: LdapGroup[]): void {
+    if (!this.settings.findGroupPerms || this.settings.groupCacheTimeout <= 0) return;
+    const key = String(user.id);
+    this.groupCache.delete(key);
+    if (this.groupCache.size >= MAX_CACHED_USERS) this.groupCache.delete(this.groupCache.keys().next().value!);
+    this.groupCache.set(key, [Date.now() + this.settings.groupCacheTimeout, groups.map((group) => group.name)]);
+  }
+
+  private populateFromDirectory(user: any, ldapUser: LdapUser, memberOf: (rule: LdapGroupRule) => boolean): void {
+    for (const [field, attribute] of Object.entries(this.settings.userAttrMap)) {
+      const value = ldapUser.attrs[attribute.toLowerCase()];
+      if (value === undefined) {
+        this.logger.warn(`${ldapUser.dn} has no ${attribute} attribute for ${field}.`);
+        continue;
+      }
+      user[field] = value;
+    }
+    for (const [flag, rule] of Object.entries(this.settings.userFlagsByGroup ?? {})) {
+      if (rule !== undefined) user[flag] = memberOf(rule);
+    }
+  }
+
+  /** Local groups follow the directory's: all of them, or only the names `mirrorGroups` lists. */
+  private async mirrorGroups(user: any, groups: LdapGroup[]): Promise<void> {
+    const only = Array.isArray(this.settings.mirrorGroups) ? new Set(this.settings.mirrorGroups) : null;
+    const mirrored = (name: string) => !only || only.has(name);
+    const wanted = new Set(groups.map((group) => group.name).filter(mirrored));
+    const current = await this.permissions.userGroups(user);
+    for (const group of current) {
+      if (mirrored(group.name) && !wanted.has(group.name)) await this.permissions.removeUserFromGroup(user, group);
+    }
+    const have = new Set(current.map((group) => group.name));
+    for (const name of wanted) {
+      if (!have.has(name)) await this.permissions.addUserToGroup(user, await this.permissions.createGroup(name));
+    }
+  }
+}
+
+/** Whether `user` is in a group of `rule` (DNs compared in one spelling). */
+function memberTest(groups: LdapGroup[]): (rule: LdapGroupRule) => boolean {
+  const dns = new Set(groups.map((group) => normalizeDn(group.dn)));
+  return (rule) => [rule].flat().some((dn) => dns.has(normalizeDn(dn)));
+}
+
+/** A username worth asking the directory about: not empty, not too long, no control characters, no surrounding spaces. */
+function isPlausibleUsername(username: string): boolean {
+  return (
+    username.length > 0 &&
+    username.length <= MAX_USERNAME_LENGTH &&
+    username.trim() === username &&
+    !/[\u0000-\u001f\u007f]/.test(username)
+  );
+}
