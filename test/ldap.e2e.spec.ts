@@ -13,7 +13,7 @@ import {
 import { DirectoryUnavailable, LdapBackend, type LdapBackendOptions, type LdapPopulateContext } from 'nestjs-session-auth/ldap';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { describeIf, slapdAvailable } from './support/services.js';
-import { BASE_DN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd } from './support/slapd.js';
+import { BASE_DN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, type Slapd } from './support/slapd.js';
 import { createTestApp, PagesController, type TestApp } from './support/test-app.js';
 
 /**
@@ -36,7 +36,7 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
   let t: TestApp | undefined;
 
   beforeAll(async () => {
-    slapd = await Slapd.start();
+    slapd = await startSlapd();
   });
   afterAll(() => slapd?.close());
   afterEach(async () => {
@@ -350,7 +350,7 @@ describeIf(slapdAvailable())('LdapBackend over TLS', () => {
   let t: TestApp | undefined;
 
   beforeAll(async () => {
-    slapd = await Slapd.start({ tls: true });
+    slapd = await startSlapd({ tls: true });
   });
   afterAll(() => slapd?.close());
   afterEach(async () => {

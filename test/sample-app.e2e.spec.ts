@@ -16,6 +16,9 @@ import { DictionaryBackend } from '../sample-app/src/dictionary.backend.js';
 import { DirectoryService } from '../sample-app/src/directory.service.js';
 import { seed } from '../sample-app/src/seed.js';
 import { sessionCookie } from './support/test-app.js';
+import { describeIf, slapdAvailable } from './support/services.js';
+import { SAMPLE_DIRECTORY } from '../sample-app/src/ldap/directory.js';
+import { Slapd } from '../sample-app/src/ldap/slapd.js';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -79,6 +82,8 @@ describe('sample-app', () => {
       expect(text).toContain('href="/login"');
       expect(text).not.toContain('action="/logout"');
       for (const name of Object.keys(PASSWORDS)) expect(text).toContain(`<td data-label="Username">${name}`);
+      // Without LDAP_URL, dana and erin come from the in-memory stand-in, and the page says so.
+      expect(text).toContain('<strong>DirectoryBackend</strong>: an in-memory stand-in');
     });
 
     it('greets alice by name, with a logout button carrying the CSRF token', async () => {
@@ -624,5 +629,57 @@ describe('sample-app configuration', () => {
     expect(warnings.join('\n')).toContain('SESSION_SECRET is not set');
     expect(() => configFromEnv({ ...database, NODE_ENV: 'production' })).toThrow(/SESSION_SECRET/);
     expect(() => configFromEnv({ ...database, NODE_ENV: 'production', SESSION_SECRET: DEVELOPMENT_SECRET })).toThrow(/SESSION_SECRET/);
+  });
+});
+
+/** The sample with LDAP_URL: dana and erin from a real OpenLDAP (`npm run ldap`'s directory). */
+describeIf(slapdAvailable())('sample-app with its directory on a real OpenLDAP', () => {
+  let slapd: Slapd;
+  let app: INestApplication;
+  let server: any;
+
+  beforeAll(async () => {
+    slapd = await Slapd.start(SAMPLE_DIRECTORY);
+  });
+  afterAll(() => slapd?.close());
+  beforeEach(async () => {
+    await slapd.resume();
+    app = await startSampleApp({ type: 'better-sqlite3', database: ':memory:' }, { ldapUrl: slapd.url });
+    server = app.getHttpServer();
+  });
+  afterEach(() => app.close());
+
+  it('says on the home page which directory answers', async () => {
+    const { text } = await request(server).get('/').expect(200);
+    expect(text).toContain(`<strong>LdapBackend</strong>: the OpenLDAP server at ${slapd.url}`);
+  });
+
+  it('logs dana in through the directory, creates her local user from it, and her staff group opens the staff page', async () => {
+    const browser = request.agent(server);
+    await logIn(browser, 'dana', 'daylight');
+    const dashboard = await browser.get('/dashboard').expect(200);
+    expect(dashboard.text).toContain('<span class="badge">LdapBackend</span>');
+    expect(dashboard.text).toContain('dana@directory.example');
+    await browser.get('/staff').set(asBrowser).expect(200);
+    const dana = (await app.get(UserManager).findByUsername('dana'))!;
+    expect(isPasswordUsable(dana.password)).toBe(false);
+    expect(dana.isStaff).toBe(true);
+  });
+
+  it('refuses erin the staff page, and a wrong password with the usual message', async () => {
+    const erin = request.agent(server);
+    await logIn(erin, 'erin', 'evergreen');
+    await erin.get('/staff').set(asBrowser).expect(403);
+    const wrong = await submitLogin(request.agent(server), { username: 'dana', password: 'nightfall' });
+    expect(wrong.status).toBe(200);
+    expect(wrong.text).toContain('Invalid username or password.');
+  });
+
+  it('answers 503 while the directory is down, never “wrong password”', async () => {
+    await slapd.stop();
+    const response = await submitLogin(request.agent(server).set(asBrowser), { username: 'dana', password: 'daylight' });
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('30');
+    expect(response.text).not.toContain('Invalid username or password.');
   });
 });

@@ -10,7 +10,8 @@ import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
 import { SessionsController } from './sessions.controller.js';
-import { DEMO_MODE } from './seed.js';
+import { DEMO_MODE, DIRECTORY_IN_USE } from './seed.js';
+import { sampleLdapBackend } from './ldap/directory.js';
 
 /** Where users, groups, permissions and sessions live. */
 export type DatabaseOptions =
@@ -27,11 +28,16 @@ export interface AppOptions {
    * first account.
    */
   demo: boolean;
+  /**
+   * The directory accounts (dana, erin) from this OpenLDAP server (`LDAP_URL`; `npm run ldap`
+   * serves one) instead of the in-memory stand-in.
+   */
+  ldapUrl?: string;
 }
 
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot({ database, sessionSecret, demo }: AppOptions): DynamicModule {
+  static forRoot({ database, sessionSecret, demo, ldapUrl }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -48,8 +54,9 @@ export class AppModule implements NestModule {
               ? [
                   // 2. The seed's dictionary of names and passwords, mapped to local users (alice, bob).
                   DictionaryBackend,
-                  // 3. An external directory; local users are created and kept in sync (dana, erin).
-                  DirectoryBackend,
+                  // 3. An external directory; local users are created and kept in sync (dana, erin):
+                  //    a real OpenLDAP with LDAP_URL, else an in-memory stand-in.
+                  ldapUrl ? sampleLdapBackend(ldapUrl) : DirectoryBackend,
                 ]
               : []),
           ],
@@ -66,6 +73,8 @@ export class AppModule implements NestModule {
         DirectoryService,
         // The pages list the demo accounts only in the demo.
         { provide: DEMO_MODE, useValue: demo },
+        // Which directory answers for dana and erin, for the home page.
+        { provide: DIRECTORY_IN_USE, useValue: ldapUrl ? `the OpenLDAP server at ${ldapUrl}` : null },
         { provide: APP_FILTER, useClass: ErrorPageFilter },
       ],
     };

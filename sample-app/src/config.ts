@@ -12,7 +12,7 @@ export interface Config extends AppOptions {
   port: number;
 }
 
-/** Settings from the environment: PORT, SESSION_SECRET, DATABASE_URL, NODE_ENV. */
+/** Settings from the environment: PORT, SESSION_SECRET, DATABASE_URL, LDAP_URL, NODE_ENV. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = console.warn): Config {
   return {
     port: Number(env.PORT ?? 3000),
@@ -20,6 +20,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = conso
     database: databaseFromEnv(env),
     // The demo accounts' passwords are published in this repository: never in production.
     demo: env.NODE_ENV !== 'production',
+    // dana and erin from this OpenLDAP server (`npm run ldap` prints it), else from memory.
+    ldapUrl: env.LDAP_URL || undefined,
   };
 }
 

@@ -10,7 +10,7 @@ import {
   type User,
 } from 'nestjs-session-auth';
 import { VIEW_STAFF_PAGE } from './permissions.js';
-import { DEMO_MODE } from './seed.js';
+import { DEMO_MODE, DIRECTORY_IN_USE } from './seed.js';
 import { layoutContext } from './views/layout.js';
 import { dashboardPage, homePage, staffPage } from './views/pages.js';
 
@@ -21,12 +21,13 @@ export class PagesController {
     private readonly auth: AuthService,
     private readonly permissions: PermissionManager,
     @Inject(DEMO_MODE) private readonly demo: boolean,
+    @Inject(DIRECTORY_IN_USE) private readonly directory: string | null,
   ) {}
 
   /** `@CurrentUser()` is the logged-in user, or the `AnonymousUser` for a visitor. */
   @Get()
   home(@Req() request: Request, @CurrentUser() user: RequestUser<User>): string {
-    return homePage(layoutContext(request, user), { demo: this.demo });
+    return homePage(layoutContext(request, user), { demo: this.demo, directory: this.directory });
   }
 
   /** A visitor who is not logged in is sent to `/login?next=/dashboard`, and comes back here. */

@@ -23,6 +23,8 @@ export const DEMO_ACCOUNTS = [
 
 /** Injects `AppOptions.demo` where a page needs to know whether to list the demo accounts. */
 export const DEMO_MODE = Symbol('DEMO_MODE');
+/** A description of the real directory server in use (`LDAP_URL`), or `null` for the in-memory stand-in. */
+export const DIRECTORY_IN_USE = Symbol('DIRECTORY_IN_USE');
 
 /**
  * Create what the site needs, leaving alone whatever exists: running it at every start keeps

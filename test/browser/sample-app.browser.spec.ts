@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { describeIf } from '../support/services.js';
+import { describeIf, slapdAvailable } from '../support/services.js';
+import { SAMPLE_DIRECTORY } from '../../sample-app/src/ldap/directory.js';
+import { Slapd } from '../../sample-app/src/ldap/slapd.js';
 import { AppModule } from '../../sample-app/src/app.module.js';
 import { seed } from '../../sample-app/src/seed.js';
 
@@ -191,4 +193,60 @@ describe('the sample site on a loopback port', () => {
       });
     });
   }
+});
+
+describeIf(chromiumFound && slapdAvailable())('the sample site with its directory on a real OpenLDAP, in Chromium', () => {
+  let slapd: Slapd;
+  let app: INestApplication;
+  let dataDir: string;
+  let browser: Browser;
+  let baseURL: string;
+
+  beforeAll(async () => {
+    slapd = await Slapd.start(SAMPLE_DIRECTORY);
+    dataDir = mkdtempSync(join(tmpdir(), 'sample-app-ldap-'));
+    app = await NestFactory.create(
+      AppModule.forRoot({
+        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
+        sessionSecret: 'browser-test-secret-that-is-long-enough',
+        demo: true,
+        ldapUrl: slapd.url,
+      }),
+      { logger: false },
+    );
+    await seed(app, { demo: true });
+    await app.listen(0, '127.0.0.1');
+    baseURL = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await slapd?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('says which directory is in use, logs dana in through it and opens the staff page her directory group grants', async () => {
+    const context = await browser.newContext({ baseURL, viewport: { width: 1100, height: 600 } });
+    try {
+      const page = await context.newPage();
+      await page.goto('/');
+      expect(await page.getByRole('main').innerText()).toContain(`LdapBackend: the OpenLDAP server at ${slapd.url}`);
+      await page.goto('/login');
+      await page.getByLabel('Username').fill('dana');
+      await page.getByLabel('Password').fill('daylight');
+      await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Log in' }).click()]);
+      expect(new URL(page.url()).pathname).toBe('/dashboard');
+      expect(await page.getByText('Logged in by').locator('xpath=following-sibling::dd[1]').innerText()).toBe('LdapBackend');
+      expect(await page.getByText('Email').locator('xpath=following-sibling::dd[1]').innerText()).toBe('dana@directory.example');
+      const staff = await page.goto('/staff');
+      expect(staff?.status()).toBe(200);
+    } finally {
+      await context.close();
+    }
+  });
 });

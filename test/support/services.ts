@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { slapdInstalled } from '../../sample-app/src/ldap/slapd.js';
 /**
  * External services some suites run against. Each URL comes from the environment; when it is not
  * set, the suites that need it are listed as skipped (`describeIf`, `describeEach`) and that is said
@@ -68,12 +68,12 @@ export function uniqueName(prefix: string): string {
  * OpenLDAP server; said once, loudly, when they are not (`.ci/run` installs them).
  */
 export function slapdAvailable(): boolean {
-  const installed = ['/usr/sbin/slapd', 'ldapadd', 'ldapmodify'].every((program) => spawnSync('sh', ['-c', `command -v ${program}`]).status === 0);
+  const installed = slapdInstalled();
   if (!installed && !reported.has('slapd')) {
     reported.add('slapd');
     console.warn(
-      'LDAP tests NOT RUN: Debian\'s slapd and ldap-utils are not installed ' +
-        '(DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils). .ci/run installs them.',
+      'LDAP tests NOT RUN: Debian\'s slapd, ldap-utils and openssl are not installed ' +
+        '(DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils openssl). .ci/run installs them.',
     );
   }
   return installed;

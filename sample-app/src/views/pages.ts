@@ -11,6 +11,8 @@ const BACKEND_STORIES: Record<string, string> = {
   DictionaryBackend: 'found your name and password in its dictionary, and mapped you to the local user of that name.',
   DirectoryBackend:
     'asked the external directory, which checked your password; your local user was created at your first login and updated from the directory at this one.',
+  LdapBackend:
+    'bound to the OpenLDAP directory as you, which checked your password; your local user was created at your first login and updated from the directory (email, staff group) at this one.',
 };
 
 /** Whether the page may list the demo accounts: only in the demo, never in production. */
@@ -18,7 +20,7 @@ export interface DemoContext {
   demo: boolean;
 }
 
-export function homePage(context: LayoutContext, { demo }: DemoContext): string {
+export function homePage(context: LayoutContext, { demo, directory }: DemoContext & { directory: string | null }): string {
   const { user } = context;
   const greeting = isAuthenticated(user)
     ? html`<h1>Hello, ${user.username}</h1>
@@ -43,7 +45,9 @@ export function homePage(context: LayoutContext, { demo }: DemoContext): string 
           <ol>
             <li><strong>ModelBackend</strong>: users with a password stored here (carol).</li>
             <li><strong>DictionaryBackend</strong>: a fixed dictionary of names and passwords (alice, bob).</li>
-            <li><strong>DirectoryBackend</strong>: an external directory; local users are created on first login (dana, erin).</li>
+            ${directory
+              ? html`<li><strong>LdapBackend</strong>: ${directory}; local users are created on first login (dana, erin).</li>`
+              : html`<li><strong>DirectoryBackend</strong>: an in-memory stand-in for a company directory; local users are created on first login (dana, erin). Run <code>npm run ldap --workspace=sample-app</code> and start with its <code>LDAP_URL</code> for a real OpenLDAP.</li>`}
           </ol>
         </section>
       </div>`}`,
