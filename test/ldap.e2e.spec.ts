@@ -120,8 +120,12 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
   });
 
   describe('the chain with ModelBackend after it', () => {
-    it('lets a local-only user in through ModelBackend, but never a directory user’s name with another password', async () => {
-      await boot(search());
+    const withServiceAccount = [
+      ['search and bind', () => search()],
+      ['direct bind', () => ({ ...direct(), bindDn: SERVICE_DN, bindPassword: SERVICE_PASSWORD })],
+    ] as const;
+    it.each(withServiceAccount)('lets a local-only user in through ModelBackend, but never a directory user’s name with another password (%s)', async (_mode, options) => {
+      await boot(options());
       await t!.users.createUser({ username: 'zoe', password: 'local secret' });
       // A local row for a directory user, with a password of its own (made before LDAP was wired).
       await t!.users.createUser({ username: 'dana', password: 'local secret' });
