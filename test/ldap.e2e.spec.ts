@@ -269,6 +269,41 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       expect(await permissions.getGroup('everyone')).toBeNull();
     });
 
+    it('sets isActive from membership: a user outside that group cannot log in, nor through the next backend', async () => {
+      await boot({ ...search(), groupSearch: groupsOfNames, userFlagsByGroup: { isActive: STAFF } });
+      expect(await login('dana', 'daylight')).toMatchObject({ isActive: true });
+      expect(await login('erin', 'evergreen')).toBeNull();
+      expect((await t!.users.findByUsername('erin'))!.isActive).toBe(false);
+    });
+
+    it('answers permission checks from the groups remembered at login, and asks the directory again once they expire', async () => {
+      await boot({ ...search(), groupSearch: { ...groupsOfNames, nested: true }, findGroupPerms: true, groupCacheTimeout: 60_000 });
+      const permissions = t!.app.get(PermissionManager);
+      await permissions.createPermission('reports.view');
+      await permissions.createGroup('staff', ['reports.view']);
+      const checker = t!.app.get(PermissionChecker);
+      const dana = (await login('dana', 'daylight'))!;
+      await slapd.stop();
+      // Remembered: no directory round trip for a permission check.
+      expect(await checker.hasPerm(dana, 'reports.view')).toBe(true);
+      await t!.close();
+
+      await boot({ ...search(), groupSearch: { ...groupsOfNames, nested: true }, findGroupPerms: true, groupCacheTimeout: 0 });
+      const again = t!.app.get(PermissionManager);
+      await again.createPermission('reports.view');
+      await again.createGroup('staff', ['reports.view']);
+      await slapd.resume();
+      const fresh = (await login('dana', 'daylight'))!;
+      await slapd.stop();
+      const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      try {
+        // Not remembered, and the directory is down: the check fails closed, never a silent "no groups".
+        await expect(t!.app.get(PermissionChecker).hasPerm(fresh, 'reports.view')).rejects.toThrow(DirectoryUnavailable);
+      } finally {
+        errors.mockRestore();
+      }
+    });
+
     it('grants the permissions of local groups named like the directory’s (findGroupPerms)', async () => {
       await boot({ ...search(), groupSearch: { ...groupsOfNames, nested: true }, findGroupPerms: true });
       const permissions = t!.app.get(PermissionManager);
