@@ -618,6 +618,12 @@ describe('sample-app configuration', () => {
     });
   });
 
+  it('takes the directory from LDAP_URL, and keeps the in-memory one without it', () => {
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), LDAP_URL: 'ldap://127.0.0.1:3389' }).ldapUrl).toBe('ldap://127.0.0.1:3389');
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32) }).ldapUrl).toBeUndefined();
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), LDAP_URL: '' }).ldapUrl).toBeUndefined();
+  });
+
   it('turns the demo (its accounts, backends and page listings) off when NODE_ENV=production', () => {
     expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'development' }).demo).toBe(true);
     expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'production' }).demo).toBe(false);
