@@ -115,6 +115,25 @@ export class PermissionManager {
     return this.dataSource.createQueryBuilder().relation(this.userEntity(user), 'groups').of(user as ObjectLiteral).loadMany<Group>();
   }
 
+  /**
+   * Make the user's groups follow an outside source (a directory, a provider's claim): the
+   * groups named in `names` are joined (created when missing), the others left; with `only`, only
+   * groups of those names are touched and the user's other groups stay.
+   */
+  async setUserGroups(user: object, names: Iterable<string>, only?: Iterable<string>): Promise<void> {
+    const managed = only ? new Set(only) : null;
+    const touched = (name: string) => !managed || managed.has(name);
+    const wanted = new Set([...names].filter((name) => typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH && touched(name)));
+    const current = await this.userGroups(user);
+    for (const group of current) {
+      if (touched(group.name) && !wanted.has(group.name)) await this.removeUserFromGroup(user, group);
+    }
+    const have = new Set(current.map((group) => group.name));
+    for (const name of wanted) {
+      if (!have.has(name)) await this.addUserToGroup(user, await this.createGroup(name));
+    }
+  }
+
   /** The permissions of the groups with these names (the ones that exist), as `app.codename` strings. */
   async permissionsOfGroups(names: string[]): Promise<Set<string>> {
     const wanted = names.filter((name) => typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH);

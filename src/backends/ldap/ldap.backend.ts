@@ -118,7 +118,10 @@ export class LdapBackend extends BaseBackend {
     }
     // Deactivated here (or by userFlagsByGroup.isActive): no login, and no other backend asked.
     if (user.isActive === false) throw new PermissionDenied();
-    if (this.settings.mirrorGroups) await this.mirrorGroups(user, groups);
+    if (this.settings.mirrorGroups) {
+      const only = Array.isArray(this.settings.mirrorGroups) ? this.settings.mirrorGroups : undefined;
+      await this.permissions.setUserGroups(user, groups.map((group) => group.name), only);
+    }
     this.rememberGroups(user, groups);
     return user;
   }
@@ -163,21 +166,6 @@ export class LdapBackend extends BaseBackend {
     }
     for (const [flag, rule] of Object.entries(this.settings.userFlagsByGroup ?? {})) {
       if (rule !== undefined) user[flag] = memberOf(rule);
-    }
-  }
-
-  /** Local groups follow the directory's: all of them, or only the names `mirrorGroups` lists. */
-  private async mirrorGroups(user: any, groups: LdapGroup[]): Promise<void> {
-    const only = Array.isArray(this.settings.mirrorGroups) ? new Set(this.settings.mirrorGroups) : null;
-    const mirrored = (name: string) => !only || only.has(name);
-    const wanted = new Set(groups.map((group) => group.name).filter(mirrored));
-    const current = await this.permissions.userGroups(user);
-    for (const group of current) {
-      if (mirrored(group.name) && !wanted.has(group.name)) await this.permissions.removeUserFromGroup(user, group);
-    }
-    const have = new Set(current.map((group) => group.name));
-    for (const name of wanted) {
-      if (!have.has(name)) await this.permissions.addUserToGroup(user, await this.permissions.createGroup(name));
     }
   }
 }
