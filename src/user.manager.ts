@@ -120,6 +120,11 @@ export class UserManager<U extends Record<string, any> = User> {
     return this.repository.findOne({ where: { username } as any });
   }
 
+  /** Whether the user entity has a column for this property (what outside sources may fill in). */
+  hasField(name: string): boolean {
+    return !!this.repository.metadata.findColumnWithPropertyName(name);
+  }
+
   /**
    * Who may receive a password reset link for `email` (Django's `PasswordResetForm.get_users`):
    * active users with a usable password whose stored email equals it, compared case-insensitively

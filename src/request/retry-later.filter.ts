@@ -1,17 +1,18 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { DirectoryUnavailable } from '../backends/ldap/directory-unavailable.js';
+import { ProviderUnavailable } from '../backends/oidc/oidc-errors.js';
 import { TooManyLoginAttempts } from '../login-throttle.js';
 import { PasswordHasherBusy } from '../passwords/password-hasher-busy.js';
 import { headersSent, responseOf, sendJson, setHeader } from './platform.js';
 
 /**
  * Answers the refusals that say "not now" rather than "no" — the hasher's queue is full (503),
- * an address failed too often (429), the user directory cannot be reached (503) — with `Retry-After` and `Cache-Control: no-store`, which
+ * an address failed too often (429), the user directory or identity provider cannot be reached (503) — with `Retry-After` and `Cache-Control: no-store`, which
  * Nest's default filter cannot set.
  */
-@Catch(PasswordHasherBusy, TooManyLoginAttempts, DirectoryUnavailable)
+@Catch(PasswordHasherBusy, TooManyLoginAttempts, DirectoryUnavailable, ProviderUnavailable)
 export class RetryLaterFilter implements ExceptionFilter {
-  catch(exception: PasswordHasherBusy | TooManyLoginAttempts | DirectoryUnavailable, host: ArgumentsHost): unknown {
+  catch(exception: PasswordHasherBusy | TooManyLoginAttempts | DirectoryUnavailable | ProviderUnavailable, host: ArgumentsHost): unknown {
     if (host.getType() !== 'http') {
       // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
       // response that carries it still says when to come back.

@@ -15,6 +15,12 @@ export class User {
   @Column({ type: 'varchar', length: 255 })
   password!: string;
 
+  @Column({ name: 'first_name', type: 'varchar', length: 150, default: '' })
+  firstName!: string;
+
+  @Column({ name: 'last_name', type: 'varchar', length: 150, default: '' })
+  lastName!: string;
+
   @Column({ type: 'varchar', length: 254, default: '' })
   email!: string;
 

@@ -349,14 +349,27 @@ export class AuthViewsController implements OnApplicationBootstrap {
   }
 
   private renderLogin(request: Request, response: Response, status: number, errors: FormErrors, username: string, remembered: boolean): void {
+    const next = this.safeNext(request, this.options.login.successUrlAllowedHosts);
     this.templates.send(response, status, 'login', {
       ...this.formPage(request, loginPath(this.config.loginUrl), errors, {}),
       redirectFieldName: this.config.redirectFieldName,
-      next: this.safeNext(request, this.options.login.successUrlAllowedHosts),
+      next,
+      providers: this.providerLinks(next),
       username,
       passwordResetUrl: AUTH_VIEW_PATHS.passwordReset,
       rememberMe: this.options.login.rememberMe,
       remembered,
+    });
+  }
+
+  /** A link per OpenID Connect backend (found by its `oidcLogin`, without loading an OpenID client here). */
+  private providerLinks(next: string): { label: string; url: string }[] {
+    const field = this.config.redirectFieldName;
+    return this.backends.all.flatMap(({ backend }) => {
+      const login = (backend as { oidcLogin?: { provider: string; label: string } }).oidcLogin;
+      if (!login) return [];
+      const query = new URLSearchParams({ provider: login.provider, ...(next && field ? { [field]: next } : {}) });
+      return [{ label: login.label, url: `/oidc/authenticate?${query}` }];
     });
   }
 

@@ -28,6 +28,8 @@ export interface LoginPage extends FormPage {
   /** Whether the form offers "Remember me" (`views.login.rememberMe`), and whether it is ticked. */
   rememberMe: boolean;
   remembered: boolean;
+  /** "Log in with …" links, one per OpenID Connect provider among the backends. */
+  providers: { label: string; url: string }[];
 }
 
 export interface PasswordChangePage extends FormPage {
@@ -176,7 +178,8 @@ export const builtInTemplates: AuthTemplates = {
         ? html`<p><label class="check"><input type="checkbox" name="remember_me" value="on"${page.remembered ? html` checked` : null}> Remember me</label></p>`
         : null,
     ];
-    return layout('Log in', html`${form(page, fields, 'Log in', hidden)}
+    const providers = page.providers.map((provider) => html`\n<p><a class="provider" href="${provider.url}">Log in with ${provider.label}</a></p>`);
+    return layout('Log in', html`${form(page, fields, 'Log in', hidden)}${providers}
 <p class="help">${link(page.passwordResetUrl, 'Forgotten your password?')}</p>`);
   },
 

@@ -162,7 +162,7 @@ export class LdapBackend extends BaseBackend {
         this.logger.warn(`${ldapUser.dn} has no ${attribute} attribute for ${field}.`);
         continue;
       }
-      user[field] = value;
+      if (this.users.hasField(field)) user[field] = value;
     }
     for (const [flag, rule] of Object.entries(this.settings.userFlagsByGroup ?? {})) {
       if (rule !== undefined) user[flag] = memberOf(rule);

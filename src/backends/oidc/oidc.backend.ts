@@ -1,0 +1,271 @@
+import { Injectable, Logger, type Type } from '@nestjs/common';
+import type { Request } from 'express';
+import * as client from 'openid-client';
+import { createHash } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { PermissionManager } from '../../permission.manager.js';
+import { requireLoadedSession } from '../../request/session-lifecycle.js';
+import { UserManager } from '../../user.manager.js';
+import type { Credentials } from '../auth-backend.interface.js';
+import { BaseBackend } from '../base.backend.js';
+import { OidcLoginFailed, ProviderUnavailable } from './oidc-errors.js';
+import { OidcIdentity } from './oidc-identity.entity.js';
+import { resolveOidcOptions, type OidcBackendOptions, type ResolvedOidcOptions } from './oidc.options.js';
+
+/** Session key of the logins under way: state → what the callback needs (mozilla-django-oidc's `oidc_states`). */
+export const OIDC_FLOWS_SESSION_KEY = '_oidc_flows';
+/** Session keys of the provider and ID token of the login, for logging out at the provider. */
+export const OIDC_LOGIN_SESSION_KEY = '_oidc_login';
+
+/** At most this many logins under way per session (several tabs); the oldest goes first. */
+const MAX_FLOWS = 5;
+/** A login that takes longer than this at the provider has to start again. */
+const FLOW_LIFETIME_MS = 10 * 60 * 1000;
+
+/** One login under way, kept in the session between the redirect and the callback. */
+export interface OidcFlow {
+  provider: string;
+  codeVerifier: string;
+  nonce: string;
+  redirectUri: string;
+  next: string;
+  startedAt: number;
+}
+
+/** What `populateUser` is given: the local user before it is saved, and the claims (ID token and userinfo). */
+export interface OidcPopulateContext {
+  user: any;
+  claims: Record<string, unknown>;
+  created: boolean;
+  request: Request | undefined;
+}
+
+/**
+ * Log in with an OpenID Connect provider (mozilla-django-oidc's `OIDCAuthenticationBackend`), on
+ * `openid-client`: the authorization code flow with PKCE, `state` and `nonce` kept in the session,
+ * the ID token checked (issuer, audience, expiry, signature from the provider's JWKS), userinfo
+ * read. The person is linked to the local user by the provider's subject (`OidcIdentity`), so a
+ * changed email never makes a second user; the user is created at the first login and updated at
+ * each. `OidcModule` mounts `/oidc/authenticate`, `/oidc/callback` and `/oidc/logout`.
+ */
+@Injectable()
+export class OidcBackend extends BaseBackend {
+  protected static options?: OidcBackendOptions;
+
+  readonly name: string;
+  /** What the built-in login page shows for this provider (found without importing this class). */
+  readonly oidcLogin: { provider: string; label: string };
+  protected readonly settings: ResolvedOidcOptions;
+  private readonly logger = new Logger('OidcBackend');
+  private configuration?: Promise<client.Configuration>;
+
+  constructor(
+    protected readonly users: UserManager<any>,
+    protected readonly permissions: PermissionManager,
+    protected readonly dataSource: DataSource,
+  ) {
+    super();
+    this.settings = resolveOidcOptions(this.oidcOptions());
+    this.name = this.settings.name;
+    this.oidcLogin = { provider: this.name, label: this.settings.label };
+  }
+
+  /** A backend class for this provider, for `AuthModule.forRoot({ backends: [...] })`. */
+  static configure(options: OidcBackendOptions): Type<OidcBackend> {
+    resolveOidcOptions(options);
+    @Injectable()
+    class ConfiguredOidcBackend extends OidcBackend {
+      protected static override options = options;
+    }
+    Object.defineProperty(ConfiguredOidcBackend, 'name', { value: options.name ?? 'OidcBackend' });
+    return ConfiguredOidcBackend;
+  }
+
+  protected oidcOptions(): OidcBackendOptions {
+    const options = (this.constructor as typeof OidcBackend).options;
+    if (!options) throw new TypeError('Use OidcBackend.configure({ issuer, clientId, clientSecret }) in backends, or override oidcOptions().');
+    return options;
+  }
+
+  /** Refuse a login by its claims (mozilla-django-oidc's `verify_claims`); the option, or else every login passes. */
+  protected verifyClaims(claims: Record<string, unknown>): boolean | Promise<boolean> {
+    return this.settings.verifyClaims ? this.settings.verifyClaims(claims) : true;
+  }
+
+  /** Customise the local user before it is saved, at every login. Override it in a subclass. */
+  protected populateUser(_context: OidcPopulateContext): void | Promise<void> {}
+
+  /**
+   * Start a login: a new state, nonce and PKCE verifier kept in the session, and the provider's
+   * authorization URL to send the browser to. `next` must already be a safe redirect.
+   */
+  async startLogin(request: Request, redirectUri: string, next: string): Promise<string> {
+    const configuration = await this.discover();
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const session = await requireLoadedSession(request);
+    const now = Date.now();
+    const flows = Object.entries(liveFlows(session[OIDC_FLOWS_SESSION_KEY], now)).slice(-(MAX_FLOWS - 1));
+    session[OIDC_FLOWS_SESSION_KEY] = Object.fromEntries([
+      ...flows,
+      [state, { provider: this.name, codeVerifier, nonce, redirectUri, next, startedAt: now } satisfies OidcFlow],
+    ]);
+    return client
+      .buildAuthorizationUrl(configuration, {
+        redirect_uri: redirectUri,
+        scope: this.settings.scopes.join(' '),
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      })
+      .toString();
+  }
+
+  /**
+   * The callback's half of the login, through `AuthService.authenticate(request, { oidcCallback:
+   * name, state, flow, url })` (the callback view passes the flow it took out of the session):
+   * the code exchanged (PKCE, state, nonce checked), the ID token validated, the local user found
+   * or created. `null` when the claims are refused or no local user may be made.
+   */
+  async authenticate(request: Request | undefined, credentials: Credentials): Promise<any | null> {
+    if (credentials.oidcCallback !== this.name) return null;
+    const flow = credentials.flow as OidcFlow;
+    const url = credentials.url as URL;
+    const state = credentials.state as string;
+    const configuration = await this.discover();
+    let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+    try {
+      tokens = await client.authorizationCodeGrant(
+        configuration,
+        url,
+        { pkceCodeVerifier: flow.codeVerifier, expectedState: state, expectedNonce: flow.nonce, idTokenExpected: true },
+        { redirect_uri: flow.redirectUri },
+      );
+    } catch (error) {
+      throw this.failure(error, 'exchanging the code');
+    }
+    const idClaims = tokens.claims()!;
+    let userinfo: Record<string, unknown> = {};
+    if (tokens.access_token) {
+      try {
+        userinfo = (await client.fetchUserInfo(configuration, tokens.access_token, idClaims.sub)) as Record<string, unknown>;
+      } catch (error) {
+        throw this.failure(error, 'reading userinfo');
+      }
+    }
+    const claims = { ...userinfo, ...idClaims } as Record<string, unknown>;
+    if (!(await this.verifyClaims(claims))) {
+      this.logger.log(`${this.name}: the claims of ${String(claims.sub)} were refused (verifyClaims).`);
+      return null;
+    }
+    const subject = claims[this.settings.subjectClaim];
+    if (typeof subject !== 'string' || subject === '' || subject.length > 255) {
+      throw new OidcLoginFailed(`The provider did not say who you are (no ${this.settings.subjectClaim} claim).`);
+    }
+    const user = await this.localUser(subject, claims, request);
+    if (!user) return null;
+    if (request) {
+      // For logging out at the provider later (RP-initiated logout needs the ID token).
+      (request as any)[PENDING_LOGIN] = { provider: this.name, idToken: tokens.id_token };
+    }
+    return user;
+  }
+
+  getUser(id: string): Promise<any | null> {
+    return this.users.findById(id);
+  }
+
+  /** Where to send the browser to log out at the provider too; `null` when it has no end-session endpoint. */
+  async endSessionUrl(idToken: string | undefined): Promise<string | null> {
+    const configuration = await this.discover();
+    if (!configuration.serverMetadata().end_session_endpoint) return null;
+    return client
+      .buildEndSessionUrl(configuration, {
+        ...(idToken ? { id_token_hint: idToken } : {}),
+        ...(this.settings.postLogoutRedirectUri ? { post_logout_redirect_uri: this.settings.postLogoutRedirectUri } : {}),
+      })
+      .toString();
+  }
+
+  /** The callback URL this provider sends the code back to. */
+  redirectUriFor(origin: string | null): string | null {
+    return this.settings.redirectUri ?? (origin ? `${origin}/oidc/callback` : null);
+  }
+
+  /** The provider's metadata, read once (again after a failure). */
+  private discover(): Promise<client.Configuration> {
+    this.configuration ??= client
+      .discovery(new URL(this.settings.issuer), this.settings.clientId, this.settings.clientSecret, undefined, {
+        timeout: Math.ceil(this.settings.timeout / 1000),
+        ...(this.settings.allowInsecureRequests ? { execute: [client.allowInsecureRequests] } : {}),
+      })
+      .catch((error: unknown) => {
+        this.configuration = undefined;
+        this.logger.error(`${this.name}: reading the provider's configuration failed: ${(error as Error)?.message ?? error}`);
+        throw new ProviderUnavailable(this.settings.label);
+      });
+    return this.configuration;
+  }
+
+  /** A protocol error is the login's fault (400); a network error is the provider's (503). */
+  private failure(error: unknown, doing: string): Error {
+    if (error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError || error instanceof client.ClientError) {
+      // openid-client wraps the precise reason (e.g. 'unexpected ID Token "nonce" claim value') as the cause.
+      const cause = (error as { cause?: { message?: unknown } }).cause?.message;
+      this.logger.warn(`${this.name}: ${doing} failed: ${(error as Error).message}${typeof cause === 'string' ? `: ${cause}` : ''}`);
+      return new OidcLoginFailed(`The login with ${this.settings.label} could not be completed. Please try again.`);
+    }
+    this.logger.error(`${this.name}: ${doing} failed: ${(error as Error)?.message ?? error}`);
+    return new ProviderUnavailable(this.settings.label);
+  }
+
+  /** The local user linked to this subject, created (and linked) at the first login when allowed; updated at each. */
+  private async localUser(subject: string, claims: Record<string, unknown>, request: Request | undefined): Promise<any | null> {
+    const identities = this.dataSource.getRepository(OidcIdentity);
+    const link = await identities.findOneBy({ provider: this.name, subject });
+    let user = link ? await this.users.findById(link.userId) : null;
+    const created = !user;
+    if (!user) {
+      if (!this.settings.createUsers) return null;
+      user = this.users.repository.create({ username: await this.freeUsername(subject, claims), isActive: true, isStaff: false, isSuperuser: false, dateJoined: new Date() } as any);
+      await this.users.setPassword(user, null);
+    }
+    if (user.isActive === false) return null;
+    for (const [field, claim] of Object.entries(this.settings.claimsMap)) {
+      const value = claims[claim];
+      if (typeof value === 'string' && this.users.hasField(field)) user[field] = value;
+    }
+    await this.populateUser({ user, claims, created, request });
+    user = await this.users.repository.save(user, { transaction: false });
+    if (!link) await identities.save(identities.create({ provider: this.name, subject, userId: String(user.id) }), { transaction: false });
+    if (this.settings.mirrorGroups && this.settings.groupsClaim) {
+      const groups = claims[this.settings.groupsClaim];
+      const names = Array.isArray(groups) ? groups.filter((name): name is string => typeof name === 'string') : [];
+      await this.permissions.setUserGroups(user, names, Array.isArray(this.settings.mirrorGroups) ? this.settings.mirrorGroups : undefined);
+    }
+    return user;
+  }
+
+  /** The username claim for a new user, unless a local user has it: then a name no one has, from the subject. */
+  private async freeUsername(subject: string, claims: Record<string, unknown>): Promise<string> {
+    const claimed = claims[this.settings.usernameClaim];
+    const wanted = typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 ? claimed : subject.slice(0, 120);
+    if (!(await this.users.findByUsername(wanted))) return wanted;
+    return `${wanted.slice(0, 120)}-${createHash('sha256').update(`${this.name}:${subject}`).digest('hex').slice(0, 12)}`;
+  }
+}
+
+/** What the callback hands `AuthService.login()`'s caller: the provider and ID token of the login just made. */
+export const PENDING_LOGIN = Symbol('nestjs-session-auth:oidc-pending-login');
+
+/** The flows of a session that are still young enough to finish. */
+export function liveFlows(value: unknown, now = Date.now()): Record<string, OidcFlow> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return {};
+  return Object.fromEntries(
+    Object.entries(value as Record<string, OidcFlow>).filter(
+      ([, flow]) => flow && typeof flow === 'object' && typeof flow.startedAt === 'number' && now - flow.startedAt < FLOW_LIFETIME_MS,
+    ),
+  );
+}

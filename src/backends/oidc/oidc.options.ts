@@ -1,0 +1,101 @@
+import { ImproperlyConfigured } from '../../errors.js';
+
+export interface OidcBackendOptions {
+  /** The name sessions record and `?provider=` names (default `OidcBackend`); one per provider. */
+  name?: string;
+  /** What the login button says: "Log in with {label}". */
+  label?: string;
+  /** The issuer URL; its `/.well-known/openid-configuration` is read once, on first use. */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /**
+   * The callback URL registered at the provider; default `siteUrl` + `/oidc/callback`, or, outside
+   * production, the request's own (allowed) host.
+   */
+  redirectUri?: string;
+  /** Where the provider sends the browser after logging out there (RP-initiated logout). */
+  postLogoutRedirectUri?: string;
+  /** Default `['openid', 'email', 'profile']`. */
+  scopes?: string[];
+  /** The claim that names the person at the provider, linked to the local user; default `sub`. */
+  subjectClaim?: string;
+  /** The claim the username of a new local user comes from; default `email`, else the subject. */
+  usernameClaim?: string;
+  /** Local user fields from claims; default `{ email: 'email', firstName: 'given_name', lastName: 'family_name' }`. */
+  claimsMap?: Record<string, string>;
+  /** Create the local user at the first login (default); `false` admits only identities already linked. */
+  createUsers?: boolean;
+  /** Refuse a login whose claims do not pass (mozilla-django-oidc's `verify_claims`), e.g. `(c) => c.email_verified === true`. */
+  verifyClaims?: (claims: Record<string, unknown>) => boolean | Promise<boolean>;
+  /** A claim holding the person's groups or roles, e.g. `groups`. */
+  groupsClaim?: string;
+  /** Local groups follow `groupsClaim` at each login: `true` for all, or only the names listed. */
+  mirrorGroups?: boolean | string[];
+  /** Milliseconds to wait for the provider; default 5000. */
+  timeout?: number;
+  /** Allow an `http://` issuer (development and tests only); refused in production. */
+  allowInsecureRequests?: boolean;
+}
+
+export interface ResolvedOidcOptions extends Required<Pick<OidcBackendOptions, 'issuer' | 'clientId' | 'clientSecret'>> {
+  name: string;
+  label: string;
+  redirectUri?: string;
+  postLogoutRedirectUri?: string;
+  scopes: string[];
+  subjectClaim: string;
+  usernameClaim: string;
+  claimsMap: Record<string, string>;
+  createUsers: boolean;
+  verifyClaims?: OidcBackendOptions['verifyClaims'];
+  groupsClaim?: string;
+  mirrorGroups: boolean | string[];
+  timeout: number;
+  allowInsecureRequests: boolean;
+}
+
+export function resolveOidcOptions(options: OidcBackendOptions): ResolvedOidcOptions {
+  if (!options || typeof options !== 'object') throw new ImproperlyConfigured('OidcBackend.configure() needs its options.');
+  let issuer: URL;
+  try {
+    issuer = new URL(options.issuer);
+  } catch {
+    throw new ImproperlyConfigured(`OidcBackend issuer must be the provider's URL; got ${JSON.stringify(options.issuer)}.`);
+  }
+  const insecure = options.allowInsecureRequests === true;
+  if (issuer.protocol !== 'https:' && !(insecure && issuer.protocol === 'http:')) {
+    throw new ImproperlyConfigured('OidcBackend issuer must be https:// (allowInsecureRequests: true lets http:// through in development).');
+  }
+  if (insecure && process.env.NODE_ENV === 'production') {
+    throw new ImproperlyConfigured('OidcBackend allowInsecureRequests is for development: it is refused when NODE_ENV=production.');
+  }
+  for (const key of ['clientId', 'clientSecret'] as const) {
+    if (typeof options[key] !== 'string' || options[key] === '') throw new ImproperlyConfigured(`OidcBackend needs ${key}.`);
+  }
+  const name = options.name ?? 'OidcBackend';
+  if (!/^[A-Za-z][\w-]{0,63}$/.test(name)) throw new ImproperlyConfigured('OidcBackend name must be a word (letters, digits, - and _).');
+  if (typeof options.verifyClaims !== 'undefined' && typeof options.verifyClaims !== 'function') {
+    throw new ImproperlyConfigured('OidcBackend verifyClaims must be a function of the claims.');
+  }
+  if (options.mirrorGroups && !options.groupsClaim) throw new ImproperlyConfigured('OidcBackend mirrorGroups needs groupsClaim.');
+  return {
+    name,
+    label: options.label ?? name,
+    issuer: options.issuer,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    redirectUri: options.redirectUri,
+    postLogoutRedirectUri: options.postLogoutRedirectUri,
+    scopes: options.scopes ?? ['openid', 'email', 'profile'],
+    subjectClaim: options.subjectClaim ?? 'sub',
+    usernameClaim: options.usernameClaim ?? 'email',
+    claimsMap: options.claimsMap ?? { email: 'email', firstName: 'given_name', lastName: 'family_name' },
+    createUsers: options.createUsers ?? true,
+    verifyClaims: options.verifyClaims,
+    groupsClaim: options.groupsClaim,
+    mirrorGroups: options.mirrorGroups ?? false,
+    timeout: options.timeout ?? 5000,
+    allowInsecureRequests: insecure,
+  };
+}

@@ -1,0 +1,361 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
+import { OidcBackend, OidcIdentity, OidcModule, oidcEntities, type OidcBackendOptions } from 'nestjs-session-auth/oidc';
+import { isPasswordUsable } from 'nestjs-session-auth/passwords';
+import { DemoProvider, type DemoAccount } from '../sample-app/src/oidc/demo-provider.js';
+import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
+
+/**
+ * OidcBackend against a real OpenID Connect provider: `oidc-provider` in this process on a
+ * loopback port with real keys, the whole redirect dance driven over HTTP (the provider's own
+ * login page included), after mozilla-django-oidc's tests.
+ */
+
+type Agent = ReturnType<typeof request.agent>;
+
+const CALLBACK = 'http://app.test/oidc/callback';
+const AFTER_LOGOUT = 'http://app.test/goodbye';
+const HTML = 'text/html,application/xhtml+xml';
+
+const account = (overrides: Partial<DemoAccount> = {}): DemoAccount => ({
+  sub: 'gwen-1',
+  password: 'moonlight',
+  email: 'gwen@idp.example',
+  emailVerified: true,
+  givenName: 'Gwen',
+  familyName: 'Stacy',
+  groups: ['staff', 'editors'],
+  ...overrides,
+});
+
+async function startProvider(extra: Partial<Parameters<typeof DemoProvider.start>[0]> = {}): Promise<DemoProvider> {
+  return DemoProvider.start({
+    clientId: 'app',
+    clientSecret: 'app-secret',
+    redirectUris: [CALLBACK],
+    postLogoutRedirectUris: [AFTER_LOGOUT],
+    accounts: [account(), account({ sub: 'hank-2', email: 'hank@idp.example', password: 'sunrise', emailVerified: false, groups: [] })],
+    ...extra,
+  });
+}
+
+/** A browser at the provider: follows its redirects, keeps its cookies, stops at the way back to the app. */
+async function signInAtProvider(authorizationUrl: string, login: string, password: string): Promise<URL> {
+  const cookies = new Map<string, string>();
+  const send = async (url: string, init: RequestInit = {}) => {
+    const response = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const at = pair.indexOf('=');
+      cookies.set(pair.slice(0, at), pair.slice(at + 1));
+    }
+    return response;
+  };
+  let response = await send(authorizationUrl);
+  let location = new URL(response.headers.get('location')!, authorizationUrl);
+  expect(location.pathname).toMatch(/^\/interaction\//);
+  const page = await send(location.href);
+  expect(await page.text()).toContain('Demo identity provider');
+  response = await send(location.href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ login, password }).toString(),
+  });
+  for (let hops = 0; hops < 5; hops++) {
+    location = new URL(response.headers.get('location')!, location);
+    if (location.href.startsWith(CALLBACK)) return location;
+    response = await send(location.href);
+  }
+  throw new Error('The provider never sent the browser back.');
+}
+
+describe('OidcBackend against a real provider (oidc-provider)', () => {
+  let idp: DemoProvider;
+  let t: TestApp | undefined;
+  let server: any;
+
+  beforeAll(async () => {
+    idp = await startProvider();
+  });
+  afterAll(() => idp?.close());
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  const demo = (extra: Partial<OidcBackendOptions> = {}): OidcBackendOptions => ({
+    name: 'demo',
+    label: 'the demo provider',
+    issuer: idp.issuer,
+    clientId: 'app',
+    clientSecret: 'app-secret',
+    redirectUri: CALLBACK,
+    postLogoutRedirectUri: AFTER_LOGOUT,
+    scopes: ['openid', 'email', 'profile', 'groups'],
+    allowInsecureRequests: true,
+    ...extra,
+  });
+
+  async function boot(backends: AuthModuleOptions['backends'], auth: Partial<AuthModuleOptions> = {}): Promise<void> {
+    t = await createTestApp({
+      auth: { backends, views: true, loginRedirectUrl: '/whoami', throttle: { addressBurst: 100 }, ...auth },
+      imports: [OidcModule],
+      entities: oidcEntities,
+    });
+    server = t.app.getHttpServer();
+  }
+
+  /** Start a login at the app; resolves the provider's authorization URL. */
+  async function start(agent: Agent, query = 'provider=demo'): Promise<URL> {
+    const response = await agent.get(`/oidc/authenticate?${query}`).set('Accept', HTML).expect(302);
+    return new URL(response.headers.location);
+  }
+
+  /** The whole dance: the app, the provider's login page, back to the app's callback. */
+  async function logIn(agent: Agent, login = 'gwen@idp.example', password = 'moonlight', query = 'provider=demo&next=%2Fme') {
+    const callback = await signInAtProvider((await start(agent, query)).href, login, password);
+    return agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML);
+  }
+
+  const whoami = async (agent: Agent) => (await agent.get('/whoami').expect(200)).body;
+
+  it('sends the browser to the provider with PKCE, state and nonce, and keeps them in the session', async () => {
+    await boot([OidcBackend.configure(demo()), ModelBackend]);
+    const url = await start(request.agent(server));
+    expect(url.origin + url.pathname).toBe(`${idp.issuer}/auth`);
+    expect(Object.fromEntries(url.searchParams)).toMatchObject({
+      client_id: 'app',
+      redirect_uri: CALLBACK,
+      response_type: 'code',
+      code_challenge_method: 'S256',
+      scope: 'openid email profile groups',
+    });
+    for (const param of ['state', 'nonce', 'code_challenge']) expect(url.searchParams.get(param)).toMatch(/^[\w-]{20,}$/);
+  });
+
+  it('creates the local user at the first login, links it by subject, and logs in through login() (new session id)', async () => {
+    await boot([OidcBackend.configure(demo()), ModelBackend]);
+    const agent = request.agent(server);
+    const started = await agent.get('/oidc/authenticate?provider=demo').set('Accept', HTML).expect(302);
+    const before = sessionCookie(started.headers['set-cookie']);
+    const callback = await signInAtProvider(started.headers.location, 'gwen@idp.example', 'moonlight');
+    const done = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(302);
+    expect(done.headers.location).toBe('/whoami');
+    const after = sessionCookie(done.headers['set-cookie']);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    expect(await whoami(agent)).toEqual({ username: 'gwen@idp.example', isAuthenticated: true });
+    expect((await agent.get('/me').expect(200)).body).toEqual({ username: 'gwen@idp.example', backend: 'demo' });
+    const user = (await t!.users.findByUsername('gwen@idp.example'))!;
+    expect(user).toMatchObject({ email: 'gwen@idp.example', firstName: 'Gwen', lastName: 'Stacy' });
+    expect(isPasswordUsable(user.password)).toBe(false);
+    expect(await t!.app.get(DataSource).getRepository(OidcIdentity).findBy({})).toEqual([
+      expect.objectContaining({ provider: 'demo', subject: 'gwen-1', userId: String(user.id) }),
+    ]);
+  });
+
+  it('updates the user at the next login, and keeps the same user when the email changes at the provider', async () => {
+    await boot([OidcBackend.configure(demo())]);
+    await logIn(request.agent(server)).then((response) => expect(response.status).toBe(302));
+    const first = (await t!.users.findByUsername('gwen@idp.example'))!;
+    idp.update('gwen-1', { email: 'gwen.stacy@idp.example', givenName: 'Gwendolyn' });
+    try {
+      const agent = request.agent(server);
+      expect((await logIn(agent, 'gwen.stacy@idp.example')).status).toBe(302);
+      const users = await t!.users.repository.find();
+      expect(users).toHaveLength(1);
+      expect(users[0]).toMatchObject({ id: first.id, email: 'gwen.stacy@idp.example', firstName: 'Gwendolyn' });
+      expect((await whoami(agent)).isAuthenticated).toBe(true);
+    } finally {
+      idp.update('gwen-1', { email: 'gwen@idp.example', givenName: 'Gwen' });
+    }
+  });
+
+  it('goes to a safe next after login, never to another site', async () => {
+    await boot([OidcBackend.configure(demo())]);
+    expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=%2Fme')).headers.location).toBe('/me');
+    expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=https%3A%2F%2Fevil.example%2F')).headers.location).toBe('/whoami');
+  });
+
+  it('refuses claims that do not pass verifyClaims: 403, nobody logged in, no user made', async () => {
+    await boot([OidcBackend.configure(demo({ verifyClaims: (claims) => claims.email_verified === true }))]);
+    const agent = request.agent(server);
+    const response = await logIn(agent, 'hank@idp.example', 'sunrise');
+    expect(response.status).toBe(403);
+    expect((await whoami(agent)).isAuthenticated).toBe(false);
+    expect(await t!.users.findByUsername('hank@idp.example')).toBeNull();
+  });
+
+  it('mirrors the groups claim into local groups', async () => {
+    await boot([OidcBackend.configure(demo({ groupsClaim: 'groups', mirrorGroups: ['staff'] }))]);
+    await logIn(request.agent(server));
+    const user = (await t!.users.findByUsername('gwen@idp.example'))!;
+    expect((await t!.app.get(PermissionManager).userGroups(user)).map((group) => group.name)).toEqual(['staff']);
+  });
+
+  describe('from the attacker’s side', () => {
+    it('refuses a forged state and a replayed callback, logging nobody in', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const agent = request.agent(server);
+      const callback = await signInAtProvider((await start(agent)).href, 'gwen@idp.example', 'moonlight');
+      const forged = new URLSearchParams(callback.search);
+      forged.set('state', 'forged-state-value-of-the-right-length');
+      await agent.get(`/oidc/callback?${forged}`).set('Accept', HTML).expect(400);
+      await agent.get('/oidc/callback').set('Accept', HTML).expect(400);
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+      await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(302);
+      // The same callback again (a replay, or a leaked URL): its state was used up.
+      const replay = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+      expect(replay.body.message).toMatch(/does not match one started here/);
+    });
+
+    it('refuses an attacker’s callback in the victim’s browser (login CSRF): the state is not the victim’s', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const attacker = request.agent(server);
+      const callback = await signInAtProvider((await start(attacker)).href, 'gwen@idp.example', 'moonlight');
+      const victim = request.agent(server);
+      await start(victim);
+      await victim.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+      expect((await whoami(victim)).isAuthenticated).toBe(false);
+    });
+
+    it('refuses a code for another login of the same browser (its PKCE verifier and nonce do not match)', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const agent = request.agent(server);
+      const first = await start(agent);
+      const second = await start(agent);
+      const callback = await signInAtProvider(first.href, 'gwen@idp.example', 'moonlight');
+      const mixed = new URLSearchParams(callback.search);
+      mixed.set('state', second.searchParams.get('state')!);
+      const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        await agent.get(`/oidc/callback?${mixed}`).set('Accept', HTML).expect(400);
+      } finally {
+        warnings.mockRestore();
+      }
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+    });
+
+    it('refuses an ID token whose nonce is not the one sent', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const agent = request.agent(server);
+      const url = await start(agent);
+      const callback = await signInAtProvider(url.href, 'gwen@idp.example', 'moonlight');
+      // The session's copy of the login under way gets another nonce (as if the token were for another request).
+      const sessions = t!.app.get(DataSource).getRepository(SessionRecord);
+      const [row] = await sessions.findBy({ revoked: false });
+      const data = JSON.parse(row.data);
+      data._oidc_flows[url.searchParams.get('state')!].nonce = 'another-nonce';
+      await sessions.update({ id: row.id }, { data: JSON.stringify(data) });
+      const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+        expect(warnings).toHaveBeenCalledWith(expect.stringMatching(/nonce/));
+      } finally {
+        warnings.mockRestore();
+      }
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+    });
+
+    it('refuses a code issued to another client (the token’s audience is not this app)', async () => {
+      const other = await startProvider({ clientId: 'other-app', clientSecret: 'other-secret' });
+      try {
+        await boot([OidcBackend.configure(demo({ issuer: other.issuer, clientId: 'app', clientSecret: 'app-secret' }))]);
+        const agent = request.agent(server);
+        // The app asks as `app`, which this provider does not know: the provider refuses to start.
+        const url = await start(agent);
+        const response = await fetch(url, { redirect: 'manual' });
+        expect(response.status).toBe(400);
+        expect(await response.text()).toMatch(/invalid_client|client is invalid/i);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('refuses an expired code', async () => {
+      const slow = await startProvider({ codeTtl: 1 });
+      try {
+        await boot([OidcBackend.configure(demo({ issuer: slow.issuer }))]);
+        const agent = request.agent(server);
+        const callback = await signInAtProvider((await start(agent)).href, 'gwen@idp.example', 'moonlight');
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        try {
+          const response = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+          expect(response.body.message).toMatch(/could not be completed/);
+        } finally {
+          warnings.mockRestore();
+        }
+        expect((await whoami(agent)).isAuthenticated).toBe(false);
+      } finally {
+        await slow.close();
+      }
+    });
+
+    it('answers error=access_denied from the provider with 403, nobody logged in', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const agent = request.agent(server);
+      const state = (await start(agent)).searchParams.get('state')!;
+      const response = await agent.get(`/oidc/callback?error=access_denied&state=${state}`).set('Accept', HTML).expect(403);
+      expect(response.body.message).toBe('the demo provider did not log you in (access_denied).');
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+    });
+  });
+
+  it('answers 503 while the provider is down, and asks it again once it is back', async () => {
+    const flaky = await startProvider();
+    const port = new URL(flaky.issuer).port;
+    await flaky.close();
+    await boot([OidcBackend.configure(demo({ issuer: `http://127.0.0.1:${port}` }))]);
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      const response = await request(server).get('/oidc/authenticate?provider=demo').set('Accept', HTML).expect(503);
+      expect(response.headers['retry-after']).toBe('30');
+    } finally {
+      errors.mockRestore();
+    }
+  });
+
+  it('logs out here and at the provider (RP-initiated logout), by POST with the CSRF token', async () => {
+    await boot([OidcBackend.configure(demo())]);
+    const agent = request.agent(server);
+    await logIn(agent);
+    const { body } = await agent.get('/accounts/login').set('Accept', 'application/json').expect(200);
+    await agent.post('/oidc/logout').send({}).expect(403);
+    const response = await agent.post('/oidc/logout').set('x-csrf-token', body.csrfToken).expect(302);
+    const url = new URL(response.headers.location);
+    expect(url.origin + url.pathname).toBe(`${idp.issuer}/session/end`);
+    expect(url.searchParams.get('post_logout_redirect_uri')).toBe(AFTER_LOGOUT);
+    expect(url.searchParams.get('id_token_hint')).toMatch(/^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect((await whoami(agent)).isAuthenticated).toBe(false);
+    // The provider takes the request (its "log out?" page).
+    expect((await fetch(url)).status).toBe(200);
+  });
+
+  it('offers a button per provider on the built-in login page, and no provider by an unknown name', async () => {
+    const second = await startProvider();
+    try {
+      await boot([
+        OidcBackend.configure(demo()),
+        OidcBackend.configure(demo({ name: 'second', label: 'Second <IdP>', issuer: second.issuer })),
+        ModelBackend,
+      ]);
+      const page = await request(server).get('/accounts/login?next=%2Fme').set('Accept', HTML).expect(200);
+      expect(page.text).toContain('<a class="provider" href="/oidc/authenticate?provider=demo&amp;next=%2Fme">Log in with the demo provider</a>');
+      expect(page.text).toContain('<a class="provider" href="/oidc/authenticate?provider=second&amp;next=%2Fme">Log in with Second &lt;IdP&gt;</a>');
+      const url = await start(request.agent(server), 'provider=second');
+      expect(url.origin).toBe(second.issuer);
+      await request(server).get('/oidc/authenticate?provider=nope').set('Accept', HTML).expect(404);
+    } finally {
+      await second.close();
+    }
+  });
+});
