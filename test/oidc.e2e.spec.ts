@@ -7,7 +7,10 @@ import { ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions 
 import { OidcBackend, OidcIdentity, OidcModule, oidcEntities, type OidcBackendOptions } from 'nestjs-session-auth/oidc';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { DemoProvider, type DemoAccount } from '../sample-app/src/oidc/demo-provider.js';
-import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
+import { signInAtProvider as signInAt } from './support/oidc.js';
+import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
+
+const signInAtProvider = (url: string, login: string, password: string) => signInAt(url, login, password, CALLBACK);
 
 /**
  * OidcBackend against a real OpenID Connect provider: `oidc-provider` in this process on a
@@ -41,40 +44,6 @@ async function startProvider(extra: Partial<Parameters<typeof DemoProvider.start
     accounts: [account(), account({ sub: 'hank-2', email: 'hank@idp.example', password: 'sunrise', emailVerified: false, groups: [] })],
     ...extra,
   });
-}
-
-/** A browser at the provider: follows its redirects, keeps its cookies, stops at the way back to the app. */
-async function signInAtProvider(authorizationUrl: string, login: string, password: string): Promise<URL> {
-  const cookies = new Map<string, string>();
-  const send = async (url: string, init: RequestInit = {}) => {
-    const response = await fetch(url, {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair.indexOf('=');
-      cookies.set(pair.slice(0, at), pair.slice(at + 1));
-    }
-    return response;
-  };
-  let response = await send(authorizationUrl);
-  let location = new URL(response.headers.get('location')!, authorizationUrl);
-  expect(location.pathname).toMatch(/^\/interaction\//);
-  const page = await send(location.href);
-  expect(await page.text()).toContain('Demo identity provider');
-  response = await send(location.href, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ login, password }).toString(),
-  });
-  for (let hops = 0; hops < 5; hops++) {
-    location = new URL(response.headers.get('location')!, location);
-    if (location.href.startsWith(CALLBACK)) return location;
-    response = await send(location.href);
-  }
-  throw new Error('The provider never sent the browser back.');
 }
 
 describe('OidcBackend against a real provider (oidc-provider)', () => {

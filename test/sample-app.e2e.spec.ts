@@ -19,6 +19,8 @@ import { sessionCookie } from './support/test-app.js';
 import { describeIf, slapdAvailable } from './support/services.js';
 import { SAMPLE_DIRECTORY } from '../sample-app/src/ldap/directory.js';
 import { Slapd } from '../sample-app/src/ldap/slapd.js';
+import { startDemoIdentityProvider } from '../sample-app/src/oidc/demo-idp.js';
+import { signInAtProvider } from './support/oidc.js';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -687,5 +689,46 @@ describeIf(slapdAvailable())('sample-app with its directory on a real OpenLDAP',
     expect(response.status).toBe(503);
     expect(response.headers['retry-after']).toBe('30');
     expect(response.text).not.toContain('Invalid username or password.');
+  });
+});
+
+/** The sample's "Log in with the demo provider": its own OpenID Connect provider, as `npm start` runs it. */
+describe('sample-app with its demo identity provider', () => {
+  const SITE = 'http://localhost:3000';
+  let idp: Awaited<ReturnType<typeof startDemoIdentityProvider>>;
+  let app: INestApplication;
+  let server: any;
+
+  beforeAll(async () => {
+    idp = await startDemoIdentityProvider([SITE], 0);
+  });
+  afterAll(() => idp?.provider.close());
+  beforeEach(async () => {
+    app = await startSampleApp({ type: 'better-sqlite3', database: ':memory:' }, { identityProvider: idp.options });
+    server = app.getHttpServer();
+  });
+  afterEach(() => app.close());
+
+  it('offers the button with the provider’s demo account, and logs fiona in through the provider', async () => {
+    const browser = request.agent(server).set('Host', 'localhost:3000');
+    const page = await browser.get('/login?next=%2Fdashboard').expect(200);
+    expect(page.text).toContain('<a class="button" href="/oidc/authenticate?provider=demo-idp&amp;next=%2Fdashboard">Log in with the demo provider</a>');
+    expect(page.text).toContain('<code>fiona@idp.example</code>, password <code>starlight</code>');
+    const started = await browser.get('/oidc/authenticate?provider=demo-idp&next=%2Fdashboard').expect(302);
+    const callback = await signInAtProvider(started.headers.location, 'fiona@idp.example', 'starlight', `${SITE}/oidc/callback`);
+    const done = await browser.get(`/oidc/callback${callback.search}`).expect(302);
+    expect(done.headers.location).toBe('/dashboard');
+    const dashboard = await browser.get('/dashboard').expect(200);
+    expect(dashboard.text).toContain('<span class="badge">demo-idp</span>');
+    expect(dashboard.text).toContain('fiona@idp.example');
+    const fiona = (await app.get(UserManager).findByUsername('fiona@idp.example'))!;
+    expect(isPasswordUsable(fiona.password)).toBe(false);
+  });
+
+  it('refuses a wrong password at the provider: nobody comes back logged in', async () => {
+    const browser = request.agent(server).set('Host', 'localhost:3000');
+    const started = await browser.get('/oidc/authenticate?provider=demo-idp').expect(302);
+    await expect(signInAtProvider(started.headers.location, 'fiona@idp.example', 'wrong', `${SITE}/oidc/callback`)).rejects.toThrow();
+    expect((await browser.get('/dashboard').set(asBrowser).redirects(0)).status).toBe(302);
   });
 });

@@ -12,7 +12,8 @@ import {
 import { CsrfGuard, csrfToken } from 'nestjs-session-auth/csrf';
 import { messages } from 'nestjs-session-auth/messages';
 import { PasswordValidationError, isPasswordUsable } from 'nestjs-session-auth/passwords';
-import { DEMO_MODE } from './seed.js';
+import { DEMO_MODE, IDENTITY_PROVIDER } from './seed.js';
+import type { IdentityProviderOptions } from './app.module.js';
 import { layoutContext } from './views/layout.js';
 import { loginPage, passwordPage } from './views/pages.js';
 
@@ -29,12 +30,13 @@ export class AccountsController {
     private readonly auth: AuthService,
     private readonly users: UserManager,
     @Inject(DEMO_MODE) private readonly demo: boolean,
+    @Inject(IDENTITY_PROVIDER) private readonly identityProvider: IdentityProviderOptions | null,
   ) {}
 
   @Get('login')
   showLogin(@Req() request: Request, @CurrentUser() user: RequestUser<User>, @Query() query: Form): string {
     const form = { csrfToken: csrfToken(request), next: safeNext(request, query.next) };
-    return loginPage(layoutContext(request, user), form, { demo: this.demo });
+    return loginPage(layoutContext(request, user), form, { demo: this.demo, identityProvider: this.identityProvider });
   }
 
   /**
@@ -58,7 +60,7 @@ export class AccountsController {
     if (!user) {
       const error = 'Invalid username or password.';
       const form = { csrfToken: csrfToken(request), username, next, error };
-      response.status(200).send(loginPage(layoutContext(request, visitor), form, { demo: this.demo }));
+      response.status(200).send(loginPage(layoutContext(request, visitor), form, { demo: this.demo, identityProvider: this.identityProvider }));
       return;
     }
     await this.auth.login(request, user);

@@ -10,7 +10,8 @@ import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
 import { SessionsController } from './sessions.controller.js';
-import { DEMO_MODE, DIRECTORY_IN_USE } from './seed.js';
+import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER } from './seed.js';
+import { OidcBackend, OidcModule, oidcEntities } from 'nestjs-session-auth/oidc';
 import { sampleLdapBackend } from './ldap/directory.js';
 
 /** Where users, groups, permissions and sessions live. */
@@ -33,15 +34,31 @@ export interface AppOptions {
    * serves one) instead of the in-memory stand-in.
    */
   ldapUrl?: string;
+  /**
+   * An OpenID Connect provider to log in with ("Log in with …" on the login page): `npm start`
+   * runs a demo one beside the site, `IDP_URL` names another.
+   */
+  identityProvider?: IdentityProviderOptions;
+}
+
+export interface IdentityProviderOptions {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  label: string;
+  /** The demo provider speaks plain http on a loopback port: development only. */
+  allowInsecureRequests?: boolean;
+  /** Shown next to the button in the demo (an account at that provider). */
+  demoAccount?: { login: string; password: string };
 }
 
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot({ database, sessionSecret, demo, ldapUrl }: AppOptions): DynamicModule {
+  static forRoot({ database, sessionSecret, demo, ldapUrl, identityProvider }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        TypeOrmModule.forRoot({ ...database, entities: [...authEntities], synchronize: true }),
+        TypeOrmModule.forRoot({ ...database, entities: [...authEntities, ...oidcEntities], synchronize: true }),
         AuthModule.forRoot({
           // Asked in this order for every login; the first backend that returns a user wins.
           backends: [
@@ -59,11 +76,14 @@ export class AppModule implements NestModule {
                   ldapUrl ? sampleLdapBackend(ldapUrl) : DirectoryBackend,
                 ]
               : []),
+            // 4. An OpenID Connect provider ("Log in with …"): the password is checked there.
+            ...(identityProvider ? [identityProviderBackend(identityProvider)] : []),
           ],
           session: { secret: sessionSecret },
           // Where `@LoginRequired()` sends visitors who are not logged in (with `?next=`).
           loginUrl: '/login',
         }),
+        ...(identityProvider ? [OidcModule] : []),
       ],
       controllers: [PagesController, AccountsController, SessionsController],
       providers: [
@@ -75,6 +95,8 @@ export class AppModule implements NestModule {
         { provide: DEMO_MODE, useValue: demo },
         // Which directory answers for dana and erin, for the home page.
         { provide: DIRECTORY_IN_USE, useValue: ldapUrl ? `the OpenLDAP server at ${ldapUrl}` : null },
+        // The "Log in with …" button, when a provider is configured (in the demo).
+        { provide: IDENTITY_PROVIDER, useValue: identityProvider ? { ...identityProvider, demoAccount: demo ? identityProvider.demoAccount : undefined } : null },
         { provide: APP_FILTER, useClass: ErrorPageFilter },
       ],
     };
@@ -83,4 +105,17 @@ export class AppModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
     consumer.apply(securityHeaders).forRoutes({ path: '*', method: RequestMethod.ALL });
   }
+}
+
+/** The provider's backend: users are created at their first login there and linked by subject. */
+function identityProviderBackend(options: IdentityProviderOptions) {
+  return OidcBackend.configure({
+    name: 'demo-idp',
+    label: options.label,
+    issuer: options.issuer,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    allowInsecureRequests: options.allowInsecureRequests,
+    verifyClaims: (claims) => claims.email_verified === true,
+  });
 }

@@ -12,7 +12,7 @@ export interface Config extends AppOptions {
   port: number;
 }
 
-/** Settings from the environment: PORT, SESSION_SECRET, DATABASE_URL, LDAP_URL, NODE_ENV. */
+/** Settings from the environment: PORT, SESSION_SECRET, DATABASE_URL, LDAP_URL, IDP_URL (+ IDP_CLIENT_ID, IDP_CLIENT_SECRET, IDP_LABEL), NODE_ENV. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = console.warn): Config {
   return {
     port: Number(env.PORT ?? 3000),
@@ -22,6 +22,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, warn = conso
     demo: env.NODE_ENV !== 'production',
     // dana and erin from this OpenLDAP server (`npm run ldap` prints it), else from memory.
     ldapUrl: env.LDAP_URL || undefined,
+    // Another OpenID Connect provider than the demo one `npm start` runs.
+    identityProvider: env.IDP_URL
+      ? {
+          issuer: env.IDP_URL,
+          clientId: required(env, 'IDP_CLIENT_ID'),
+          clientSecret: required(env, 'IDP_CLIENT_SECRET'),
+          label: env.IDP_LABEL || new URL(env.IDP_URL).host,
+        }
+      : undefined,
   };
 }
 
@@ -50,4 +59,10 @@ function sessionSecret(env: NodeJS.ProcessEnv, warn: (message: string) => void):
 function sqliteFile(): string {
   mkdirSync(dirname(SQLITE_FILE), { recursive: true });
   return SQLITE_FILE;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name} must be set with IDP_URL (the client registered at that provider).`);
+  return value;
 }

@@ -25,6 +25,8 @@ export const DEMO_ACCOUNTS = [
 export const DEMO_MODE = Symbol('DEMO_MODE');
 /** A description of the real directory server in use (`LDAP_URL`), or `null` for the in-memory stand-in. */
 export const DIRECTORY_IN_USE = Symbol('DIRECTORY_IN_USE');
+/** The OpenID Connect provider offered on the login page (`IdentityProviderOptions`), or `null`. */
+export const IDENTITY_PROVIDER = Symbol('IDENTITY_PROVIDER');
 
 /**
  * Create what the site needs, leaving alone whatever exists: running it at every start keeps

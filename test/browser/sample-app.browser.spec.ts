@@ -9,6 +9,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { describeIf, slapdAvailable } from '../support/services.js';
 import { SAMPLE_DIRECTORY } from '../../sample-app/src/ldap/directory.js';
 import { Slapd } from '../../sample-app/src/ldap/slapd.js';
+import { startDemoIdentityProvider } from '../../sample-app/src/oidc/demo-idp.js';
+import { createServer } from 'node:net';
 import { AppModule } from '../../sample-app/src/app.module.js';
 import { seed } from '../../sample-app/src/seed.js';
 
@@ -245,6 +247,67 @@ describeIf(chromiumFound && slapdAvailable())('the sample site with its director
       expect(await page.getByText('Email').locator('xpath=following-sibling::dd[1]').innerText()).toBe('dana@directory.example');
       const staff = await page.goto('/staff');
       expect(staff?.status()).toBe(200);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describeIf(chromiumFound)('the sample site’s "Log in with the demo provider", in Chromium', () => {
+  let idp: Awaited<ReturnType<typeof startDemoIdentityProvider>>;
+  let app: INestApplication;
+  let dataDir: string;
+  let browser: Browser;
+  let baseURL: string;
+
+  beforeAll(async () => {
+    // The provider knows the site's callback before the site starts: the site's port is chosen first.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    baseURL = `http://127.0.0.1:${port}`;
+    idp = await startDemoIdentityProvider([baseURL], 0);
+    dataDir = mkdtempSync(join(tmpdir(), 'sample-app-oidc-'));
+    app = await NestFactory.create(
+      AppModule.forRoot({
+        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
+        sessionSecret: 'browser-test-secret-that-is-long-enough',
+        demo: true,
+        identityProvider: idp.options,
+      }),
+      { logger: false },
+    );
+    await seed(app, { demo: true });
+    await app.listen(port, '127.0.0.1');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await idp?.provider.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('clicks through the provider’s login page and comes back logged in', async () => {
+    const context = await browser.newContext({ baseURL, viewport: { width: 1100, height: 600 } });
+    try {
+      const page = await context.newPage();
+      await page.goto('/dashboard');
+      expect(new URL(page.url()).pathname).toBe('/login');
+      await Promise.all([page.waitForURL(`${idp.provider.issuer}/interaction/**`), page.getByRole('link', { name: 'Log in with the demo provider' }).click()]);
+      expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Demo identity provider');
+      await page.getByLabel('Email').fill('fiona@idp.example');
+      await page.getByLabel('Password').fill('starlight');
+      await Promise.all([page.waitForURL(`${baseURL}/dashboard`), page.getByRole('button', { name: 'Sign in' }).click()]);
+      expect(await page.getByText('Logged in by').locator('xpath=following-sibling::dd[1]').innerText()).toBe('demo-idp');
+      expect(await page.getByText('Email').locator('xpath=following-sibling::dd[1]').innerText()).toBe('fiona@idp.example');
     } finally {
       await context.close();
     }

@@ -3,6 +3,7 @@ import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
 import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
 import { html, type SafeHtml } from 'nestjs-session-auth/views';
+import type { IdentityProviderOptions } from '../app.module.js';
 import { layout, type LayoutContext } from './layout.js';
 
 /** What each backend did when it let someone in, for the dashboard. */
@@ -11,6 +12,8 @@ const BACKEND_STORIES: Record<string, string> = {
   DictionaryBackend: 'found your name and password in its dictionary, and mapped you to the local user of that name.',
   DirectoryBackend:
     'asked the external directory, which checked your password; your local user was created at your first login and updated from the directory at this one.',
+  'demo-idp':
+    'sent you to the identity provider, which checked your password and sent you back with a signed ID token; your local user is linked to your identity there, so a new email there is still you.',
   LdapBackend:
     'bound to the OpenLDAP directory as you, which checked your password; your local user was created at your first login and updated from the directory (email, staff group) at this one.',
 };
@@ -62,7 +65,12 @@ export interface LoginForm {
   error?: string;
 }
 
-export function loginPage(context: LayoutContext, form: LoginForm, { demo }: DemoContext): string {
+export function loginPage(
+  context: LayoutContext,
+  form: LoginForm,
+  { demo, identityProvider }: DemoContext & { identityProvider?: IdentityProviderOptions | null },
+): string {
+  const providerLink = `/oidc/authenticate?${new URLSearchParams({ provider: 'demo-idp', ...(form.next ? { next: form.next } : {}) })}`;
   return layout(
     context,
     'Log in',
@@ -85,6 +93,10 @@ export function loginPage(context: LayoutContext, form: LoginForm, { demo }: Dem
           </div>
           <div><button type="submit">Log in</button></div>
         </form>
+        ${identityProvider &&
+        html`<p class="actions"><a class="button" href="${providerLink}">Log in with ${identityProvider.label}</a></p>
+          ${identityProvider.demoAccount &&
+          html`<p class="muted">At the provider: <code>${identityProvider.demoAccount.login}</code>, password <code>${identityProvider.demoAccount.password}</code>.</p>`}`}
       </section>
       ${demo &&
       html`<aside class="card">
