@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { jest } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
@@ -234,18 +235,39 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       expect((await whoami(agent)).isAuthenticated).toBe(false);
     });
 
-    it('refuses a code issued to another client (the token’s audience is not this app)', async () => {
-      const other = await startProvider({ clientId: 'other-app', clientSecret: 'other-secret' });
+    it('refuses a code issued to another client of the provider (its tokens are not for this app)', async () => {
+      const shared = await startProvider({ extraClients: [{ clientId: 'other-app', clientSecret: 'other-secret', redirectUris: [CALLBACK] }] });
       try {
-        await boot([OidcBackend.configure(demo({ issuer: other.issuer, clientId: 'app', clientSecret: 'app-secret' }))]);
-        const agent = request.agent(server);
-        // The app asks as `app`, which this provider does not know: the provider refuses to start.
-        const url = await start(agent);
-        const response = await fetch(url, { redirect: 'manual' });
-        expect(response.status).toBe(400);
-        expect(await response.text()).toMatch(/invalid_client|client is invalid/i);
+        await boot([OidcBackend.configure(demo({ issuer: shared.issuer }))]);
+        // The attacker logs in at the provider through another client and gets a code for it.
+        const verifier = 'attacker-verifier-attacker-verifier-attacker-verifier';
+        const authorize = new URL(`${shared.issuer}/auth`);
+        authorize.search = new URLSearchParams({
+          client_id: 'other-app',
+          redirect_uri: CALLBACK,
+          response_type: 'code',
+          scope: 'openid email',
+          state: 'attacker-state',
+          nonce: 'attacker-nonce',
+          code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+          code_challenge_method: 'S256',
+        }).toString();
+        const theirs = await signInAtProvider(authorize.href, 'gwen@idp.example', 'moonlight');
+        // The victim's browser has a login under way here; the attacker's code arrives with its state.
+        const victim = request.agent(server);
+        const state = (await start(victim)).searchParams.get('state')!;
+        const forged = new URLSearchParams(theirs.search);
+        forged.set('state', state);
+        const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        try {
+          await victim.get(`/oidc/callback?${forged}`).set('Accept', HTML).expect(400);
+        } finally {
+          warnings.mockRestore();
+        }
+        expect((await whoami(victim)).isAuthenticated).toBe(false);
+        expect(await t!.users.repository.count()).toBe(0);
       } finally {
-        await other.close();
+        await shared.close();
       }
     });
 
@@ -281,7 +303,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
 
   it('answers 503 while the provider is down, and asks it again once it is back', async () => {
     const flaky = await startProvider();
-    const port = new URL(flaky.issuer).port;
+    const port = Number(new URL(flaky.issuer).port);
     await flaky.close();
     await boot([OidcBackend.configure(demo({ issuer: `http://127.0.0.1:${port}` }))]);
     const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
@@ -290,6 +312,24 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       expect(response.headers['retry-after']).toBe('30');
     } finally {
       errors.mockRestore();
+    }
+    const back = await startProvider({ port });
+    try {
+      const agent = request.agent(server);
+      const url = await start(agent);
+      expect(url.origin).toBe(back.issuer);
+      // And while it is down in the middle of a login (the code cannot be exchanged): 503 again, nobody logged in.
+      const callback = await signInAtProvider(url.href, 'gwen@idp.example', 'moonlight');
+      await back.close();
+      const silenced = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      try {
+        await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(503);
+      } finally {
+        silenced.mockRestore();
+      }
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+    } finally {
+      await back.close().catch(() => undefined);
     }
   });
 

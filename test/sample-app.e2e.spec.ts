@@ -626,6 +626,18 @@ describe('sample-app configuration', () => {
     expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), LDAP_URL: '' }).ldapUrl).toBeUndefined();
   });
 
+  it('takes another identity provider from IDP_URL, which needs its client id and secret', () => {
+    const env = { ...database, SESSION_SECRET: 'x'.repeat(32), IDP_URL: 'https://login.example.com' };
+    expect(configFromEnv({ ...env, IDP_CLIENT_ID: 'site', IDP_CLIENT_SECRET: 's3cret' }).identityProvider).toEqual({
+      issuer: 'https://login.example.com',
+      clientId: 'site',
+      clientSecret: 's3cret',
+      label: 'login.example.com',
+    });
+    expect(() => configFromEnv(env)).toThrow(/IDP_CLIENT_ID must be set/);
+    expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32) }).identityProvider).toBeUndefined();
+  });
+
   it('turns the demo (its accounts, backends and page listings) off when NODE_ENV=production', () => {
     expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'development' }).demo).toBe(true);
     expect(configFromEnv({ ...database, SESSION_SECRET: 'x'.repeat(32), NODE_ENV: 'production' }).demo).toBe(false);

@@ -31,6 +31,8 @@ export interface DemoProviderSettings {
   accounts: DemoAccount[];
   /** Seconds an authorization code stays valid (default 60). */
   codeTtl?: number;
+  /** More clients of the same provider. */
+  extraClients?: { clientId: string; clientSecret: string; redirectUris: string[] }[];
 }
 
 export const DEMO_ACCOUNTS: DemoAccount[] = [
@@ -64,6 +66,13 @@ export class DemoProvider {
           grant_types: ['authorization_code'],
           response_types: ['code'],
         },
+        ...(settings.extraClients ?? []).map((client) => ({
+          client_id: client.clientId,
+          client_secret: client.clientSecret,
+          redirect_uris: client.redirectUris,
+          grant_types: ['authorization_code'],
+          response_types: ['code' as const],
+        })),
       ],
       jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'demo', use: 'sig', alg: 'RS256' }] as never },
       cookies: { keys: [createHash('sha256').update(`${issuer}:${Math.random()}`).digest('hex')] },

@@ -209,9 +209,18 @@ export class OidcBackend extends BaseBackend {
     return this.configuration;
   }
 
-  /** A protocol error is the login's fault (400); a network error is the provider's (503). */
+  /** A protocol error is the login's fault (400); a network error, a timeout or a 5xx is the provider's (503). */
   private failure(error: unknown, doing: string): Error {
-    if (error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError || error instanceof client.ClientError) {
+    const code = (error as { code?: unknown })?.code;
+    const cause = (error as { cause?: { name?: unknown; status?: unknown } })?.cause;
+    // By name and shape, not instanceof: fetch's errors and responses may come from another realm.
+    const unreachable =
+      code === 'OAUTH_TIMEOUT' ||
+      code === 'OAUTH_ABORT' ||
+      cause?.name === 'TypeError' ||
+      (typeof cause?.status === 'number' && cause.status >= 500) ||
+      (error instanceof client.ResponseBodyError && error.status >= 500);
+    if (!unreachable && (error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError || error instanceof client.ClientError)) {
       // openid-client wraps the precise reason (e.g. 'unexpected ID Token "nonce" claim value') as the cause.
       const cause = (error as { cause?: { message?: unknown } }).cause?.message;
       this.logger.warn(`${this.name}: ${doing} failed: ${(error as Error).message}${typeof cause === 'string' ? `: ${cause}` : ''}`);
