@@ -4,7 +4,7 @@ import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
+import { AuthEvents, ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
 import { OidcBackend, OidcIdentity, OidcModule, oidcEntities, type OidcBackendOptions } from 'nestjs-session-auth/oidc';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { DemoProvider, type DemoAccount } from '../sample-app/src/oidc/demo-provider.js';
@@ -147,6 +147,36 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     } finally {
       idp.update('gwen-1', { email: 'gwen@idp.example', givenName: 'Gwen' });
     }
+  });
+
+  it('logs in through login(): the userLoggedIn event fires with the user of the provider’s backend', async () => {
+    await boot([OidcBackend.configure(demo()), ModelBackend]);
+    const seen: string[] = [];
+    t!.app.get(AuthEvents).on('userLoggedIn', ({ user }) => {
+      seen.push(`${user.username} via ${user.backend}`);
+    });
+    expect((await logIn(request.agent(server))).status).toBe(302);
+    expect(seen).toEqual(['gwen@idp.example via demo']);
+  });
+
+  it('admits only identities already linked with createUsers: false', async () => {
+    await boot([OidcBackend.configure(demo({ createUsers: false }))]);
+    const agent = request.agent(server);
+    expect((await logIn(agent)).status).toBe(403);
+    expect((await whoami(agent)).isAuthenticated).toBe(false);
+    expect(await t!.users.repository.count()).toBe(0);
+  });
+
+  it('gives a new user a username of their own when a local user already has the claimed one', async () => {
+    await boot([OidcBackend.configure(demo()), ModelBackend]);
+    const local = await t!.users.createUser({ username: 'gwen@idp.example', password: 'local secret' });
+    const agent = request.agent(server);
+    expect((await logIn(agent)).status).toBe(302);
+    const { body } = await agent.get('/me').expect(200);
+    expect(body.backend).toBe('demo');
+    expect(body.username).toMatch(/^gwen@idp\.example-[0-9a-f]{12}$/);
+    // The local account is not taken over: it keeps its password and stays someone else.
+    expect(await t!.users.checkPassword((await t!.users.findById(String(local.id)))!, 'local secret')).toBe(true);
   });
 
   it('goes to a safe next after login, never to another site', async () => {
