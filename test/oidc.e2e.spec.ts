@@ -185,11 +185,20 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=https%3A%2F%2Fevil.example%2F')).headers.location).toBe('/whoami');
   });
 
-  it('refuses claims that do not pass verifyClaims: 403, nobody logged in, no user made', async () => {
+  it('refuses claims that do not pass verifyClaims: 403, nobody logged in, no user made, no secret in the failure event', async () => {
     await boot([OidcBackend.configure(demo({ verifyClaims: (claims) => claims.email_verified === true }))]);
+    const failures: unknown[] = [];
+    t!.app.get(AuthEvents).on('userLoginFailed', ({ credentials }) => {
+      failures.push(credentials);
+    });
     const agent = request.agent(server);
-    const response = await logIn(agent, 'hank@idp.example', 'sunrise');
+    const url = await start(agent);
+    const callback = await signInAtProvider(url.href, 'hank@idp.example', 'sunrise');
+    const response = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML);
     expect(response.status).toBe(403);
+    // Listeners learn which provider refused, never the code or the login's state.
+    expect(failures).toEqual([{ oidcCallback: 'demo' }]);
+    expect(JSON.stringify(failures)).not.toContain(callback.searchParams.get('code')!);
     expect((await whoami(agent)).isAuthenticated).toBe(false);
     expect(await t!.users.findByUsername('hank@idp.example')).toBeNull();
   });

@@ -125,15 +125,17 @@ export class OidcBackend extends BaseBackend {
 
   /**
    * The callback's half of the login, through `AuthService.authenticate(request, { oidcCallback:
-   * name, state, flow, url })` (the callback view passes the flow it took out of the session):
-   * the code exchanged (PKCE, state, nonce checked), the ID token validated, the local user found
-   * or created. `null` when the claims are refused or no local user may be made.
+   * name })`; the callback view puts the login it took out of the session, the state and the
+   * callback URL on the request (`OIDC_CALLBACK`), so the code and the PKCE verifier never travel
+   * in the credentials (which `userLoginFailed` listeners see). The code is exchanged (PKCE,
+   * state, nonce checked), the ID token validated, the local user found or created. `null` when
+   * the claims are refused or no local user may be made.
    */
   async authenticate(request: Request | undefined, credentials: Credentials): Promise<any | null> {
-    if (credentials.oidcCallback !== this.name) return null;
-    const flow = credentials.flow as OidcFlow;
-    const url = credentials.url as URL;
-    const state = credentials.state as string;
+    if (credentials.oidcCallback !== this.name || !request) return null;
+    const callback = (request as any)[OIDC_CALLBACK] as OidcCallback | undefined;
+    if (!callback || callback.flow.provider !== this.name) return null;
+    const { flow, state, url } = callback;
     const configuration = await this.discover();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     try {
@@ -264,6 +266,16 @@ export class OidcBackend extends BaseBackend {
     if (!(await this.users.findByUsername(wanted))) return wanted;
     return `${wanted.slice(0, 120)}-${createHash('sha256').update(`${this.name}:${subject}`).digest('hex').slice(0, 12)}`;
   }
+}
+
+/** Where the callback view puts the login under way for `authenticate()` (kept out of the credentials). */
+export const OIDC_CALLBACK = Symbol('nestjs-session-auth:oidc-callback');
+
+export interface OidcCallback {
+  flow: OidcFlow;
+  state: string;
+  /** The callback URL as the provider sent the browser to it (code, state, iss). */
+  url: URL;
 }
 
 /** What the callback hands `AuthService.login()`'s caller: the provider and ID token of the login just made. */

@@ -11,7 +11,7 @@ import { loadSession } from '../../request/session.js';
 import { CsrfGuard } from '../../views/csrf.js';
 import { BackendRegistry } from '../backend.registry.js';
 import { OidcLoginFailed } from './oidc-errors.js';
-import { liveFlows, OIDC_FLOWS_SESSION_KEY, OIDC_LOGIN_SESSION_KEY, OidcBackend, PENDING_LOGIN } from './oidc.backend.js';
+import { liveFlows, OIDC_CALLBACK, OIDC_FLOWS_SESSION_KEY, OIDC_LOGIN_SESSION_KEY, OidcBackend, PENDING_LOGIN, type OidcCallback } from './oidc.backend.js';
 
 const MAX_NEXT_LENGTH = 2048;
 
@@ -64,7 +64,8 @@ export class OidcController {
     }
     const url = new URL(flow.redirectUri);
     url.search = new URL(requestUrl(request), 'http://callback.invalid').search;
-    const user = await this.auth.authenticate(request, { oidcCallback: backend.name, flow, state, url });
+    (request as any)[OIDC_CALLBACK] = { flow, state, url } satisfies OidcCallback;
+    const user = await this.auth.authenticate(request, { oidcCallback: backend.name });
     if (!user) throw new ForbiddenException('This account may not log in here.');
     const pending = (request as any)[PENDING_LOGIN];
     await this.auth.login(request, user, backend.name);
