@@ -79,6 +79,17 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       expect(await login('o(brien)*', 'transporter')).toMatchObject({ username: 'o(brien)*' });
     });
 
+    it('names the local user as the directory spells the name, whatever case was typed', async () => {
+      await boot(search());
+      const first = await login('DANA', 'daylight');
+      expect(first).toMatchObject({ username: 'dana' });
+      expect(await login('Dana', 'daylight')).toMatchObject({ id: first.id, username: 'dana' });
+      await t!.close();
+      await boot(direct());
+      expect(await login('DaNa', 'daylight')).toMatchObject({ username: 'dana' });
+      expect(await t!.users.repository.count()).toBe(1);
+    });
+
     it('logs in through HTTP: the session names the backend and later requests load the user locally', async () => {
       await boot(direct());
       const agent = request.agent(t!.app.getHttpServer());
@@ -411,6 +422,16 @@ describeIf(slapdAvailable())('LdapBackend over TLS', () => {
     t = undefined;
     expect(await loginWith({ startTls: true, tlsOptions: { ca: slapd.ca } })).toMatchObject({ username: 'dana' });
     expect(t!.app.get(UserManager)).toBeDefined();
+  });
+
+  it('stays on TLS for the whole conversation without a service account: a wrong password and group lookups included', async () => {
+    // The server refuses every operation that is not protected by TLS (security tls=1).
+    expect(await loginWith({ startTls: true, tlsOptions: { ca: slapd.ca }, groupSearch: { type: 'memberOf' }, userFlagsByGroup: { isStaff: `cn=staff,${GROUPS}` } })).toMatchObject({
+      username: 'dana',
+      isStaff: true,
+    });
+    expect(await t!.auth.authenticate(undefined, { username: 'dana', password: 'wrong' })).toBeNull();
+    expect(await t!.auth.authenticate(undefined, { username: 'nobody', password: 'wrong' })).toBeNull();
   });
 
   it('refuses a server whose certificate no trusted CA signed: the directory is unavailable, the password unchecked', async () => {

@@ -179,6 +179,21 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     expect(await t!.users.checkPassword((await t!.users.findById(String(local.id)))!, 'local secret')).toBe(true);
   });
 
+  it('makes a new user when the linked one was deleted here, and links the identity to it', async () => {
+    await boot([OidcBackend.configure(demo())]);
+    expect((await logIn(request.agent(server))).status).toBe(302);
+    await t!.users.repository.delete({ username: 'gwen@idp.example' });
+    for (let round = 0; round < 2; round++) {
+      const agent = request.agent(server);
+      expect((await logIn(agent)).status).toBe(302);
+      expect((await whoami(agent)).username).toBe('gwen@idp.example');
+    }
+    const users = await t!.users.repository.find();
+    expect(users).toHaveLength(1);
+    const links = await t!.app.get(DataSource).getRepository(OidcIdentity).findBy({});
+    expect(links).toEqual([expect.objectContaining({ subject: 'gwen-1', userId: String(users[0].id) })]);
+  });
+
   it('goes to a safe next after login, never to another site', async () => {
     await boot([OidcBackend.configure(demo())]);
     expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=%2Fme')).headers.location).toBe('/me');

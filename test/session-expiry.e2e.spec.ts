@@ -157,7 +157,7 @@ describe('per-session expiry (Django’s set_expiry)', () => {
     await boot();
     const agent = request.agent(server);
     await agent.post('/expiry').send({ seconds: 3600 }).expect(200);
-    for (const value of [-1, '60', 'not a date', { later: true }, true]) {
+    for (const value of [-1, '60', 'not a date', { later: true }, true, 1e13]) {
       const { body } = await agent.post('/expiry/raw').send({ value }).expect(200);
       expect(body.error).toBe('TypeError');
     }
@@ -198,6 +198,24 @@ describe('per-session expiry (Django’s set_expiry)', () => {
       const ticked = await logInWithForm({ remember_me: 'on' });
       expect(cookieLifetime(ticked.response.headers['set-cookie'])).toBeCloseTo(14 * DAY, -1);
       expect((await ticked.agent.get('/expiry').expect(200)).body.browserClose).toBe(false);
+    });
+
+    it('ends with the browser even when the login replaces another user’s session (a shared computer)', async () => {
+      await boot({ views: { login: { rememberMe: true } } });
+      await t.users.createUser({ username: 'dave', password: 'another horse' });
+      const agent = request.agent(server);
+      await agent.post('/login').send({ username: 'dave', password: 'another horse' }).expect(200);
+      const page = await agent.get('/accounts/login').set('Accept', HTML).expect(200);
+      const token = /name="csrfmiddlewaretoken" value="([0-9a-f]+)"/.exec(page.text)![1];
+      const response = await agent
+        .post('/accounts/login')
+        .set('Accept', HTML)
+        .type('form')
+        .send({ username: 'carol', password: 'correct horse', csrfmiddlewaretoken: token })
+        .expect(302);
+      expect(cookieLifetime(response.headers['set-cookie'])).toBeNull();
+      expect((await agent.get('/whoami').expect(200)).body.username).toBe('carol');
+      expect((await agent.get('/expiry').expect(200)).body.browserClose).toBe(true);
     });
 
     it('keeps the box as it was when the form comes back with an error', async () => {

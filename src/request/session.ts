@@ -42,6 +42,8 @@ export interface SessionSettings {
  * inactivity, an ISO date, or 0 for "when the browser closes".
  */
 export const EXPIRY_SESSION_KEY = '_session_expiry';
+/** The longest expiry `setExpiry` takes: a hundred years (beyond it, dates stop being dates). */
+const MAX_EXPIRY_SECONDS = 100 * 365 * 24 * 60 * 60;
 
 /** A session the store could not load, or a store that is disconnected: answered with 503 where needed. */
 export class SessionsUnavailable extends ServiceUnavailableException {
@@ -149,12 +151,14 @@ export class RequestSession {
     if (value === null) {
       delete this[EXPIRY_SESSION_KEY];
     } else if (value instanceof Date) {
-      if (Number.isNaN(value.getTime())) throw new TypeError('setExpiry() needs a valid Date.');
+      if (Number.isNaN(value.getTime()) || Math.abs(value.getTime() - Date.now()) > MAX_EXPIRY_SECONDS * 1000) {
+        throw new TypeError('setExpiry() needs a valid Date within a hundred years.');
+      }
       this[EXPIRY_SESSION_KEY] = value.toISOString();
-    } else if (typeof value === 'number' && Number.isFinite(value) && value >= 0) {
+    } else if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_EXPIRY_SECONDS) {
       this[EXPIRY_SESSION_KEY] = value;
     } else {
-      throw new TypeError('setExpiry() takes seconds (0: when the browser closes), a Date, or null.');
+      throw new TypeError('setExpiry() takes seconds (0: when the browser closes; at most a hundred years), a Date, or null.');
     }
     this[STATE].layer.applyExpiry(this);
     this[STATE].expiryChanged = true;

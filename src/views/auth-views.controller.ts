@@ -107,10 +107,11 @@ export class AuthViewsController implements OnApplicationBootstrap {
     }
     const refusal = !user ? FORM_MESSAGES.invalidLogin : user.isActive === false ? FORM_MESSAGES.inactive : null;
     if (refusal) return fail(prefersJson(request) ? 401 : 200, { form: [refusal] });
-    // Unticked, the session ends with the browser; set before login, it is written with the login.
-    if (this.options.login.rememberMe) await setSessionExpiry(request, form.rememberMe ? null : 0);
     // login() also drops the CSRF token: the next form gets a new one.
     await this.auth.login(request, user);
+    // Unticked, the session ends with the browser. Set after login(), which starts from an empty
+    // session when another user was logged in.
+    if (this.options.login.rememberMe) await setSessionExpiry(request, form.rememberMe ? null : 0);
     redirectTo(response, this.loginSuccessUrl(request));
   }
 

@@ -21,7 +21,11 @@ export interface SlapdSettings {
   ldif: string;
   /** The port of `ldap://` (default: a free one). */
   port?: number;
-  /** Also serve `ldaps://` and StartTLS, with a certificate authority made for the run. */
+  /**
+   * Also serve `ldaps://` and StartTLS, with a certificate authority made for the run; and refuse
+   * every operation not protected by TLS (`security tls=1`), so a client that falls back to
+   * plain LDAP is caught.
+   */
   tls?: boolean;
 }
 
@@ -35,6 +39,7 @@ function config(dir: string, settings: SlapdSettings): string {
     ? `TLSCACertificateFile ${dir}/ca.pem
 TLSCertificateFile ${dir}/server.pem
 TLSCertificateKeyFile ${dir}/server.key
+security tls=1
 `
     : '';
   return `${certificates}include /etc/ldap/schema/core.schema
@@ -193,7 +198,9 @@ export class Slapd {
   /** Run `ldapadd` or `ldapmodify` as the administrator with `ldif` on standard input. */
   ldap(program: 'ldapadd' | 'ldapmodify', ldif: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = execFile(program, ['-x', '-H', this.url, '-D', this.settings.adminDn, '-w', this.settings.adminPassword], (error, _stdout, stderr) =>
+      const tls = this.settings.tls ? ['-ZZ'] : [];
+      const env = this.settings.tls ? { ...process.env, LDAPTLS_CACERT: join(this.dir, 'ca.pem') } : process.env;
+      const child = execFile(program, ['-x', ...tls, '-H', this.url, '-D', this.settings.adminDn, '-w', this.settings.adminPassword], { env }, (error, _stdout, stderr) =>
         error ? reject(new Error(`${program} failed: ${stderr || error.message}`)) : resolve(),
       );
       child.stdin!.end(ldif);

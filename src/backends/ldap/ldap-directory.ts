@@ -132,13 +132,13 @@ export class LdapDirectory {
       if (searchEntries.length > 1) this.logger.warn('The user search found several entries for one username: nobody is logged in.');
       return null;
     }
-    return toLdapUser(searchEntries[0], username);
+    return toLdapUser(searchEntries[0], username, this.options.usernameAttr);
   }
 
   private async readEntry(client: Client, dn: string, username: string): Promise<LdapUser | null> {
     try {
       const { searchEntries } = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['*', 'memberOf'] });
-      return searchEntries[0] ? toLdapUser(searchEntries[0], username) : null;
+      return searchEntries[0] ? toLdapUser(searchEntries[0], username, this.options.usernameAttr) : null;
     } catch (error) {
       if (error instanceof NoSuchObjectError) return null;
       throw error;
@@ -160,8 +160,10 @@ export class LdapDirectory {
   private async serviceBind(client: Client): Promise<void> {
     const { bindDn, bindPassword } = this.options;
     try {
+      // Anonymous: a simple bind with no name, on the same connection (an unbind would close it,
+      // and ldapts would reconnect without StartTLS).
       if (bindDn) await client.bind(bindDn, bindPassword!);
-      else await client.unbind().catch(() => undefined);
+      else await client.bind('', '');
     } catch (error) {
       if (error instanceof InvalidCredentialsError) {
         this.logger.error('The directory refused the service account (bindDn / bindPassword): nobody can log in through it.');
@@ -210,7 +212,7 @@ function isConnectionError(error: unknown): boolean {
   );
 }
 
-function toLdapUser(entry: Entry, username: string): LdapUser {
+function toLdapUser(entry: Entry, typed: string, usernameAttr: string): LdapUser {
   const attrs: Record<string, string> = {};
   const allAttrs: Record<string, string[]> = {};
   for (const [key, value] of Object.entries(entry)) {
@@ -219,7 +221,8 @@ function toLdapUser(entry: Entry, username: string): LdapUser {
     allAttrs[key.toLowerCase()] = values;
     if (values.length > 0) attrs[key.toLowerCase()] = values[0];
   }
-  return { dn: entry.dn, username, attrs, allAttrs };
+  // The directory's spelling of the name (`DANA` typed, `dana` stored): one local user per person.
+  return { dn: entry.dn, username: attrs[usernameAttr.toLowerCase()] ?? typed, attrs, allAttrs };
 }
 
 function firstValue(entry: Entry, attribute: string): string | undefined {

@@ -45,6 +45,11 @@ export interface LdapBackendOptions {
   userDnTemplate?: string;
   /** Or: a search for the user, `%(user)s` in the filter standing for the username (escaped per RFC 4515). */
   userSearch?: { base: string; scope?: 'one' | 'sub'; filter: string };
+  /**
+   * The attribute the local username comes from (default `uid`; `sAMAccountName` on Active
+   * Directory): the directory's spelling, whatever case the person typed.
+   */
+  usernameAttr?: string;
   /** Local user fields from directory attributes, e.g. `{ email: 'mail', firstName: 'givenName' }`. */
   userAttrMap?: Record<string, string>;
   /** Copy `userAttrMap` and the group flags at every login (default), or only when the user is created. */
@@ -75,6 +80,7 @@ export interface ResolvedLdapOptions extends Omit<LdapBackendOptions, 'url' | 'n
   createUsers: boolean;
   userAttrMap: Record<string, string>;
   groupCacheTimeout: number;
+  usernameAttr: string;
 }
 
 const USER_PLACEHOLDER = '%(user)s';
@@ -132,6 +138,7 @@ export function resolveLdapOptions(options: LdapBackendOptions): ResolvedLdapOpt
     createUsers: options.createUsers ?? true,
     userAttrMap: attrMap,
     groupCacheTimeout: options.groupCacheTimeout ?? 300_000,
+    usernameAttr: options.usernameAttr ?? 'uid',
   };
 }
 

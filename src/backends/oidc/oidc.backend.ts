@@ -251,6 +251,8 @@ export class OidcBackend extends BaseBackend {
     await this.populateUser({ user, claims, created, request });
     user = await this.users.repository.save(user, { transaction: false });
     if (!link) await identities.save(identities.create({ provider: this.name, subject, userId: String(user.id) }), { transaction: false });
+    // The linked user was deleted here: the identity now names the user just made.
+    else if (link.userId !== String(user.id)) await identities.update({ id: link.id }, { userId: String(user.id) });
     if (this.settings.mirrorGroups && this.settings.groupsClaim) {
       const groups = claims[this.settings.groupsClaim];
       const names = Array.isArray(groups) ? groups.filter((name): name is string => typeof name === 'string') : [];
@@ -264,7 +266,12 @@ export class OidcBackend extends BaseBackend {
     const claimed = claims[this.settings.usernameClaim];
     const wanted = typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 ? claimed : subject.slice(0, 120);
     if (!(await this.users.findByUsername(wanted))) return wanted;
-    return `${wanted.slice(0, 120)}-${createHash('sha256').update(`${this.name}:${subject}`).digest('hex').slice(0, 12)}`;
+    const base = `${wanted.slice(0, 120)}-${createHash('sha256').update(`${this.name}:${subject}`).digest('hex').slice(0, 12)}`;
+    for (let n = 0; n < 100; n++) {
+      const candidate = n === 0 ? base : `${base}-${n}`;
+      if (!(await this.users.findByUsername(candidate))) return candidate;
+    }
+    throw new OidcLoginFailed('No username is free for this account here; ask an administrator.');
   }
 }
 

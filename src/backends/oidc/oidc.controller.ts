@@ -97,8 +97,10 @@ export class OidcController {
     return backend instanceof OidcBackend ? backend : undefined;
   }
 
+  /** `siteUrl`, or outside production the request's own allowed host (behind a proxy, `trust proxy` gives the scheme). */
   private origin(request: Request): string | null {
     if (this.config.siteUrl) return this.config.siteUrl;
+    if (this.config.production) return null;
     const host = trustedHost(request, this.config.allowedHosts);
     return host ? `${request.protocol}://${host}` : null;
   }

@@ -79,6 +79,11 @@ export function resolveOidcOptions(options: OidcBackendOptions): ResolvedOidcOpt
     throw new ImproperlyConfigured('OidcBackend verifyClaims must be a function of the claims.');
   }
   if (options.mirrorGroups && !options.groupsClaim) throw new ImproperlyConfigured('OidcBackend mirrorGroups needs groupsClaim.');
+  for (const [field, claim] of Object.entries(options.claimsMap ?? {})) {
+    if (['id', 'password', 'username', 'isActive', 'isStaff', 'isSuperuser'].includes(field) || typeof claim !== 'string') {
+      throw new ImproperlyConfigured(`OidcBackend claimsMap cannot set ${field}: map profile fields (email, firstName...) to claim names; use groupsClaim for groups.`);
+    }
+  }
   return {
     name,
     label: options.label ?? name,
