@@ -737,6 +737,17 @@ describe('sample-app with its demo identity provider', () => {
     expect(isPasswordUsable(fiona.password)).toBe(false);
   });
 
+  it('starts on another port when the one asked for is taken, so npm start never fails for it', async () => {
+    const taken = Number(new URL(idp.provider.issuer).port);
+    const second = await startDemoIdentityProvider([SITE], taken);
+    try {
+      expect(Number(new URL(second.provider.issuer).port)).not.toBe(taken);
+      expect((await fetch(`${second.provider.issuer}/.well-known/openid-configuration`)).status).toBe(200);
+    } finally {
+      await second.provider.close();
+    }
+  });
+
   it('refuses a wrong password at the provider: nobody comes back logged in', async () => {
     const browser = request.agent(server).set('Host', 'localhost:3000');
     const started = await browser.get('/oidc/authenticate?provider=demo-idp').expect(302);

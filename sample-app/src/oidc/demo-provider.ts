@@ -52,7 +52,12 @@ export class DemoProvider {
 
   static async start(settings: DemoProviderSettings): Promise<DemoProvider> {
     const server = createServer();
-    await new Promise<void>((resolve) => server.listen(settings.port ?? 0, '127.0.0.1', resolve));
+    await listen(server, settings.port ?? 0).catch((error: NodeJS.ErrnoException) => {
+      // The port asked for is taken (another app on 3001, say): any free one will do, the site
+      // learns the provider's address from it.
+      if (error.code !== 'EADDRINUSE') throw error;
+      return listen(server, 0);
+    });
     const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const accounts = new Map(settings.accounts.map((account) => [account.sub, { ...account }]));
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -154,6 +159,16 @@ export class DemoProvider {
       this.server.close(() => resolve());
     });
   }
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function readBody(request: IncomingMessage): Promise<string> {
