@@ -173,14 +173,9 @@ export class AuthService {
    */
   async endUserSession(user: any, key: string, request?: Request): Promise<boolean> {
     if (typeof key !== 'string' || key === '') return false;
-    if (request) {
-      const own = (await this.userSessions.list(userIdOf(user), request)).find((session) => session.current);
-      if (own?.key === key) {
-        await this.logout(request);
-        return true;
-      }
-    }
-    return this.userSessions.end(userIdOf(user), key, request);
+    const outcome = await this.userSessions.end(userIdOf(user), key, request);
+    if (outcome === 'current') await this.logout(request!);
+    return outcome !== 'none';
   }
 
   /** "Log out my other devices": every session of the request's user but this one ends; resolves how many. */

@@ -63,13 +63,17 @@ export class UserSessions {
       .sort((a, b) => (b.lastActiveAt?.getTime() ?? 0) - (a.lastActiveAt?.getTime() ?? 0));
   }
 
-  /** End the session `key` names, if it is one of the user's; `true` when one ended. */
-  async end(userId: string, key: string, request?: Request): Promise<boolean> {
+  /**
+   * End the session `key` names, if it is one of the user's: `'ended'`, `'current'` (the
+   * request's own, left for the caller to log out properly), or `'none'`.
+   */
+  async end(userId: string, key: string, request?: Request): Promise<'ended' | 'current' | 'none'> {
     const store = this.storeFor(request);
     const found = (await store.userSessions(userId)).find((session) => sessionKey(session.id) === key);
-    if (!found) return false;
+    if (!found) return 'none';
+    if (found.id === currentSessionId(request)) return 'current';
     await destroy(store, found.id);
-    return true;
+    return 'ended';
   }
 
   /** End every session of the user but the request's own; resolves how many ended. */

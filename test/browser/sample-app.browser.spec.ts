@@ -11,7 +11,7 @@ import { SAMPLE_DIRECTORY } from '../../sample-app/src/ldap/directory.js';
 import { Slapd } from '../../sample-app/src/ldap/slapd.js';
 import { startDemoIdentityProvider } from '../../sample-app/src/oidc/demo-idp.js';
 import { createServer } from 'node:net';
-import { AppModule } from '../../sample-app/src/app.module.js';
+import { AppModule, type AppOptions } from '../../sample-app/src/app.module.js';
 import { seed } from '../../sample-app/src/seed.js';
 
 /**
@@ -28,6 +28,30 @@ if (!chromiumFound) {
   );
 }
 
+/** Debian's Chromium, headless, without a sandbox or background traffic. */
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+/** The sample app on a fresh SQLite file in `dataDir`, seeded for the demo, listening on a loopback port. */
+async function startSampleSite(dataDir: string, options: Partial<AppOptions> = {}, port = 0): Promise<{ app: INestApplication; baseURL: string }> {
+  const app = await NestFactory.create(
+    AppModule.forRoot({
+      database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
+      sessionSecret: 'browser-test-secret-that-is-long-enough',
+      demo: true,
+      ...options,
+    }),
+    { logger: false },
+  );
+  await seed(app, { demo: true });
+  await app.listen(port, '127.0.0.1');
+  return { app, baseURL: `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}` };
+}
+
 const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 
 describe('the sample site on a loopback port', () => {
@@ -37,17 +61,7 @@ describe('the sample site on a loopback port', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'sample-app-browser-'));
-    app = await NestFactory.create(
-      AppModule.forRoot({
-        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
-        sessionSecret: 'browser-test-secret-that-is-long-enough',
-        demo: true,
-      }),
-      { logger: false },
-    );
-    await seed(app, { demo: true });
-    await app.listen(0, '127.0.0.1');
-    baseURL = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    ({ app, baseURL } = await startSampleSite(dataDir));
   });
 
   afterAll(async () => {
@@ -73,10 +87,7 @@ describe('the sample site on a loopback port', () => {
       let consoleErrors: string[];
 
       beforeAll(async () => {
-        browser = await chromium.launch({
-          executablePath: CHROMIUM,
-          args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-        });
+        browser = await launchChromium();
       });
       afterAll(() => browser?.close());
 
@@ -207,22 +218,8 @@ describeIf(chromiumFound && slapdAvailable())('the sample site with its director
   beforeAll(async () => {
     slapd = await Slapd.start(SAMPLE_DIRECTORY);
     dataDir = mkdtempSync(join(tmpdir(), 'sample-app-ldap-'));
-    app = await NestFactory.create(
-      AppModule.forRoot({
-        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
-        sessionSecret: 'browser-test-secret-that-is-long-enough',
-        demo: true,
-        ldapUrl: slapd.url,
-      }),
-      { logger: false },
-    );
-    await seed(app, { demo: true });
-    await app.listen(0, '127.0.0.1');
-    baseURL = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ app, baseURL } = await startSampleSite(dataDir, { ldapUrl: slapd.url }));
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -271,21 +268,8 @@ describeIf(chromiumFound)('the sample site’s "Log in with the demo provider", 
     baseURL = `http://127.0.0.1:${port}`;
     idp = await startDemoIdentityProvider([baseURL], 0);
     dataDir = mkdtempSync(join(tmpdir(), 'sample-app-oidc-'));
-    app = await NestFactory.create(
-      AppModule.forRoot({
-        database: { type: 'better-sqlite3', database: join(dataDir, 'db.sqlite') },
-        sessionSecret: 'browser-test-secret-that-is-long-enough',
-        demo: true,
-        identityProvider: idp.options,
-      }),
-      { logger: false },
-    );
-    await seed(app, { demo: true });
-    await app.listen(port, '127.0.0.1');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ app } = await startSampleSite(dataDir, { identityProvider: idp.options }, port));
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -4,7 +4,7 @@ import { PermissionDenied } from '../../errors.js';
 import { PermissionManager } from '../../permission.manager.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
-import { BaseBackend } from '../base.backend.js';
+import { BaseBackend, configuredBackend, configuredOptions } from '../base.backend.js';
 import { LdapDirectory, normalizeDn, type LdapGroup, type LdapUser } from './ldap-directory.js';
 import { resolveLdapOptions, type LdapBackendOptions, type LdapGroupRule, type ResolvedLdapOptions } from './ldap.options.js';
 
@@ -38,9 +38,6 @@ export interface LdapPopulateContext {
  */
 @Injectable()
 export class LdapBackend extends BaseBackend {
-  /** The options `configure()` gave; a subclass of your own may override `ldapOptions()` instead. */
-  protected static options?: LdapBackendOptions;
-
   readonly name: string;
   protected readonly settings: ResolvedLdapOptions;
   protected readonly directory: LdapDirectory;
@@ -61,17 +58,12 @@ export class LdapBackend extends BaseBackend {
   /** A backend class with these options, for `AuthModule.forRoot({ backends: [...] })`. */
   static configure(options: LdapBackendOptions): Type<LdapBackend> {
     resolveLdapOptions(options);
-    @Injectable()
-    class ConfiguredLdapBackend extends LdapBackend {
-      protected static override options = options;
-    }
-    Object.defineProperty(ConfiguredLdapBackend, 'name', { value: options.name ?? 'LdapBackend' });
-    return ConfiguredLdapBackend;
+    return configuredBackend(LdapBackend, options, options.name ?? 'LdapBackend');
   }
 
-  /** The options of this backend (by default those given to `configure`). */
+  /** The options of this backend (by default those given to `configure`; a subclass of your own may override this). */
   protected ldapOptions(): LdapBackendOptions {
-    const options = (this.constructor as typeof LdapBackend).options;
+    const options = configuredOptions<LdapBackendOptions>(this);
     if (!options) throw new TypeError('Use LdapBackend.configure({ url, ... }) in backends, or override ldapOptions() in a subclass.');
     return options;
   }

@@ -7,7 +7,7 @@ import { PermissionManager } from '../../permission.manager.js';
 import { requireLoadedSession } from '../../request/session-lifecycle.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
-import { BaseBackend } from '../base.backend.js';
+import { BaseBackend, configuredBackend, configuredOptions } from '../base.backend.js';
 import { OidcLoginFailed, ProviderUnavailable } from './oidc-errors.js';
 import { OidcIdentity } from './oidc-identity.entity.js';
 import { resolveOidcOptions, type OidcBackendOptions, type ResolvedOidcOptions } from './oidc.options.js';
@@ -50,8 +50,6 @@ export interface OidcPopulateContext {
  */
 @Injectable()
 export class OidcBackend extends BaseBackend {
-  protected static options?: OidcBackendOptions;
-
   readonly name: string;
   /** What the built-in login page shows for this provider (found without importing this class). */
   readonly oidcLogin: { provider: string; label: string };
@@ -73,16 +71,12 @@ export class OidcBackend extends BaseBackend {
   /** A backend class for this provider, for `AuthModule.forRoot({ backends: [...] })`. */
   static configure(options: OidcBackendOptions): Type<OidcBackend> {
     resolveOidcOptions(options);
-    @Injectable()
-    class ConfiguredOidcBackend extends OidcBackend {
-      protected static override options = options;
-    }
-    Object.defineProperty(ConfiguredOidcBackend, 'name', { value: options.name ?? 'OidcBackend' });
-    return ConfiguredOidcBackend;
+    return configuredBackend(OidcBackend, options, options.name ?? 'OidcBackend');
   }
 
+  /** The options of this backend (by default those given to `configure`; a subclass of your own may override this). */
   protected oidcOptions(): OidcBackendOptions {
-    const options = (this.constructor as typeof OidcBackend).options;
+    const options = configuredOptions<OidcBackendOptions>(this);
     if (!options) throw new TypeError('Use OidcBackend.configure({ issuer, clientId, clientSecret }) in backends, or override oidcOptions().');
     return options;
   }
