@@ -37,6 +37,7 @@ import { noteUpgradeRequests } from './request/socket-request.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
+import { ExternalUsers } from './external-users.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
 
 /**
@@ -55,13 +56,14 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     PermissionChecker,
     PermissionManager,
     UserManager,
+    ExternalUsers,
     SessionHandler,
     UserSessions,
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, SessionHandler, UserSessions],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, ExternalUsers, SessionHandler, UserSessions],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule, OnApplicationBootstrap {
   constructor(

@@ -43,10 +43,11 @@ export { UserNotLoaded } from './request/access.guard.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 export { BackendRegistry, type ConfiguredBackend } from './backends/backend.registry.js';
 
-export { User, Group, Permission, SessionRecord, LoginLockout, authEntities, TypeOrmSessionStore } from './storage/index.js';
+export { User, Group, Permission, SessionRecord, LoginLockout, ExternalIdentity, authEntities, TypeOrmSessionStore } from './storage/index.js';
 export { RedisSessionStore, type RedisSessionClient, type RedisSessionStoreOptions } from './storage/redis-session.store.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
 export { UserManager, type CreateUserInput } from './user.manager.js';
+export { ExternalUsers, type ExternalUser, type ExternalUserQuery, type LinkExistingUsers } from './external-users.js';
 export { PermissionChecker } from './permission.checker.js';
 export {
   PermissionManager,

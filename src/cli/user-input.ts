@@ -1,4 +1,5 @@
 import { PasswordValidationError } from '../passwords/password-validation.js';
+import { isUniqueViolation } from '../storage/unique-violation.js';
 import { User } from '../storage/user.entity.js';
 import type { UserManager } from '../user.manager.js';
 import { CommandError } from './cli.errors.js';
@@ -43,18 +44,6 @@ export async function saveNewUser<U>(username: string, create: () => Promise<U>)
     }
     throw error;
   }
-}
-
-/**
- * A unique-constraint failure: PostgreSQL's 23505, better-sqlite3's SQLITE_CONSTRAINT_UNIQUE, or
- * sqlite3's (TypeORM 0.3) plain SQLITE_CONSTRAINT, which only its message tells from a NOT NULL
- * or CHECK failure.
- */
-function isUniqueViolation(error: unknown): boolean {
-  const driverError = (error as { driverError?: { code?: unknown; message?: unknown } } | null)?.driverError;
-  const code = driverError?.code;
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505') return true;
-  return code === 'SQLITE_CONSTRAINT' && String(driverError?.message).includes('UNIQUE constraint failed');
 }
 
 /** Why `email` is not an address, or `null`; an empty email is allowed (Django stores it as ""). */

@@ -1,0 +1,101 @@
+import { ExternalIdentity, ExternalUsers, type ExternalUserQuery } from 'nestjs-session-auth';
+import { isPasswordUsable } from 'nestjs-session-auth/passwords';
+import { createTestApp, type TestApp } from './support/test-app.js';
+
+/**
+ * Local users of outside sources are linked to the person by the source's stable id, never by a
+ * matching name: what LDAP, OpenID Connect and remote-user logins rely on.
+ */
+describe('ExternalUsers: a local user per person of a source, never an account of the same name', () => {
+  let t: TestApp;
+  let external: ExternalUsers;
+  const query = (overrides: Partial<ExternalUserQuery> = {}): ExternalUserQuery => ({
+    source: 'Directory',
+    subject: 'b7c1-entry-uuid',
+    username: 'admin',
+    createUsers: true,
+    whenNameTaken: 'refuse',
+    ...overrides,
+  });
+  const identities = () => t.users.dataSource.getRepository(ExternalIdentity).find({ order: { id: 'ASC' } });
+
+  beforeEach(async () => {
+    t = await createTestApp();
+    external = t.app.get(ExternalUsers);
+  });
+  afterEach(() => t.close());
+
+  it('creates the user at the first login with an unusable password, links it, and finds it by the link afterwards', async () => {
+    const found = await external.find(query({ username: 'dana' }));
+    expect(found?.created).toBe(true);
+    const user = await external.save(found!);
+    expect(isPasswordUsable(user.password)).toBe(false);
+    expect(await identities()).toEqual([expect.objectContaining({ source: 'Directory', subject: 'b7c1-entry-uuid', userId: String(user.id) })]);
+
+    // Renamed at the source: the link, not the name, says who it is.
+    const again = await external.find(query({ username: 'dana.smith' }));
+    expect(again?.created).toBe(false);
+    expect(again?.user.id).toBe(user.id);
+  });
+
+  it('refuses a login whose name belongs to a local account the source did not create, and leaves the account untouched', async () => {
+    const admin = await t.users.createSuperuser({ username: 'admin', password: 'local admin password', email: 'admin@example.com' });
+    expect(await external.find(query())).toBeNull();
+    const after = await t.users.findByUsername('admin');
+    expect(after).toEqual(expect.objectContaining({ id: admin.id, email: 'admin@example.com', password: admin.password, isSuperuser: true }));
+    expect(await identities()).toEqual([]);
+  });
+
+  it('gives a new user a free name when the source renames (OIDC), the namesake untouched', async () => {
+    const local = await t.users.createUser({ username: 'fiona@example.com', password: 'local password' });
+    const found = await external.find(query({ username: 'fiona@example.com', whenNameTaken: 'rename' }));
+    const user = await external.save(found!);
+    expect(user.id).not.toBe(local.id);
+    expect(user.username).toMatch(/^fiona@example\.com-[0-9a-f]{12}$/);
+    expect((await t.users.findById(String(local.id)))?.password).toBe(local.password);
+  });
+
+  it('admits no new user without createUsers', async () => {
+    expect(await external.find(query({ username: 'nobody', createUsers: false }))).toBeNull();
+  });
+
+  it('links an existing plain account with linkExistingUsers: true, never a staff or superuser account', async () => {
+    const plain = await t.users.createUser({ username: 'erin', password: 'local password' });
+    await t.users.createUser({ username: 'sam', password: 'local password', isStaff: true });
+    await t.users.createSuperuser({ username: 'admin', password: 'local password' });
+
+    const erin = await external.find(query({ username: 'erin', subject: 'erin-uuid', linkExistingUsers: true }));
+    expect(erin?.user.id).toBe(plain.id);
+    await external.save(erin!);
+    expect(await external.find(query({ username: 'sam', subject: 'sam-uuid', linkExistingUsers: true }))).toBeNull();
+    expect(await external.find(query({ username: 'admin', subject: 'admin-uuid', linkExistingUsers: true }))).toBeNull();
+    expect((await identities()).map((row) => row.subject)).toEqual(['erin-uuid']);
+  });
+
+  it('links a staff account only when a function says so', async () => {
+    const sam = await t.users.createUser({ username: 'sam', password: 'local password', isStaff: true });
+    const asked: string[] = [];
+    const decide = (user: any) => (asked.push(user.username), user.username === 'sam');
+    const found = await external.find(query({ username: 'sam', subject: 'sam-uuid', linkExistingUsers: decide }));
+    expect(asked).toEqual(['sam']);
+    expect((await external.save(found!)).id).toBe(sam.id);
+  });
+
+  it('makes exactly one user when two first logins of the same person run at once', async () => {
+    const [first, second] = await Promise.all([external.find(query({ username: 'gina' })), external.find(query({ username: 'gina' }))]);
+    expect(first?.created && second?.created).toBe(true);
+    const [a, b] = await Promise.all([external.save(first!), external.save(second!)]);
+    expect(a.id).toBe(b.id);
+    expect(await t.users.repository.count()).toBe(1);
+    expect(await identities()).toHaveLength(1);
+  });
+
+  it('links a new user when the linked one was deleted', async () => {
+    const first = await external.save((await external.find(query({ username: 'hana' })))!);
+    await t.users.repository.remove(first);
+    const found = await external.find(query({ username: 'hana' }));
+    expect(found?.created).toBe(true);
+    const second = await external.save(found!);
+    expect(await identities()).toEqual([expect.objectContaining({ userId: String(second.id) })]);
+  });
+});
