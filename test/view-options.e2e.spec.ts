@@ -267,6 +267,8 @@ describe('options of the built-in views', () => {
       expect(page.text).toContain('<title>Sign in to Acme</title>');
       // The app's page: its own styles and images are its business, framing is still refused.
       expect(page.headers['content-security-policy']).toBe("frame-ancestors 'none'");
+      expect(page.headers['x-frame-options']).toBe('DENY');
+      expect(page.headers['x-content-type-options']).toBe('nosniff');
       expect(page.headers['cache-control']).toContain('no-store');
       const failed = await agent
         .post('/accounts/login')

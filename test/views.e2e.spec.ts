@@ -42,9 +42,12 @@ function csrfFrom(html: string): string {
   return match[1];
 }
 
+/** Never cached, never framed (clickjacking), never sniffed into another content type. */
 function expectAuthPageHeaders(response: request.Response): void {
   expect(response.headers['cache-control']).toContain('no-store');
   expect(response.headers['x-frame-options']).toBe('DENY');
+  expect(response.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+  expect(response.headers['x-content-type-options']).toBe('nosniff');
 }
 
 describe('built-in views (views: true)', () => {
@@ -561,6 +564,44 @@ describe('built-in views (views: true)', () => {
       // One character changed (never to itself: a token that already ended in 0 made this pass as the real one).
       await post(mine.cookie, `${token.slice(0, -1)}${token.endsWith('0') ? '1' : '0'}`).expect(403);
       await post(mine.cookie, mine.token).expect(302);
+    });
+  });
+
+  describe('every page and answer of the views refuses to be framed or sniffed', () => {
+    it('on each page a browser can be sent to, and on the JSON answers', async () => {
+      await boot({ throttle: { addressRate: 0.001, addressBurst: 3 } });
+      const browser = request.agent(server);
+      const seen: Record<string, request.Response> = {};
+      seen.login = await browser.get('/accounts/login').set('Accept', HTML).expect(200);
+      const token = csrfFrom(seen.login.text);
+      const post = (path: string, fields: Record<string, unknown> | string) =>
+        browser.post(path).set('Accept', HTML).type('form').send(fields as never);
+      seen.wrongPassword = await post('/accounts/login', { username: 'carol', password: 'wrong', csrfmiddlewaretoken: token }).expect(200);
+      seen.malformed = await post('/accounts/login', `username=a&username=b&password=x&csrfmiddlewaretoken=${token}`).expect(400);
+      seen.csrfFailure = await post('/accounts/login', { username: 'carol', password: 'wrong' }).expect(403);
+      seen.loggedIn = await post('/accounts/login', { username: 'carol', password: 'correct horse', csrfmiddlewaretoken: token }).expect(302);
+      seen.passwordChange = await browser.get('/accounts/password_change').set('Accept', HTML).expect(200);
+      seen.passwordChangeDone = await browser.get('/accounts/password_change/done').set('Accept', HTML).expect(200);
+      seen.logoutByGet = await browser.get('/accounts/logout').set('Accept', HTML).expect(405);
+      seen.loggedOut = await post('/accounts/logout', { csrfmiddlewaretoken: csrfFrom(seen.passwordChange.text) }).expect(200);
+      seen.passwordReset = await browser.get('/accounts/password_reset').set('Accept', HTML).expect(200);
+      seen.passwordResetDone = await browser.get('/accounts/password_reset/done').set('Accept', HTML).expect(200);
+      seen.resetLinkInvalid = await browser.get('/accounts/reset/xx/set-password').set('Accept', HTML).expect(200);
+      seen.resetComplete = await browser.get('/accounts/reset/done').set('Accept', HTML).expect(200);
+      seen.json = await browser.get('/accounts/login').expect(200);
+      const fresh = request.agent(server);
+      const freshToken = csrfFrom((await fresh.get('/accounts/login').set('Accept', HTML)).text);
+      for (let attempt = 0; attempt < 4; attempt++) {
+        seen.throttled = await fresh.post('/accounts/login').set('Accept', HTML).type('form').send({ username: `nobody${attempt}`, password: 'x', csrfmiddlewaretoken: freshToken });
+      }
+      expect(seen.throttled.status).toBe(429);
+      for (const [page, response] of Object.entries(seen)) {
+        try {
+          expectAuthPageHeaders(response);
+        } catch (error) {
+          throw new Error(`${page} (${response.status}): ${(error as Error).message}`);
+        }
+      }
     });
   });
 

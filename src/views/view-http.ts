@@ -18,7 +18,8 @@ export function prefersJson(request: Request): boolean {
 }
 
 /**
- * Headers of every auth page: never cached, never framed, no referrer leaving the site. The
+ * Headers of every auth page: never cached, never framed (clickjacking: Django's
+ * `XFrameOptionsMiddleware`), never sniffed into another content type, no referrer leaving the site. The
  * built-in pages also get a Content-Security-Policy allowing nothing but their own stylesheet;
  * a page from the app's own template keeps only the framing rule (its styles and images are
  * the app's to allow).
@@ -26,6 +27,7 @@ export function prefersJson(request: Request): boolean {
 function authHeaders(response: Response, builtIn = true): Response {
   setHeader(response, 'Cache-Control', 'max-age=0, no-cache, no-store, must-revalidate, private');
   setHeader(response, 'X-Frame-Options', 'DENY');
+  setHeader(response, 'X-Content-Type-Options', 'nosniff');
   setHeader(
     response,
     'Content-Security-Policy',
