@@ -38,19 +38,18 @@ export function handshakeOf(client: unknown): IncomingMessage | undefined {
 }
 
 /**
- * The request this message is judged by, made on first use (by the guard) and the same for every
- * guard and parameter decorator of the message. `prepare` gives it its session.
+ * The request this message is judged by, made on first use (by the guard, with `make`, which
+ * gives it its session) and the same for every guard and parameter decorator of the message.
  */
-export function messageRequestOf(context: ExecutionContext, prepare?: (request: Request) => void): Request | undefined {
+export function messageRequestOf(context: ExecutionContext, make?: (handshake: IncomingMessage) => Request): Request | undefined {
   const client = context.switchToWs().getClient<object>();
   const data = context.switchToWs().getData<unknown>();
   if (typeof client !== 'object' || client === null) return undefined;
   let byData = messageRequests.get(client);
-  if (!prepare) return byData?.get(data);
+  if (!make) return byData?.get(data);
   const handshake = handshakeOf(client);
   if (!handshake) return undefined;
-  const request = requestFromHandshake(handshake);
-  prepare(request);
+  const request = make(handshake);
   if (!byData) messageRequests.set(client, (byData = new Map()));
   byData.delete(data);
   if (byData.size >= KEPT_PER_CLIENT) byData.delete(byData.keys().next().value);
@@ -58,14 +57,26 @@ export function messageRequestOf(context: ExecutionContext, prepare?: (request: 
   return request;
 }
 
-/** A request of the module's own for a message over a WebSocket: the handshake's headers, nothing else. */
-export function requestFromHandshake(handshake: IncomingMessage): Request {
-  return {
-    headers: { ...handshake.headers },
-    method: handshake.method,
-    url: handshake.url,
-    originalUrl: handshake.url,
-    socket: handshake.socket,
-    ip: handshake.socket?.remoteAddress,
-  } as unknown as Request;
+/**
+ * A request of the module's own for a message over a WebSocket: the handshake's headers, nothing
+ * else. Made from the app's request prototype when there is one (`requestPrototypeOf`), so its
+ * scheme, host and client address follow the app's proxy setting as its HTTP requests' do.
+ */
+export function requestFromHandshake(handshake: IncomingMessage, prototype?: object): Request {
+  const own = (value: unknown): PropertyDescriptor => ({ value, writable: true, enumerable: true, configurable: true });
+  const socket = handshake.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+  const fields: PropertyDescriptorMap = {
+    headers: own({ ...handshake.headers }),
+    method: own(handshake.method),
+    url: own(handshake.url),
+    originalUrl: own(handshake.url),
+    socket: own(socket),
+    // Fastify's getters read the request they wrap.
+    raw: own(handshake),
+  };
+  if (!prototype) {
+    fields.ip = own(socket?.remoteAddress);
+    fields.protocol = own(socket?.encrypted ? 'https' : 'http');
+  }
+  return Object.create(prototype ?? Object.prototype, fields) as Request;
 }
