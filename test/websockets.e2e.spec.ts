@@ -1,10 +1,12 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
-import { UseFilters } from '@nestjs/common';
+import { UseFilters, type INestApplication } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
-import { DisconnectRefusedSockets } from 'nestjs-session-auth/websockets';
+import { IoAdapter } from '@nestjs/platform-socket.io';
+import { DisconnectRefusedSockets, handshakeOriginCheck } from 'nestjs-session-auth/websockets';
 import type { AddressInfo } from 'node:net';
+import type { ServerOptions } from 'socket.io';
 import { io, type Socket } from 'socket.io-client';
 import request from 'supertest';
 import WebSocket from 'ws';
@@ -390,5 +392,34 @@ describe('WebSockets: a handshake sent from a page of another origin gets no ses
     const other = Number(started.url.split(':')[1]) + 1;
     expect((await ask(`http://127.0.0.1:${other}`)).data).toEqual({ username: '', authenticated: false });
     expect((await ask(`http://${started.url}`)).data).toEqual({ username: 'carol', authenticated: true });
+  });
+
+  it('lets an app refuse such a connection outright, with handshakeOriginCheck in socket.io’s allowRequest', async () => {
+    /** The README's adapter. */
+    class SameSiteIoAdapter extends IoAdapter {
+      constructor(private readonly nestApp: INestApplication) {
+        super(nestApp);
+      }
+
+      override createIOServer(port: number, options?: ServerOptions) {
+        const fromThisSite = handshakeOriginCheck(this.nestApp);
+        const allowRequest: ServerOptions['allowRequest'] = (request, callback) => callback(null, fromThisSite(request));
+        return super.createIOServer(port, { ...options, allowRequest } as ServerOptions);
+      }
+    }
+    t = await createTestApp({
+      providers: [ChatGateway],
+      beforeInit: (app) => app.useWebSocketAdapter(new SameSiteIoAdapter(app)),
+      auth: { throttle: { addressBurst: 100 } },
+    });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+    for (const transport of ['websocket', 'polling'] as const) {
+      await expect(open({ origin: `http://127.0.0.1:${port + 1}` }, transport)).rejects.toThrow();
+      expect(await whoami(await open({ origin: `http://127.0.0.1:${port}` }, transport))).toBe('carol');
+    }
+    expect(await whoIs({})).toBe('carol');
   });
 });

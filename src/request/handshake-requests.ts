@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type INestApplicationContext } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Request } from 'express';
 import type { IncomingMessage } from 'node:http';
@@ -62,4 +62,15 @@ export class HandshakeRequests {
     if (this.prototype === undefined) this.prototype = requestPrototypeOf(this.adapterHost?.httpAdapter) ?? null;
     return requestFromHandshake(handshake, this.prototype ?? undefined);
   }
+}
+
+/**
+ * For an app that would rather refuse a connection opened from a page of another site than serve
+ * it anonymously: a check for the WebSocket server's own handshake hook (socket.io's
+ * `allowRequest`, ws's `verifyClient`, graphql-ws's `onConnect`), true for this site's pages,
+ * trusted origins and clients that are no browser. The same judgement as the module's own.
+ */
+export function handshakeOriginCheck(app: INestApplicationContext): (handshake: IncomingMessage) => boolean {
+  const handshakes = app.get(HandshakeRequests, { strict: false });
+  return (handshake) => handshakes.foreignOrigin(handshake) === null;
 }
