@@ -5,6 +5,7 @@ import { UseFilters, type INestApplication } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import { DisconnectRefusedSockets, handshakeOriginCheck } from 'nestjs-session-auth/websockets';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ServerOptions } from 'socket.io';
 import { io, type Socket } from 'socket.io-client';
@@ -421,5 +422,36 @@ describe('WebSockets: a handshake sent from a page of another origin gets no ses
       expect(await whoami(await open({ origin: `http://127.0.0.1:${port}` }, transport))).toBe('carol');
     }
     expect(await whoIs({})).toBe('carol');
+  });
+
+  it('lets an app refuse such a connection outright with ws too, with handshakeOriginCheck in verifyClient', async () => {
+    class SameSiteWsAdapter extends WsAdapter {
+      constructor(private readonly nestApp: INestApplication) {
+        super(nestApp);
+      }
+
+      override create(port: number, options?: Record<string, any>) {
+        const fromThisSite = handshakeOriginCheck(this.nestApp);
+        return super.create(port, { ...options, verifyClient: ({ req }: { req: IncomingMessage }) => fromThisSite(req) });
+      }
+    }
+    t = await createTestApp({
+      providers: [ChatGateway],
+      beforeInit: (app) => app.useWebSocketAdapter(new SameSiteWsAdapter(app)),
+      auth: { throttle: { addressBurst: 100 } },
+    });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+    const opened = (origin: string) =>
+      new Promise<number | 'open'>((resolve) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { cookie, origin } });
+        socket.once('open', () => (socket.close(), resolve('open')));
+        socket.once('unexpected-response', (_request, response) => resolve(response.statusCode!));
+        socket.once('error', () => undefined);
+      });
+    expect(await opened(`http://127.0.0.1:${port + 1}`)).toBe(401);
+    expect(await opened(`http://127.0.0.1:${port}`)).toBe('open');
   });
 });

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { isAllowedHost, requestHost, splitHost } from './hosts.js';
 
 const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443' };
+const NO_HOSTS: readonly string[] = [];
 
 /**
  * The page that made the browser send this request, when it is not one of this site's, as
@@ -11,7 +12,7 @@ const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443' };
  * the request's own scheme and port. A request with neither header comes from no browser page
  * and is let through (Django's `CsrfViewMiddleware` origin check).
  */
-export function foreignPageOrigin(request: Request, trustedOrigins: readonly string[], siteHosts: readonly string[] = []): string | null {
+export function foreignPageOrigin(request: Request, trustedOrigins: readonly string[], siteHosts: readonly string[] = NO_HOSTS): string | null {
   const origin = request.headers.origin;
   if (typeof origin === 'string' && origin !== '') {
     const host = requestHost(request);

@@ -4,10 +4,11 @@ import type { IncomingMessage } from 'node:http';
 
 /**
  * WebSocket messages (`@nestjs/websockets`, socket.io or ws) are judged by the session of the
- * connection's handshake: its Cookie header. Each message gets a request of its own, built from
- * that handshake, so the session (and the user's password hash) is read from the store again for
- * every message a rule applies to: a socket whose session was logged out elsewhere, or whose user
- * changed their password, is refused on its next message. Sessions are read, never written, here.
+ * connection's handshake: its Cookie header, if a page of this site opened the connection (see
+ * `HandshakeRequests`). Each message gets a request of its own, built from that handshake, so the
+ * session (and the user's password hash) is read from the store again for every message a rule
+ * applies to: a socket whose session was logged out elsewhere, or whose user changed their
+ * password, is refused on its next message. Sessions are read, never written, here.
  */
 
 /** The handshake request of a `ws` socket, noted as the HTTP server upgrades the connection. */
@@ -65,6 +66,8 @@ export function messageRequestOf(context: ExecutionContext, make?: (handshake: I
 export function requestFromHandshake(handshake: IncomingMessage, prototype?: object): Request {
   const own = (value: unknown): PropertyDescriptor => ({ value, writable: true, enumerable: true, configurable: true });
   const socket = handshake.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+  // Without a socket the framework's getters have nothing to read.
+  const base = socket ? prototype : undefined;
   const fields: PropertyDescriptorMap = {
     headers: own({ ...handshake.headers }),
     method: own(handshake.method),
@@ -74,9 +77,9 @@ export function requestFromHandshake(handshake: IncomingMessage, prototype?: obj
     // Fastify's getters read the request they wrap.
     raw: own(handshake),
   };
-  if (!prototype) {
+  if (!base) {
     fields.ip = own(socket?.remoteAddress);
     fields.protocol = own(socket?.encrypted ? 'https' : 'http');
   }
-  return Object.create(prototype ?? Object.prototype, fields) as Request;
+  return Object.create(base ?? Object.prototype, fields) as Request;
 }
