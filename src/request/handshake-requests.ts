@@ -67,8 +67,8 @@ export class HandshakeRequests {
 /**
  * For an app that would rather refuse a connection opened from a page of another site than serve
  * it anonymously: a check for the WebSocket server's own handshake hook (socket.io's
- * `allowRequest`, ws's `verifyClient`, graphql-ws's `onConnect`), true for this site's pages,
- * trusted origins and clients that are no browser. The same judgement as the module's own.
+ * `allowRequest`, ws's `verifyClient`), true for this site's pages, trusted origins and clients
+ * that are no browser. The same judgement as the module's own, made once per handshake.
  */
 export function handshakeOriginCheck(app: INestApplicationContext): (handshake: IncomingMessage) => boolean {
   const handshakes = app.get(HandshakeRequests, { strict: false });
