@@ -34,6 +34,7 @@ import { prepareRequest, SessionHandler, SessionMiddleware } from './request/ses
 import { UserSessions } from './user-sessions.js';
 import { noteReply } from './request/platform.js';
 import { noteUpgradeRequests } from './request/socket-request.js';
+import { HandshakeRequests } from './request/handshake-requests.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
@@ -58,6 +59,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     UserManager,
     ExternalUsers,
     SessionHandler,
+    HandshakeRequests,
     UserSessions,
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },

@@ -284,13 +284,13 @@ describe.each(SUBSCRIPTIONS)('GraphQL subscriptions over a WebSocket ($driver): 
   afterEach(() => t.close());
 
   /** The first event of `{ greetings }`, or the errors the server answered instead. */
-  async function subscribe(cookie?: string): Promise<{ data?: unknown; errors?: Array<{ message: string; extensions?: { code?: string } }> }> {
+  async function subscribe(cookie?: string, origin?: string): Promise<{ data?: unknown; errors?: Array<{ message: string; extensions?: { code?: string } }> }> {
     const client = createClient({
       url,
       retryAttempts: 0,
       webSocketImpl: class extends WebSocket {
         constructor(address: string, protocols?: string | string[]) {
-          super(address, protocols, { headers: cookie ? { cookie } : {} });
+          super(address, protocols, { headers: { ...(cookie ? { cookie } : {}), ...(origin ? { origin } : {}) } });
         }
       },
     });
@@ -318,5 +318,15 @@ describe.each(SUBSCRIPTIONS)('GraphQL subscriptions over a WebSocket ($driver): 
     const cookie = await logIn(t.app, 'carol', 'correct horse');
     await request(t.app.getHttpServer()).post('/logout').set('Cookie', cookie).expect(200);
     expect((await subscribe(cookie)).errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('serves no session to a subscription opened from a page on another port of the same host (UNAUTHENTICATED), and serves the site’s own page', async () => {
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    const own = new URL(url.replace('ws:', 'http:')).origin;
+    const other = `http://127.0.0.1:${Number(new URL(own).port) + 1}`;
+    const hijacked = await subscribe(cookie, other);
+    expect(hijacked.data ?? null).toBeNull();
+    expect(hijacked.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+    expect(await subscribe(cookie, own)).toEqual({ data: { greetings: 'hello, carol' } });
   });
 });

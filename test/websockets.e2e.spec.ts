@@ -1,15 +1,18 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
-import { UseFilters } from '@nestjs/common';
+import { UseFilters, type INestApplication } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
-import { DisconnectRefusedSockets } from 'nestjs-session-auth/websockets';
+import { IoAdapter } from '@nestjs/platform-socket.io';
+import { DisconnectRefusedSockets, handshakeOriginCheck } from 'nestjs-session-auth/websockets';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ServerOptions } from 'socket.io';
 import { io, type Socket } from 'socket.io-client';
 import request from 'supertest';
 import WebSocket from 'ws';
 import { CurrentUser, LoginRequired, PermissionManager, PermissionRequired } from 'nestjs-session-auth';
-import { createTestApp, logIn, type TestApp } from './support/test-app.js';
+import { createTestApp, logIn, sessionCookie, TEST_SECRET, type TestApp, type TestAppOptions } from './support/test-app.js';
 
 const account = (user: any) => ({ username: user.username ?? '', authenticated: user.isAuthenticated === true });
 
@@ -56,13 +59,14 @@ interface Refusal {
   message: string;
 }
 
-async function start(adapter: 'socket.io' | 'ws'): Promise<{ t: TestApp; url: string }> {
+async function start(adapter: 'socket.io' | 'ws', options: Pick<TestAppOptions, 'auth' | 'trustProxy'> = {}): Promise<{ t: TestApp; url: string }> {
   const t = await createTestApp({
     providers: [ChatGateway],
     beforeInit: (app) => {
       if (adapter === 'ws') app.useWebSocketAdapter(new WsAdapter(app));
     },
-    auth: { throttle: { addressBurst: 100 } },
+    trustProxy: options.trustProxy,
+    auth: { throttle: { addressBurst: 100 }, ...options.auth },
   });
   await t.app.listen(0, '127.0.0.1');
   const { port } = t.app.getHttpServer().address() as AddressInfo;
@@ -242,5 +246,212 @@ describe('DisconnectRefusedSockets (nestjs-session-auth/websockets)', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+/**
+ * Cross-site WebSocket hijacking: a browser sends the site's cookie with a WebSocket handshake
+ * whatever page opens it (cookies are not scoped by port, and SameSite=None ones go anywhere), and
+ * no CORS check stands in the way. The attacker is that page; what it cannot choose is the
+ * `Origin` its browser sends (nor any other header of a WebSocket handshake).
+ */
+describe('WebSockets: a handshake sent from a page of another origin gets no session', () => {
+  let t: TestApp;
+  let port: number;
+  let cookie: string;
+  /** The Set-Cookie line of carol's login. */
+  let setCookie: string;
+  const sockets: Socket[] = [];
+
+  /** The app, with carol logged in (over HTTPS through the proxy when the cookie is Secure). */
+  async function boot(options: Pick<TestAppOptions, 'auth' | 'trustProxy'> = {}): Promise<void> {
+    const started = await start('socket.io', options);
+    t = started.t;
+    port = Number(started.url.split(':')[1]);
+    const login = await request(t.app.getHttpServer())
+      .post('/login')
+      .set('X-Forwarded-Proto', 'https')
+      .send({ username: 'carol', password: 'correct horse' })
+      .expect(200);
+    cookie = sessionCookie(login.headers['set-cookie'])!;
+    setCookie = String(login.headers['set-cookie']);
+  }
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.disconnect();
+    await t?.close();
+  });
+
+  /** A connection carrying the victim's cookie and these handshake headers. */
+  async function open(headers: Record<string, string>, transport: 'websocket' | 'polling' = 'websocket'): Promise<Socket> {
+    const socket = io(`http://127.0.0.1:${port}`, { transports: [transport], extraHeaders: { cookie, ...headers }, reconnection: false });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+    return socket;
+  }
+
+  async function whoami(socket: Socket): Promise<string> {
+    const answer = await new Promise<{ username: string; authenticated: boolean }>((resolve) => socket.once('whoami', resolve).emit('whoami', {}));
+    return answer.authenticated ? answer.username : 'anonymous';
+  }
+
+  /** Who a connection with these handshake headers (and the victim's cookie) is. */
+  async function whoIs(headers: Record<string, string>, transport: 'websocket' | 'polling' = 'websocket'): Promise<string> {
+    return whoami(await open(headers, transport));
+  }
+
+  it('gives a page on another port of the same host no session, over the websocket and the polling transports, and logs it once per connection', async () => {
+    await boot();
+    const other = `http://127.0.0.1:${port + 1}`;
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      for (const transport of ['websocket', 'polling'] as const) {
+        const socket = await open({ origin: other }, transport);
+        expect(await whoami(socket)).toBe('anonymous');
+        expect(await whoami(socket)).toBe('anonymous');
+        const refusal = await new Promise<Refusal>((resolve) => socket.once('exception', resolve).emit('say', 'as carol'));
+        expect(refusal).toMatchObject({ code: 'UNAUTHENTICATED' });
+      }
+      const lines = warn.mock.calls.map(([line]) => String(line)).filter((line) => line.includes(other));
+      // One line per connection (not per message), naming the origin and the option that trusts it.
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toContain('trustedOrigins');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('keeps the user of the site’s own pages: its origin, a trusted origin, an allowed host on the same scheme and port, a same-origin request without Origin, a client that is no browser', async () => {
+    await boot({ auth: { trustedOrigins: ['https://*.partner.test'] } });
+    expect(await whoIs({ origin: `http://127.0.0.1:${port}` })).toBe('carol');
+    expect(await whoIs({ origin: `http://127.0.0.1:${port}` }, 'polling')).toBe('carol');
+    expect(await whoIs({ origin: 'https://chat.partner.test' })).toBe('carol');
+    // localhost is an allowed host outside production: another name of this site.
+    expect(await whoIs({ origin: `http://localhost:${port}` })).toBe('carol');
+    // A same-origin polling request carries no Origin; Chromium still says where it came from.
+    expect(await whoIs({ 'sec-fetch-site': 'same-origin' }, 'polling')).toBe('carol');
+    expect(await whoIs({})).toBe('carol');
+  });
+
+  it('gives no session to an allowed host on another port or scheme (localhost is allowed on any port), a page of another site, a sandboxed page, or a cross-site page without Origin', async () => {
+    await boot({ auth: { trustedOrigins: ['https://*.partner.test'] } });
+    expect(await whoIs({ origin: `http://localhost:${port + 1}` })).toBe('anonymous');
+    expect(await whoIs({ origin: `https://localhost:${port}` })).toBe('anonymous');
+    expect(await whoIs({ origin: `https://127.0.0.1:${port}` })).toBe('anonymous');
+    expect(await whoIs({ origin: 'http://chat.partner.test' })).toBe('anonymous');
+    expect(await whoIs({ origin: 'https://evil.test' })).toBe('anonymous');
+    expect(await whoIs({ origin: 'null' })).toBe('anonymous');
+    expect(await whoIs({ 'sec-fetch-site': 'cross-site' })).toBe('anonymous');
+    expect(await whoIs({ 'sec-fetch-site': 'same-site' }, 'polling')).toBe('anonymous');
+  });
+
+  it('gives a sibling subdomain no session, even when allowedHosts covers every subdomain', async () => {
+    await boot({ auth: { allowedHosts: ['.example.test', '127.0.0.1'] } });
+    const host = `app.example.test:${port}`;
+    expect(await whoIs({ host, origin: `http://app.example.test:${port}` })).toBe('carol');
+    expect(await whoIs({ host, origin: `http://evil.example.test:${port}` })).toBe('anonymous');
+    expect(await whoIs({ host, origin: `http://evil.example.test:${port}` }, 'polling')).toBe('anonymous');
+  });
+
+  it('behind a trusted TLS-terminating proxy, keeps the user of the https page and gives the http page of the same host none; an untrusted X-Forwarded-Proto is not believed', async () => {
+    await boot({ trustProxy: 'loopback' });
+    const forwarded = { 'x-forwarded-proto': 'https' };
+    expect(await whoIs({ ...forwarded, origin: `https://127.0.0.1:${port}` })).toBe('carol');
+    expect(await whoIs({ ...forwarded, origin: `https://127.0.0.1:${port}` }, 'polling')).toBe('carol');
+    expect(await whoIs({ ...forwarded, origin: `http://127.0.0.1:${port}` })).toBe('anonymous');
+    await t.close();
+
+    await boot();
+    expect(await whoIs({ ...forwarded, origin: `https://127.0.0.1:${port}` })).toBe('anonymous');
+    expect(await whoIs({ origin: `http://127.0.0.1:${port}` })).toBe('carol');
+  });
+
+  it('gives any other site no session when the session cookie is SameSite=None (the browser sends it everywhere)', async () => {
+    await boot({ trustProxy: 'loopback', auth: { session: { secret: TEST_SECRET, cookie: { sameSite: 'none', secure: true } } } });
+    expect(setCookie).toMatch(/; Secure.*; SameSite=None|; SameSite=None.*; Secure/i);
+    const forwarded = { 'x-forwarded-proto': 'https' };
+    expect(await whoIs({ ...forwarded, origin: `https://127.0.0.1:${port}` })).toBe('carol');
+    expect(await whoIs({ ...forwarded, origin: 'https://evil.test' })).toBe('anonymous');
+  });
+
+  it('gives a ws handshake from another port no session, and keeps the user of the site’s own page', async () => {
+    const started = await start('ws');
+    t = started.t;
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+    const ask = async (origin: string) => {
+      const socket = new WebSocket(`ws://${started.url}`, { headers: { cookie, origin } });
+      try {
+        await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+        return await new Promise<{ event: string; data: any }>((resolve) => {
+          socket.once('message', (raw) => resolve(JSON.parse(String(raw))));
+          socket.send(JSON.stringify({ event: 'whoami', data: {} }));
+        });
+      } finally {
+        socket.close();
+      }
+    };
+    const other = Number(started.url.split(':')[1]) + 1;
+    expect((await ask(`http://127.0.0.1:${other}`)).data).toEqual({ username: '', authenticated: false });
+    expect((await ask(`http://${started.url}`)).data).toEqual({ username: 'carol', authenticated: true });
+  });
+
+  it('lets an app refuse such a connection outright, with handshakeOriginCheck in socket.io’s allowRequest', async () => {
+    /** The README's adapter. */
+    class SameSiteIoAdapter extends IoAdapter {
+      constructor(private readonly nestApp: INestApplication) {
+        super(nestApp);
+      }
+
+      override createIOServer(port: number, options?: ServerOptions) {
+        const fromThisSite = handshakeOriginCheck(this.nestApp);
+        const allowRequest: ServerOptions['allowRequest'] = (request, callback) => callback(null, fromThisSite(request));
+        return super.createIOServer(port, { ...options, allowRequest } as ServerOptions);
+      }
+    }
+    t = await createTestApp({
+      providers: [ChatGateway],
+      beforeInit: (app) => app.useWebSocketAdapter(new SameSiteIoAdapter(app)),
+      auth: { throttle: { addressBurst: 100 } },
+    });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+    for (const transport of ['websocket', 'polling'] as const) {
+      await expect(open({ origin: `http://127.0.0.1:${port + 1}` }, transport)).rejects.toThrow();
+      expect(await whoami(await open({ origin: `http://127.0.0.1:${port}` }, transport))).toBe('carol');
+    }
+    expect(await whoIs({})).toBe('carol');
+  });
+
+  it('lets an app refuse such a connection outright with ws too, with handshakeOriginCheck in verifyClient', async () => {
+    class SameSiteWsAdapter extends WsAdapter {
+      constructor(private readonly nestApp: INestApplication) {
+        super(nestApp);
+      }
+
+      override create(port: number, options?: Record<string, any>) {
+        const fromThisSite = handshakeOriginCheck(this.nestApp);
+        return super.create(port, { ...options, verifyClient: ({ req }: { req: IncomingMessage }) => fromThisSite(req) });
+      }
+    }
+    t = await createTestApp({
+      providers: [ChatGateway],
+      beforeInit: (app) => app.useWebSocketAdapter(new SameSiteWsAdapter(app)),
+      auth: { throttle: { addressBurst: 100 } },
+    });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    cookie = await logIn(t.app, 'carol', 'correct horse');
+    const opened = (origin: string) =>
+      new Promise<number | 'open'>((resolve) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}`, { headers: { cookie, origin } });
+        socket.once('open', () => (socket.close(), resolve('open')));
+        socket.once('unexpected-response', (_request, response) => resolve(response.statusCode!));
+        socket.once('error', () => undefined);
+      });
+    expect(await opened(`http://127.0.0.1:${port + 1}`)).toBe(401);
+    expect(await opened(`http://127.0.0.1:${port}`)).toBe('open');
   });
 });

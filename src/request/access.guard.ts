@@ -11,6 +11,7 @@ import {
 import { ModuleRef, Reflector } from '@nestjs/core';
 import typeIs from 'type-is';
 import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { AnonymousUser, isAuthenticated, type RequestUser } from '../anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { AuthService } from '../auth.service.js';
@@ -27,7 +28,7 @@ import {
 import { LoginRedirect } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
 import { httpRequestOf, subscriptionRequestOf } from './execution-request.js';
-import { SessionHandler } from './session.middleware.js';
+import { HandshakeRequests } from './handshake-requests.js';
 import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
 import { varyOnCookie } from './session.js';
@@ -98,11 +99,11 @@ export class AccessGuard implements CanActivate {
     // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
     if (blind && type !== 'graphql') return true;
     // A WebSocket message is judged by the session of its connection's handshake.
-    const prepare = this.prepareSocketRequest;
+    const make = this.requestFromHandshake;
     const request =
       type === 'ws'
-        ? messageRequestOf(context, prepare)
-        : (httpRequestOf(context) ?? (type === 'graphql' ? subscriptionRequestOf(context, prepare) : undefined));
+        ? messageRequestOf(context, make)
+        : (httpRequestOf(context) ?? (type === 'graphql' ? subscriptionRequestOf(context, make) : undefined));
     if (!request) {
       if (open) return true;
       if (type === 'ws') {
@@ -147,14 +148,11 @@ export class AccessGuard implements CanActivate {
     throw new WsException({ status: 'error', code, message });
   }
 
-  private get sessions(): SessionHandler {
-    return (this.sessionHandler ??= this.moduleRef.get(SessionHandler, { strict: false }));
-  }
+  private handshakes?: HandshakeRequests;
 
-  private sessionHandler?: SessionHandler;
-
-  /** Gives a request made from a WebSocket handshake its session (read, never written). */
-  private readonly prepareSocketRequest = (made: Request) => this.sessions.attach(made, undefined as never);
+  /** The request a WebSocket message or subscription is judged by: its handshake's, with its session if a page of this site opened it. */
+  private readonly requestFromHandshake = (handshake: IncomingMessage): Request =>
+    (this.handshakes ??= this.moduleRef.get(HandshakeRequests, { strict: false })).requestFrom(handshake);
 
   /**
    * An open route whose code may read the user: load it. While it cannot be loaded the request

@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import type { IncomingMessage } from 'node:http';
-import { messageRequestOf, requestFromHandshake } from './socket-request.js';
+import { messageRequestOf } from './socket-request.js';
 
 /**
  * The request behind a handler's execution context: an HTTP route's own, the one that carried a
@@ -17,7 +17,7 @@ export function httpRequestOf(context: ExecutionContext): Request | undefined {
   if (type === 'graphql') {
     const graphqlContext = context.getArgByIndex<{ req?: unknown } | undefined>(2);
     const request = graphqlContext?.req;
-    if (isHttpRequest(request)) return request;
+    if (isHttpRequest(request) && !isWebSocketHandshake(request)) return request;
     return graphqlContext ? subscriptionRequests.get(graphqlContext) : undefined;
   }
   return undefined;
@@ -25,24 +25,32 @@ export function httpRequestOf(context: ExecutionContext): Request | undefined {
 
 /**
  * A GraphQL subscription over a WebSocket (graphql-ws) is judged, like a gateway message, by the
- * session of its connection's handshake (`extra.request`, which the driver puts in the context's
- * `req`): a request made from it for the operation, the same for every guard and decorator of it.
+ * session of its connection's handshake (Apollo's `extra.request`, which the driver puts in the
+ * context's `req`; with Mercurius, `req` is Fastify's request of the handshake): a request made
+ * from it by `make` for the operation, the same for every guard and decorator of it.
  */
 const subscriptionRequests = new WeakMap<object, Request>();
 
-export function subscriptionRequestOf(context: ExecutionContext, prepare: (request: Request) => void): Request | undefined {
+export function subscriptionRequestOf(context: ExecutionContext, make: (handshake: IncomingMessage) => Request): Request | undefined {
   const graphqlContext = context.getArgByIndex<{ req?: { extra?: { request?: unknown } } } | undefined>(2);
   if (!graphqlContext || typeof graphqlContext !== 'object') return undefined;
   const known = subscriptionRequests.get(graphqlContext);
   if (known) return known;
-  const handshake = graphqlContext.req?.extra?.request;
-  if (!isHttpRequest(handshake)) return undefined;
-  const request = requestFromHandshake(handshake as unknown as IncomingMessage);
-  prepare(request);
+  const req = graphqlContext.req;
+  const given = isHttpRequest(req) ? req : req?.extra?.request;
+  if (!isHttpRequest(given)) return undefined;
+  const raw = (given as { raw?: unknown }).raw;
+  const request = make((isHttpRequest(raw) ? raw : given) as unknown as IncomingMessage);
   subscriptionRequests.set(graphqlContext, request);
   return request;
 }
 
 function isHttpRequest(value: unknown): value is Request {
   return typeof value === 'object' && value !== null && typeof (value as { headers?: unknown }).headers === 'object';
+}
+
+/** The request that opened a WebSocket (Mercurius gives a subscription's resolvers Fastify's request of it). */
+function isWebSocketHandshake(request: Request): boolean {
+  const upgrade = request.headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
 }

@@ -143,3 +143,21 @@ export function isSecureRequest(request: unknown): boolean {
   if (anyRequest?.raw && typeof anyRequest.protocol === 'string') return anyRequest.protocol === 'https';
   return anyRequest?.socket?.encrypted === true;
 }
+
+/**
+ * The prototype the app's requests are made from, with the framework's getters for `protocol`,
+ * `host` and `ip` built for its proxy setting: Express's `app.request` (`trust proxy`), Fastify's
+ * request class (`trustProxy`, which Fastify leaves out of `initialConfig`; the class is kept
+ * under Fastify's own `fastify.Request` symbol). A request the module makes from a WebSocket
+ * handshake is made from it, so it judges where it came from as the app's HTTP requests do.
+ */
+export function requestPrototypeOf(adapter: { getType?(): string; getInstance?(): any } | undefined): object | undefined {
+  const instance = adapter?.getInstance?.();
+  if (!instance) return undefined;
+  if (adapter!.getType?.() === 'fastify') {
+    const symbol = Object.getOwnPropertySymbols(instance).find((key) => key.description === 'fastify.Request');
+    const prototype = symbol ? instance[symbol]?.prototype : undefined;
+    return typeof prototype === 'object' && prototype !== null ? prototype : undefined;
+  }
+  return typeof instance.request === 'object' && instance.request !== null ? instance.request : undefined;
+}

@@ -1,7 +1,7 @@
 import { ForbiddenException, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
-import { requestHost } from './hosts.js';
+import { foreignPageOrigin } from './origins.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -17,32 +17,11 @@ export class CrossOriginRequest extends ForbiddenException {
 }
 
 /**
- * Where a state-changing request came from, as browsers say it: the `Origin` header, else
- * `Sec-Fetch-Site`. Returns the offending origin when a page of another site (or a sandboxed
- * page, origin `null`) sent it, `null` when it is this site's own or a trusted origin's. A
- * request with neither header comes from no browser page and is let through (Django's
- * `CsrfViewMiddleware` origin check).
+ * The page of another site that made the browser send this state-changing request (see
+ * `foreignPageOrigin`), `null` for a safe method or a page of this site or a trusted origin.
  */
 export function foreignOrigin(request: Request, trustedOrigins: readonly string[]): string | null {
-  if (SAFE_METHODS.has(request.method)) return null;
-  const origin = request.headers.origin;
-  if (typeof origin === 'string' && origin !== '') {
-    const host = requestHost(request);
-    const own = host ? `${request.protocol}://${host}` : undefined;
-    const given = origin.toLowerCase();
-    if (given === own || trustedOrigins.some((trusted) => originMatches(given, trusted))) return null;
-    return origin;
-  }
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `a ${site} page`;
-  return null;
-}
-
-/** `https://*.example.com` matches any subdomain of example.com over https. */
-function originMatches(origin: string, trusted: string): boolean {
-  if (!trusted.includes('://*.')) return origin === trusted;
-  const [scheme, domain] = trusted.split('://*.');
-  return origin.startsWith(`${scheme}://`) && origin.slice(scheme.length + 3).endsWith(`.${domain}`);
+  return SAFE_METHODS.has(request.method) ? null : foreignPageOrigin(request, trustedOrigins);
 }
 
 /**

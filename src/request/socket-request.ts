@@ -4,10 +4,11 @@ import type { IncomingMessage } from 'node:http';
 
 /**
  * WebSocket messages (`@nestjs/websockets`, socket.io or ws) are judged by the session of the
- * connection's handshake: its Cookie header. Each message gets a request of its own, built from
- * that handshake, so the session (and the user's password hash) is read from the store again for
- * every message a rule applies to: a socket whose session was logged out elsewhere, or whose user
- * changed their password, is refused on its next message. Sessions are read, never written, here.
+ * connection's handshake: its Cookie header, if a page of this site opened the connection (see
+ * `HandshakeRequests`). Each message gets a request of its own, built from that handshake, so the
+ * session (and the user's password hash) is read from the store again for every message a rule
+ * applies to: a socket whose session was logged out elsewhere, or whose user changed their
+ * password, is refused on its next message. Sessions are read, never written, here.
  */
 
 /** The handshake request of a `ws` socket, noted as the HTTP server upgrades the connection. */
@@ -38,19 +39,18 @@ export function handshakeOf(client: unknown): IncomingMessage | undefined {
 }
 
 /**
- * The request this message is judged by, made on first use (by the guard) and the same for every
- * guard and parameter decorator of the message. `prepare` gives it its session.
+ * The request this message is judged by, made on first use (by the guard, with `make`, which
+ * gives it its session) and the same for every guard and parameter decorator of the message.
  */
-export function messageRequestOf(context: ExecutionContext, prepare?: (request: Request) => void): Request | undefined {
+export function messageRequestOf(context: ExecutionContext, make?: (handshake: IncomingMessage) => Request): Request | undefined {
   const client = context.switchToWs().getClient<object>();
   const data = context.switchToWs().getData<unknown>();
   if (typeof client !== 'object' || client === null) return undefined;
   let byData = messageRequests.get(client);
-  if (!prepare) return byData?.get(data);
+  if (!make) return byData?.get(data);
   const handshake = handshakeOf(client);
   if (!handshake) return undefined;
-  const request = requestFromHandshake(handshake);
-  prepare(request);
+  const request = make(handshake);
   if (!byData) messageRequests.set(client, (byData = new Map()));
   byData.delete(data);
   if (byData.size >= KEPT_PER_CLIENT) byData.delete(byData.keys().next().value);
@@ -58,14 +58,28 @@ export function messageRequestOf(context: ExecutionContext, prepare?: (request: 
   return request;
 }
 
-/** A request of the module's own for a message over a WebSocket: the handshake's headers, nothing else. */
-export function requestFromHandshake(handshake: IncomingMessage): Request {
-  return {
-    headers: { ...handshake.headers },
-    method: handshake.method,
-    url: handshake.url,
-    originalUrl: handshake.url,
-    socket: handshake.socket,
-    ip: handshake.socket?.remoteAddress,
-  } as unknown as Request;
+/**
+ * A request of the module's own for a message over a WebSocket: the handshake's headers, nothing
+ * else. Made from the app's request prototype when there is one (`requestPrototypeOf`), so its
+ * scheme, host and client address follow the app's proxy setting as its HTTP requests' do.
+ */
+export function requestFromHandshake(handshake: IncomingMessage, prototype?: object): Request {
+  const own = (value: unknown): PropertyDescriptor => ({ value, writable: true, enumerable: true, configurable: true });
+  const socket = handshake.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+  // Without a socket the framework's getters have nothing to read.
+  const base = socket ? prototype : undefined;
+  const fields: PropertyDescriptorMap = {
+    headers: own({ ...handshake.headers }),
+    method: own(handshake.method),
+    url: own(handshake.url),
+    originalUrl: own(handshake.url),
+    socket: own(socket),
+    // Fastify's getters read the request they wrap.
+    raw: own(handshake),
+  };
+  if (!base) {
+    fields.ip = own(socket?.remoteAddress);
+    fields.protocol = own(socket?.encrypted ? 'https' : 'http');
+  }
+  return Object.create(base ?? Object.prototype, fields) as Request;
 }

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumFound, launchChromium } from '../support/chromium.js';
 import { describeIf, slapdAvailable } from '../support/services.js';
 import { SAMPLE_DIRECTORY } from '../../sample-app/src/ldap/directory.js';
 import { Slapd } from '../../sample-app/src/ldap/slapd.js';
@@ -14,27 +15,11 @@ import { createServer } from 'node:net';
 import { AppModule, type AppOptions } from '../../sample-app/src/app.module.js';
 import { seed } from '../../sample-app/src/seed.js';
 
-/**
- * The sample site as a person uses it: Debian's Chromium (no browser download) driven by
- * playwright-core against the app listening on a loopback port, on a fresh SQLite file. The
- * same run saves the screenshots the README shows.
+/*
+ * The sample site as a person uses it: Debian's Chromium (`test/support/chromium.ts`) against the
+ * app listening on a loopback port, on a fresh SQLite file. The same run saves the screenshots the
+ * README shows.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumFound = existsSync(CHROMIUM);
-if (!chromiumFound) {
-  console.warn(
-    `browser tests NOT RUN: chromium not found at ${CHROMIUM}. Install Debian's chromium ` +
-      '(apt-get install chromium) or set CHROMIUM_PATH; .ci/run does.',
-  );
-}
-
-/** Debian's Chromium, headless, without a sandbox or background traffic. */
-function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-}
 
 /** The sample app on a fresh SQLite file in `dataDir`, seeded for the demo, listening on a loopback port. */
 async function startSampleSite(dataDir: string, options: Partial<AppOptions> = {}, port = 0): Promise<{ app: INestApplication; baseURL: string }> {
