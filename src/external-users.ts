@@ -12,7 +12,9 @@ import { UserManager } from './user.manager.js';
  * function decides for every account, staff included. Whoever controls names at the source can
  * then take over the local account of the same name, password resets included: link only
  * accounts the source is known to own (e.g. `(user) => !isPasswordUsable(user.password)` for
- * accounts an earlier release created).
+ * accounts an earlier release created). An account already linked to another person of the same
+ * source is never linked by name, whatever this says: that person was renamed, or their entry
+ * deleted, and the name given to someone else.
  */
 export type LinkExistingUsers = boolean | ((user: any, source: string) => boolean | Promise<boolean>);
 
@@ -71,6 +73,11 @@ export class ExternalUsers<U extends Record<string, any> = any> {
   async linkedUser(source: string, subject: string): Promise<U | null> {
     const link = await this.identities.findOneBy({ source, subject });
     return link ? this.users.findById(link.userId) : null;
+  }
+
+  /** Whether `user` is linked to some person of `source`. */
+  async isLinked(user: U, source: string): Promise<boolean> {
+    return this.identities.existsBy({ source, userId: String(user.id) });
   }
 
   /** Link `user` to a person of `source` explicitly (an admin's decision, an "add a login method" page). */
@@ -165,6 +172,14 @@ export class ExternalUsers<U extends Record<string, any> = any> {
 
   private async mayLink(user: U, query: ExternalUserQuery): Promise<boolean> {
     const policy = query.linkExistingUsers ?? false;
+    if (policy === false || policy === undefined) return false;
+    if (await this.isLinked(user, query.source)) {
+      this.logger.warn(
+        `${query.source}: '${user.username}' belongs to another person of ${query.source}, so it is never linked by name. ` +
+          'If it is the same person under a new id there, relink the account with ExternalUsers.link().',
+      );
+      return false;
+    }
     if (typeof policy === 'function') return (await policy(user, query.source)) === true;
     if (policy !== true) return false;
     if (user.isStaff || user.isSuperuser) {

@@ -81,6 +81,19 @@ describe('ExternalUsers: a local user per person of a source, never an account o
     expect((await external.save(found!)).id).toBe(sam.id);
   });
 
+  it('never links by name an account that belongs to another person of the same source, whatever linkExistingUsers says', async () => {
+    // dana's entry was renamed (or deleted) at the source, and a newcomer there got the name.
+    const dana = await external.save((await external.find(query({ username: 'dana', subject: 'dana-uuid' })))!);
+    for (const linkExistingUsers of [true, () => true]) {
+      expect(await external.find(query({ username: 'dana', subject: 'newcomer-uuid', linkExistingUsers }))).toBeNull();
+    }
+    expect(await external.isLinked(dana, 'Directory')).toBe(true);
+    expect((await identities()).map((row) => row.subject)).toEqual(['dana-uuid']);
+    // Another source may still link it when the app says so.
+    const other = await external.find(query({ source: 'Proxy', username: 'dana', subject: 'dana', linkExistingUsers: true }));
+    expect(other?.user.id).toBe(dana.id);
+  });
+
   it('makes exactly one user when two first logins of the same person run at once', async () => {
     const [first, second] = await Promise.all([external.find(query({ username: 'gina' })), external.find(query({ username: 'gina' }))]);
     expect(first?.created && second?.created).toBe(true);

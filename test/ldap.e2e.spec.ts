@@ -2,7 +2,10 @@ import 'reflect-metadata';
 import { Injectable, Logger } from '@nestjs/common';
 import { jest } from '@jest/globals';
 import request from 'supertest';
+import { Client, InsufficientAccessError } from 'ldapts';
 import {
+  ExternalIdentity,
+  ExternalUsers,
   ImproperlyConfigured,
   ModelBackend,
   PermissionChecker,
@@ -12,8 +15,9 @@ import {
 } from 'nestjs-session-auth';
 import { DirectoryUnavailable, LdapBackend, type LdapBackendOptions, type LdapPopulateContext } from 'nestjs-session-auth/ldap';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
+import { AuthMailer, type AuthMail } from 'nestjs-session-auth/views';
 import { describeIf, slapdAvailable } from './support/services.js';
-import { BASE_DN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, type Slapd } from './support/slapd.js';
+import { BASE_DN, DIRECTORY_ADMIN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, type Slapd } from './support/slapd.js';
 import { createTestApp, PagesController, type TestApp } from './support/test-app.js';
 
 /**
@@ -21,7 +25,8 @@ import { createTestApp, PagesController, type TestApp } from './support/test-app
  * database, the fixtures in `support/slapd.ts`), after django-auth-ldap's tests: direct bind and
  * search + bind, wrong and empty passwords, unknown users, filter injection, group types, nested
  * groups, flags and mirroring across logins, required and denied groups, a directory that is
- * down or hangs, and a chain where ModelBackend follows.
+ * down or hangs, and a chain where ModelBackend follows; and local accounts the directory did
+ * not create, which its entries of the same name never take over.
  */
 
 const DANA = `uid=dana,${PEOPLE}`;
@@ -30,6 +35,28 @@ const EVERYONE = `cn=everyone,${GROUPS}`;
 const BANNED = `cn=banned,${GROUPS}`;
 const EDITORS = `cn=editors,${GROUPS}`;
 const DEVELOPERS = `cn=developers,${GROUPS}`;
+const HTML = 'text/html,application/xhtml+xml';
+
+/** The password reset mails the app sends, for the tests to read. */
+const outbox: AuthMail[] = [];
+@Injectable()
+class RecordingMailer extends AuthMailer {
+  send(mail: AuthMail): void {
+    outbox.push(mail);
+  }
+}
+
+/** Every warning a Nest logger writes while `work` runs. */
+async function warningsDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const warnings: string[] = [];
+  const spy = jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => void warnings.push(String(message)));
+  try {
+    await work();
+  } finally {
+    spy.mockRestore();
+  }
+  return warnings;
+}
 
 describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
   let slapd: Slapd;
@@ -131,18 +158,21 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
   });
 
   describe('the chain with ModelBackend after it', () => {
-    const withServiceAccount = [
+    const modes = [
       ['search and bind', () => search()],
       ['direct bind', () => ({ ...direct(), bindDn: SERVICE_DN, bindPassword: SERVICE_PASSWORD })],
+      ['direct bind without a service account', () => direct()],
     ] as const;
-    it.each(withServiceAccount)('lets a local-only user in through ModelBackend, but never a directory user’s name with another password (%s)', async (_mode, options) => {
+    it.each(modes)('lets a local-only user in through ModelBackend, but never a directory user with a password kept here (%s)', async (_mode, options) => {
       await boot(options());
       await t!.users.createUser({ username: 'zoe', password: 'local secret' });
-      // A local row for a directory user, with a password of its own (made before LDAP was wired).
-      await t!.users.createUser({ username: 'dana', password: 'local secret' });
+      const dana = await login('dana', 'daylight');
+      // A password set here for the directory's user (by an administrator, a script): never a way in.
+      await t!.users.setPassword(dana, 'local secret');
+      await t!.users.savePassword(dana);
       expect(await login('zoe', 'local secret')).toMatchObject({ username: 'zoe', backend: 'ModelBackend' });
       expect(await login('dana', 'local secret')).toBeNull();
-      expect(await login('dana', 'daylight')).toMatchObject({ username: 'dana', backend: 'LdapBackend' });
+      expect(await login('dana', 'daylight')).toMatchObject({ id: dana.id, backend: 'LdapBackend' });
     });
 
     it('answers 503 (with Retry-After) when the directory is down, for every name, instead of asking the next backend', async () => {
@@ -232,12 +262,12 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
 
     it('keeps out members of denyGroup and everyone outside requireGroup, without asking the next backend', async () => {
       await boot({ ...search(), groupSearch: { ...groupsOfNames, nested: true }, requireGroup: EVERYONE, denyGroup: BANNED });
-      await t!.users.createUser({ username: 'frank', password: 'local secret' });
+      // ModelBackend would take this password for the local frank: it is never asked.
+      await t!.users.createUser({ username: 'frank', password: 'forgery' });
       expect(await login('dana', 'daylight')).toMatchObject({ username: 'dana' });
       expect(await login('erin', 'evergreen')).toMatchObject({ username: 'erin' });
       expect(await login('gail', 'gardening')).toBeNull();
       expect(await login('frank', 'forgery')).toBeNull();
-      expect(await login('frank', 'local secret')).toBeNull();
       expect(await t!.users.findByUsername('gail')).toBeNull();
     });
 
@@ -351,11 +381,18 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       }
     });
 
-    it('admits only users who exist here with createUsers: false', async () => {
-      await boot({ ...search(), createUsers: false });
+    it('admits only users it may link with createUsers: false, creating nobody', async () => {
+      await boot({ ...search(), createUsers: false, linkExistingUsers: true });
       expect(await login('dana', 'daylight')).toBeNull();
+      expect(await t!.users.repository.count()).toBe(0);
+      const dana = await t!.users.createUser({ username: 'dana', password: null });
+      expect(await login('dana', 'daylight')).toMatchObject({ id: dana.id, backend: 'LdapBackend' });
+      await t!.close();
+
+      // Without linkExistingUsers, an account made here is not the directory's to log into.
+      await boot({ ...search(), createUsers: false });
       await t!.users.createUser({ username: 'dana', password: null });
-      expect(await login('dana', 'daylight')).toMatchObject({ username: 'dana', backend: 'LdapBackend' });
+      expect(await login('dana', 'daylight')).toBeNull();
     });
 
     it('refuses a local user an administrator deactivated, and lets populateUser change the user', async () => {
@@ -378,6 +415,160 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
     });
   });
 
+  describe('local accounts the directory did not create', () => {
+    const LOCAL_ADMIN = { username: 'admin', password: 'local admin password', email: 'admin@example.com' };
+    const identities = () => t!.users.dataSource.getRepository(ExternalIdentity).find({ order: { id: 'ASC' } });
+    const ldif = (text: string) => slapd.ldap('ldapmodify', text);
+    const rename = (from: string, to: string) => ldif(`dn: uid=${from},${PEOPLE}\nchangetype: modrdn\nnewrdn: uid=${to}\ndeleteoldrdn: 1\n`);
+
+    /** Ask for a reset link for `email` through the built-in view, and let the mail (sent after the answer) go out. */
+    async function requestReset(email: string): Promise<void> {
+      const browser = request.agent(t!.app.getHttpServer());
+      const page = await browser.get('/accounts/password_reset').set('Accept', HTML).expect(200);
+      const token = /name="csrfmiddlewaretoken" value="([0-9a-f]+)"/.exec(page.text)![1];
+      await browser.post('/accounts/password_reset').type('form').send({ email, csrfmiddlewaretoken: token }).expect(302);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    it('never logs an entry into the local superuser of the same name: 401, the account untouched, its password resets still its own', async () => {
+      await boot({ ...direct(), userAttrMap: { email: 'mail', firstName: 'givenName' } }, { views: true, mailer: RecordingMailer });
+      const admin = await t!.users.createSuperuser(LOCAL_ADMIN);
+      const server = t!.app.getHttpServer();
+      const warnings = await warningsDuring(async () => {
+        const response = await request(server).post('/login').send({ username: DIRECTORY_ADMIN.uid, password: DIRECTORY_ADMIN.password }).expect(401);
+        expect(response.headers['set-cookie'] ?? []).not.toContainEqual(expect.stringMatching(/^sessionid=[^;]/));
+      });
+      // Logged, so an administrator can see why and link the account if it really is that person's.
+      expect(warnings).toContainEqual(expect.stringMatching(/'admin' is a local account that LdapBackend did not create/));
+      const after = (await t!.users.findByUsername('admin'))!;
+      expect(after).toMatchObject({ id: admin.id, email: LOCAL_ADMIN.email, firstName: '', password: admin.password, isSuperuser: true, isStaff: true, isActive: true });
+      expect(await identities()).toEqual([]);
+
+      outbox.length = 0;
+      await requestReset(LOCAL_ADMIN.email);
+      await requestReset(DIRECTORY_ADMIN.mail);
+      expect(outbox.map((mail) => mail.to)).toEqual([LOCAL_ADMIN.email]);
+      // The local administrator still logs in with the local password, through the next backend.
+      await request(server).post('/login').send({ username: 'admin', password: LOCAL_ADMIN.password }).expect(200, { username: 'admin' });
+    });
+
+    it('keeps the same local user when the entry is renamed, and gives the freed name’s next owner a user of their own', async () => {
+      await boot({ ...search(), userAttrMap: { email: 'mail' } });
+      const dana = await login('dana', 'daylight');
+      const newcomer = `dn: uid=dana,${PEOPLE}\nobjectClass: inetOrgPerson\nuid: dana\ncn: Dana Newcomer\nsn: Newcomer\nmail: newcomer@example.com\nuserPassword: newcomer\n`;
+      await rename('dana', 'dana.scully');
+      try {
+        const renamed = await login('dana.scully', 'daylight');
+        expect(renamed).toMatchObject({ id: dana.id, username: 'dana.scully', email: 'dana@example.com' });
+        await slapd.ldap('ldapadd', newcomer);
+        const other = await login('dana', 'newcomer');
+        expect(other).toMatchObject({ username: 'dana', email: 'newcomer@example.com' });
+        expect(other.id).not.toBe(dana.id);
+        expect(await login('dana.scully', 'daylight')).toMatchObject({ id: dana.id });
+      } finally {
+        await ldif(`dn: uid=dana,${PEOPLE}\nchangetype: delete\n`).catch(() => undefined);
+        await rename('dana.scully', 'dana');
+      }
+    });
+
+    it('keeps the name of a renamed entry’s user when another local account holds the new name', async () => {
+      await boot(search());
+      const erin = await login('erin', 'evergreen');
+      const local = await t!.users.createUser({ username: 'erin.b', password: 'local secret' });
+      await rename('erin', 'erin.b');
+      try {
+        expect(await login('erin.b', 'evergreen')).toMatchObject({ id: erin.id, username: 'erin' });
+        expect(await login('erin.b', 'local secret')).toMatchObject({ id: local.id, backend: 'ModelBackend' });
+      } finally {
+        await rename('erin.b', 'erin');
+      }
+    });
+
+    it('never answers permission checks with the groups of the entry that took a renamed user’s old name', async () => {
+      await boot({ ...search(), groupSearch: groupsOfNames, findGroupPerms: true, groupCacheTimeout: 0 });
+      const permissions = t!.app.get(PermissionManager);
+      await permissions.createPermission('reports.view');
+      await permissions.createGroup('staff', ['reports.view']);
+      const gail = await login('gail', 'gardening');
+      // gail's entry is renamed; the staff group's new member is given her old name.
+      await rename('gail', 'gail.peck');
+      await slapd.ldap('ldapadd', `dn: uid=gail,${PEOPLE}\nobjectClass: inetOrgPerson\nuid: gail\ncn: Gail Other\nsn: Other\nuserPassword: other\n`);
+      await slapd.member(STAFF, 'member', `uid=gail,${PEOPLE}`);
+      try {
+        expect(await t!.app.get(PermissionChecker).hasPerm(gail, 'reports.view')).toBe(false);
+      } finally {
+        await slapd.member(STAFF, 'member', `uid=gail,${PEOPLE}`, true).catch(() => undefined);
+        await ldif(`dn: uid=gail,${PEOPLE}\nchangetype: delete\n`).catch(() => undefined);
+        await rename('gail.peck', 'gail');
+      }
+    });
+
+    it('links a plain account of the same name with linkExistingUsers: true, never a staff or superuser one', async () => {
+      await boot({ ...search(), userAttrMap: { email: 'mail' }, linkExistingUsers: true });
+      const erin = await t!.users.createUser({ username: 'erin', password: 'local secret', email: 'erin@old.example' });
+      const dana = await t!.users.createUser({ username: 'dana', password: 'local secret', isStaff: true });
+      const admin = await t!.users.createSuperuser(LOCAL_ADMIN);
+      expect(await login('erin', 'evergreen')).toMatchObject({ id: erin.id, email: 'erin@example.com', backend: 'LdapBackend' });
+      expect(await login('dana', 'daylight')).toBeNull();
+      expect(await login(DIRECTORY_ADMIN.uid, DIRECTORY_ADMIN.password)).toBeNull();
+      expect(await t!.users.findById(String(dana.id))).toMatchObject({ password: dana.password, isStaff: true });
+      expect(await t!.users.findById(String(admin.id))).toMatchObject({ email: LOCAL_ADMIN.email, password: admin.password });
+      expect((await identities()).map((row) => row.userId)).toEqual([String(erin.id)]);
+    });
+
+    it('links a staff account when a function says so', async () => {
+      const asked: string[] = [];
+      await boot({ ...search(), linkExistingUsers: (user) => (asked.push(user.username), user.username === 'dana') });
+      const dana = await t!.users.createUser({ username: 'dana', password: null, isStaff: true });
+      await t!.users.createUser({ username: 'erin', password: null });
+      expect(await login('dana', 'daylight')).toMatchObject({ id: dana.id, backend: 'LdapBackend' });
+      expect(await login('erin', 'evergreen')).toBeNull();
+      expect(asked).toEqual(['dana', 'erin']);
+    });
+  });
+
+  describe('the identity of an entry', () => {
+    const subjects = async () => (await t!.users.dataSource.getRepository(ExternalIdentity).find()).map((row) => row.subject);
+
+    it('links by entryUUID, read by name as an operational attribute', async () => {
+      await boot(direct());
+      const dana = await login('dana', 'daylight');
+      const [subject] = await subjects();
+      expect(subject).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(await t!.app.get(ExternalUsers).linkedUser('LdapBackend', subject)).toMatchObject({ id: dana.id });
+    });
+
+    it('reads a binary identity attribute as bytes, in hex (Active Directory’s objectGUID is one)', async () => {
+      const guid = Buffer.from('e004253f894fd3119a0c0305e82c3301', 'hex');
+      await slapd.ldap('ldapmodify', `dn: uid=gail,${PEOPLE}\nchangetype: modify\nadd: jpegPhoto\njpegPhoto:: ${guid.toString('base64')}\n`);
+      try {
+        await boot({ ...search(), identityAttr: 'jpegPhoto' });
+        await login('gail', 'gardening');
+        expect(await subjects()).toEqual([guid.toString('hex')]);
+      } finally {
+        await slapd.ldap('ldapmodify', `dn: uid=gail,${PEOPLE}\nchangetype: modify\ndelete: jpegPhoto\n`);
+      }
+    });
+
+    it('links by the normalized DN with identityAttr: dn', async () => {
+      await boot({ ...direct(), identityAttr: 'dn' });
+      await login('DANA', 'daylight');
+      expect(await subjects()).toEqual([DANA]);
+    });
+
+    it('logs nobody in whose entry lacks the identity attribute: unavailable, and logged with the fix', async () => {
+      await boot({ ...search(), identityAttr: 'employeeNumber' });
+      const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      try {
+        await expect(login('dana', 'daylight')).rejects.toThrow(DirectoryUnavailable);
+        expect(errors).toHaveBeenCalledWith(expect.stringMatching(/has no usable employeeNumber .* Set identityAttr/));
+      } finally {
+        errors.mockRestore();
+      }
+      expect(await t!.users.repository.count()).toBe(0);
+    });
+  });
+
   describe('configuration', () => {
     it('refuses options that cannot work, at start-up', async () => {
       const refused: LdapBackendOptions[] = [
@@ -389,9 +580,69 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
         { ...direct(), bindDn: SERVICE_DN },
         { ...direct(), userAttrMap: { isSuperuser: 'description' } },
         { ...direct(), url: 'ldaps://127.0.0.1:636', startTls: true },
+        { ...direct(), identityAttr: 'entryUUID)(x=*' },
+        { ...direct(), linkExistingUsers: 'yes' as unknown as boolean },
       ];
       for (const options of refused) expect(() => LdapBackend.configure(options)).toThrow(ImproperlyConfigured);
     });
+  });
+});
+
+describeIf(slapdAvailable())('LdapBackend against a directory that hides its entries from anonymous clients', () => {
+  let slapd: Slapd;
+  let t: TestApp | undefined;
+
+  beforeAll(async () => {
+    // Anonymous clients may bind; reading an entry is "insufficient access" (not "no such object").
+    slapd = await startSlapd({ anonymous: 'auth' });
+  });
+  afterAll(() => slapd?.close());
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+    await slapd.resume();
+  });
+
+  async function boot(): Promise<TestApp> {
+    t = await createTestApp({ auth: { backends: [LdapBackend.configure({ url: slapd.url, userDnTemplate: `uid=%(user)s,${PEOPLE}` }), ModelBackend] } });
+    return t;
+  }
+
+  it('really answers anonymous readers "insufficient access"', async () => {
+    const client = new Client({ url: slapd.url });
+    try {
+      await expect(client.search(DANA, { scope: 'base' })).rejects.toThrow(InsufficientAccessError);
+    } finally {
+      await client.unbind();
+    }
+  });
+
+  it('answers a wrong password without a service account as a wrong password: 401 and the next backend asked, never 503', async () => {
+    await boot();
+    const server = t!.app.getHttpServer();
+    // A local account named like the entry, made here: the next backend's to check.
+    await t!.users.createUser({ username: 'dana', password: 'local secret' });
+    const wrong = await request(server).post('/login').send({ username: 'dana', password: 'nightfall' });
+    expect(wrong.status).toBe(401);
+    await request(server).post('/login').send({ username: 'dana', password: 'local secret' }).expect(200, { username: 'dana' });
+    await request(server).post('/login').send({ username: 'nobody', password: 'nightfall' }).expect(401);
+  });
+
+  it('logs a directory user in, reading the entry as that user', async () => {
+    await boot();
+    expect(await t!.auth.authenticate(undefined, { username: 'erin', password: 'evergreen' })).toMatchObject({ username: 'erin', backend: 'LdapBackend' });
+  });
+
+  it('still answers 503 when it is down', async () => {
+    await boot();
+    await slapd.stop();
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      const response = await request(t!.app.getHttpServer()).post('/login').send({ username: 'dana', password: 'nightfall' }).expect(503);
+      expect(response.headers['retry-after']).toBe('30');
+    } finally {
+      errors.mockRestore();
+    }
   });
 });
 

@@ -1,9 +1,11 @@
-import { Injectable, Module, RequestMethod, type MiddlewareConsumer, type NestModule, type Type } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { Injectable, Logger, Module, RequestMethod, type MiddlewareConsumer, type NestModule, type Type } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
 import {
   AllowAllUsersRemoteUserBackend,
   AuthEvents,
+  ExternalIdentity,
   ModelBackend,
   PermissionManager,
   PersistentRemoteUserMiddleware,
@@ -66,6 +68,30 @@ class DirectoryBackend extends RemoteUserBackend {
 @Injectable()
 class ExistingOnlyBackend extends RemoteUserBackend {
   override createUnknownUser = false;
+}
+
+/** Accounts made here beforehand (without links) that the proxy's names may log into. */
+@Injectable()
+class ProvisionedBackend extends RemoteUserBackend {
+  override createUnknownUser = false;
+  override linkExistingUsers = true;
+}
+
+@Injectable()
+class ProvisionedAllowAllBackend extends AllowAllUsersRemoteUserBackend {
+  override linkExistingUsers = (user: any) => user.username === 'ops';
+}
+
+/** Every warning a Nest logger writes while `work` runs. */
+async function warningsDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const warnings: string[] = [];
+  const spy = jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => void warnings.push(String(message)));
+  try {
+    await work();
+  } finally {
+    spy.mockRestore();
+  }
+  return warnings;
 }
 
 @Injectable()
@@ -226,8 +252,30 @@ describe('RemoteUserBackend and RemoteUserMiddleware', () => {
     });
 
     it('refuses an inactive user', async () => {
-      await t.users.createUser({ username: 'idle', isActive: false });
+      await request(server).get('/me').set('X-Remote-User', 'idle').expect(200);
+      await t.users.repository.update({ username: 'idle' }, { isActive: false });
       await request(server).get('/me').set('X-Remote-User', 'idle').expect(401);
+    });
+
+    it('never logs a header naming a local account it did not create into it: the superuser admin stays the password’s', async () => {
+      const admin = await t.users.createSuperuser({ username: 'admin', password: 'local admin password', email: 'admin@example.com' });
+      const warnings = await warningsDuring(async () => {
+        const response = await request(server).get('/me').set('X-Remote-User', 'admin').expect(401);
+        expect(cookieFrom(response)).toBeUndefined();
+      });
+      expect(warnings).toContainEqual(expect.stringMatching(/'admin' is a local account that RemoteUserBackend did not create/));
+      expect(await t.users.findByUsername('admin')).toMatchObject({ id: admin.id, password: admin.password, email: 'admin@example.com', isSuperuser: true });
+      expect(await t.users.dataSource.getRepository(ExternalIdentity).count()).toBe(0);
+      // The local administrator still logs in with the password.
+      await request(server).post('/login').send({ username: 'admin', password: 'local admin password' }).expect(200);
+    });
+
+    it('ends a remote session whose header turns to a local account’s name, logging nobody in', async () => {
+      await t.users.createSuperuser({ username: 'admin', password: 'local admin password' });
+      const cookie = cookieFrom(await request(server).get('/me').set('X-Remote-User', 'alice').expect(200))!;
+      let response!: request.Response;
+      await warningsDuring(async () => (response = await request(server).get('/me').set('Cookie', cookie).set('X-Remote-User', 'admin').expect(401)));
+      expect(response.headers['set-cookie']?.[0]).toMatch(/^sessionid=;/);
     });
 
     it('creates one user when the first logins for a new name run together', async () => {
@@ -242,7 +290,7 @@ describe('RemoteUserBackend and RemoteUserMiddleware', () => {
     it('gives a remote user the permissions granted to the local user', async () => {
       const perms = t.app.get(PermissionManager);
       await perms.createPermission('blog.add_post');
-      const alice = await t.users.createUser({ username: 'alice' });
+      const alice = await t.auth.authenticate(undefined, { [REMOTE_USER]: 'alice' });
       await perms.grantPermission(alice, 'blog.add_post');
       const user = await t.auth.authenticate(undefined, { [REMOTE_USER]: 'alice' });
       expect(user).toMatchObject({ username: 'alice', backend: 'RemoteUserBackend' });
@@ -252,16 +300,41 @@ describe('RemoteUserBackend and RemoteUserMiddleware', () => {
 
   it('accepts inactive users with AllowAllUsersRemoteUserBackend', async () => {
     await start([ModelBackend, AllowAllUsersRemoteUserBackend]);
-    await t.users.createUser({ username: 'idle', isActive: false });
+    await t.auth.authenticate(undefined, { [REMOTE_USER]: 'idle' });
+    await t.users.repository.update({ username: 'idle' }, { isActive: false });
     await request(server).get('/me').set('X-Remote-User', 'idle').expect(200, { username: 'idle', backend: 'AllowAllUsersRemoteUserBackend' });
   });
 
-  it('accepts only existing users when createUnknownUser is false', async () => {
+  it('creates nobody when createUnknownUser is false, and logs into no account made here without linkExistingUsers', async () => {
     await start([ModelBackend, ExistingOnlyBackend]);
     await request(server).get('/me').set('X-Remote-User', 'stranger').expect(401);
     expect(await t.users.findByUsername('stranger')).toBeNull();
+    // Django would log this user in by name; here it is an account the proxy did not create.
     await t.users.createUser({ username: 'alice' });
-    await request(server).get('/me').set('X-Remote-User', 'alice').expect(200, { username: 'alice', backend: 'ExistingOnlyBackend' });
+    await warningsDuring(() => request(server).get('/me').set('X-Remote-User', 'alice').expect(401));
+  });
+
+  it('logs into accounts made here beforehand with linkExistingUsers, never a staff or superuser one with true', async () => {
+    await start([ModelBackend, ProvisionedBackend]);
+    const alice = await t.users.createUser({ username: 'alice' });
+    await t.users.createUser({ username: 'sam', isStaff: true });
+    await t.users.createSuperuser({ username: 'root', password: 'long unguessable' });
+    await request(server).get('/me').set('X-Remote-User', 'alice').expect(200, { username: 'alice', backend: 'ProvisionedBackend' });
+    await warningsDuring(async () => {
+      await request(server).get('/me').set('X-Remote-User', 'sam').expect(401);
+      await request(server).get('/me').set('X-Remote-User', 'root').expect(401);
+    });
+    expect(await t.users.dataSource.getRepository(ExternalIdentity).find()).toEqual([
+      expect.objectContaining({ source: 'ProvisionedBackend', subject: 'alice', userId: String(alice.id) }),
+    ]);
+  });
+
+  it('lets a linkExistingUsers function decide for staff accounts too, on AllowAllUsersRemoteUserBackend', async () => {
+    await start([ModelBackend, ProvisionedAllowAllBackend]);
+    await t.users.createUser({ username: 'ops', isStaff: true, isActive: false });
+    await t.users.createUser({ username: 'dev', isStaff: true });
+    await request(server).get('/me').set('X-Remote-User', 'ops').expect(200, { username: 'ops', backend: 'ProvisionedAllowAllBackend' });
+    await warningsDuring(() => request(server).get('/me').set('X-Remote-User', 'dev').expect(401));
   });
 
   it('maps header values through cleanUsername, also when comparing with the session user', async () => {

@@ -430,6 +430,15 @@ describe('sample-app', () => {
       expect(await users.findByUsername('dana')).toBeNull();
     });
 
+    it('never logs a directory entry into a local account of the same name that it did not create', async () => {
+      // Made here, with a password of its own, before anyone logged in through the directory.
+      const local = await users.createUser({ username: 'dana', password: 'a local password', email: 'dana@local.example' });
+      const response = await submitLogin(request.agent(server), { username: 'dana', password: PASSWORDS.dana });
+      expect(response.text).toContain('Invalid username or password.');
+      expect(await users.findByUsername('dana')).toMatchObject({ id: local.id, email: 'dana@local.example', isStaff: false, password: local.password });
+      await logIn(request.agent(server), 'dana', 'a local password');
+    });
+
     it('lets a local administrator lock a directory account out', async () => {
       await logIn(request.agent(server), 'erin');
       await users.repository.update({ username: 'erin' }, { isActive: false });
@@ -693,6 +702,28 @@ describeIf(slapdAvailable())('sample-app with its directory on a real OpenLDAP',
     const wrong = await submitLogin(request.agent(server), { username: 'dana', password: 'nightfall' });
     expect(wrong.status).toBe(200);
     expect(wrong.text).toContain('Invalid username or password.');
+  });
+
+  it('keeps dana’s local user when the directory is started afresh on the same data, as `npm run ldap` does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sample-app-ldap-db-'));
+    const database: DatabaseOptions = { type: 'better-sqlite3', database: join(dir, 'db.sqlite') };
+    const again = await Slapd.start(SAMPLE_DIRECTORY);
+    try {
+      const first = await startSampleApp(database, { ldapUrl: slapd.url });
+      await logIn(request.agent(first.getHttpServer()), 'dana', 'daylight');
+      const dana = (await first.get(UserManager).findByUsername('dana'))!;
+      await first.close();
+      const second = await startSampleApp(database, { ldapUrl: again.url });
+      try {
+        await logIn(request.agent(second.getHttpServer()), 'dana', 'daylight');
+        expect(await second.get(UserManager).findByUsername('dana')).toMatchObject({ id: dana.id });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await again.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers 503 while the directory is down, never “wrong password”', async () => {

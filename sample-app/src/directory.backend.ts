@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { PermissionManager, UserManager, type AuthBackend, type Credentials, type User } from 'nestjs-session-auth';
+import { ExternalUsers, PermissionManager, UserManager, type AuthBackend, type Credentials, type User } from 'nestjs-session-auth';
 import { DirectoryService, type DirectoryEntry } from './directory.service.js';
 import { STAFF_GROUP } from './permissions.js';
 
@@ -9,28 +9,36 @@ import { STAFF_GROUP } from './permissions.js';
  *
  * 1. the directory checks the password (this app never sees or stores it: the local user gets
  *    an unusable password, so `ModelBackend` can never accept one for them);
- * 2. on the first successful login, the local user is created from the directory entry;
+ * 2. on the first successful login, the local user is created from the directory entry and
+ *    linked to the entry's id (`ExternalUsers`), which is how it is found from then on;
  * 3. on every login, the local copy is brought back in line with the directory: email, the
  *    staff flag, and membership of the local `staff` group, which carries the staff page's
  *    permission. Leave the directory's staff group and you lose the page at your next login.
  *
- * Trust: the directory is authoritative for every name it knows. A local user who happens to
- * have the same name as a directory entry is that person, so keep the two namespaces apart
- * (or refuse such users here) in a real app.
+ * Trust: the directory speaks for the users it created here, never for a local account that
+ * merely has the same name (an entry called `admin` does not become the local `admin`).
  */
 @Injectable()
 export class DirectoryBackend implements AuthBackend<User> {
+  /** The source its links are recorded under; sessions record it too. */
+  readonly name = 'DirectoryBackend';
+
   constructor(
     private readonly directory: DirectoryService,
     private readonly users: UserManager,
     private readonly permissions: PermissionManager,
+    private readonly externalUsers: ExternalUsers<User>,
   ) {}
 
   async authenticate(_request: unknown, { username, password }: Credentials): Promise<User | null> {
     if (typeof username !== 'string' || typeof password !== 'string') return null;
     const entry = await this.directory.bind(username, password);
     if (!entry) return null;
-    const user = (await this.users.findByUsername(entry.username)) ?? (await this.createLocalUser(entry));
+    const found = await this.externalUsers.find({ source: this.name, subject: entry.id, username: entry.username, createUsers: true, whenNameTaken: 'refuse' });
+    // A local account of that name that the directory did not create (the reason is logged).
+    if (!found) return null;
+    if (found.created) Object.assign(found.user, { email: entry.email, isStaff: entry.staff });
+    const user = found.created ? await this.externalUsers.save(found) : found.user;
     // A local administrator can still lock a directory account out of this app.
     if (!user.isActive) return null;
     await this.syncFromDirectory(user, entry);
@@ -39,10 +47,6 @@ export class DirectoryBackend implements AuthBackend<User> {
 
   getUser(id: string): Promise<User | null> {
     return this.users.findById(id);
-  }
-
-  private createLocalUser(entry: DirectoryEntry): Promise<User> {
-    return this.users.createUser({ username: entry.username, email: entry.email, isStaff: entry.staff, password: null });
   }
 
   /** Write only what changed: most logins change nothing. */

@@ -3,6 +3,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** What the directory knows about a person; the local user is kept in line with it. */
 export interface DirectoryEntry {
+  /** The id the directory gives this person for good; a rename keeps it, a new person never gets it. */
+  id: string;
   username: string;
   email: string;
   /** Members of the directory's `staff` group may see the staff page. */
@@ -12,6 +14,9 @@ export interface DirectoryEntry {
 interface StoredEntry extends DirectoryEntry {
   password: string;
 }
+
+/** The people's ids, the `entryUUID`s of the same people in the sample's OpenLDAP (`ldap/directory.ts`). */
+export const DIRECTORY_IDS = { dana: '7c9e6679-7425-40de-944b-e07fc1f90ae7', erin: '16fd2706-8baf-433b-82eb-8c7fada847da' } as const;
 
 /**
  * Stands in for a company directory (LDAP, Active Directory, an identity provider's API): the
@@ -26,8 +31,8 @@ interface StoredEntry extends DirectoryEntry {
 export class DirectoryService {
   private readonly entries = new Map<string, StoredEntry>(
     [
-      { username: 'dana', password: 'daylight', email: 'dana@directory.example', staff: true },
-      { username: 'erin', password: 'evergreen', email: 'erin@directory.example', staff: false },
+      { id: DIRECTORY_IDS.dana, username: 'dana', password: 'daylight', email: 'dana@directory.example', staff: true },
+      { id: DIRECTORY_IDS.erin, username: 'erin', password: 'evergreen', email: 'erin@directory.example', staff: false },
     ].map((entry) => [entry.username, entry]),
   );
 
@@ -43,7 +48,7 @@ export class DirectoryService {
   }
 
   /** Change a person's entry, as the directory's admins would (the next login picks it up). */
-  update(username: string, changes: Partial<Omit<StoredEntry, 'username'>>): void {
+  update(username: string, changes: Partial<Omit<StoredEntry, 'id' | 'username'>>): void {
     const stored = this.entries.get(username);
     if (!stored) throw new Error(`No one called ${username} in the directory.`);
     Object.assign(stored, changes);

@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import type { Credentials } from './auth-backend.interface.js';
+import { DataSource } from 'typeorm';
+import { ExternalUsers, type LinkExistingUsers } from '../external-users.js';
+import { UserManager } from '../user.manager.js';
+import { backendName, type Credentials } from './auth-backend.interface.js';
 import { ModelBackend } from './model.backend.js';
 
 /**
@@ -18,11 +21,29 @@ export const REMOTE_USER: unique symbol = Symbol.for('nestjs-session-auth:remote
  * `createUnknownUser` is `false`. Subclass to adapt names (`cleanUsername`) or to fill in a new
  * user from an external source (`configureUser`). Inactive users are refused. Permissions come
  * from the local tables, as with `ModelBackend`.
+ *
+ * Unlike Django's, it logs in only users it created (linked to the name through
+ * `ExternalUsers`): a header naming `admin` never opens a local `admin` account made with a
+ * password, unless `linkExistingUsers` allows it.
  */
 @Injectable()
 export class RemoteUserBackend<U = any> extends ModelBackend {
-  /** Create a local user the first time a name is seen; `false` accepts existing users only. */
+  /** Create a local user the first time a name is seen; `false` accepts linked or linkable users only. */
   createUnknownUser = true;
+  /**
+   * Whether a name may log into a local account of that name this backend did not create
+   * (default `false`): `true` for accounts that are neither staff nor superusers, or a function
+   * that decides for every account. Whoever can set the header's name then owns that account.
+   */
+  linkExistingUsers: LinkExistingUsers = false;
+
+  constructor(
+    users: UserManager<any>,
+    dataSource: DataSource,
+    protected readonly externalUsers: ExternalUsers,
+  ) {
+    super(users, dataSource);
+  }
 
   override async authenticate(request: Request | undefined, credentials: Credentials): Promise<U | null> {
     const remoteUser = (credentials as Record<symbol, unknown>)[REMOTE_USER];
@@ -30,12 +51,18 @@ export class RemoteUserBackend<U = any> extends ModelBackend {
     const username = await this.localUsername(remoteUser);
     if (!this.isStorableUsername(username)) return null;
 
-    let user: U | null;
-    let created = false;
-    if (this.createUnknownUser) [user, created] = await this.getOrCreate(username);
-    else user = await this.users.findByUsername(username);
-    if (!user) return null;
-    user = (await this.configureUser(request, user, created)) ?? user;
+    // The subject is the name itself: the proxy has no other id to give.
+    const found = await this.externalUsers.find({
+      source: backendName(this),
+      subject: username,
+      username,
+      createUsers: this.createUnknownUser,
+      linkExistingUsers: this.linkExistingUsers,
+      whenNameTaken: 'refuse',
+    });
+    if (!found) return null;
+    let user: U = found.created || found.link ? await this.externalUsers.save(found) : found.user;
+    user = (await this.configureUser(request, user, found.created)) ?? user;
     return this.userCanAuthenticate(user as { isActive?: boolean }) ? user : null;
   }
 
@@ -70,19 +97,6 @@ export class RemoteUserBackend<U = any> extends ModelBackend {
     const column = this.users.repository.metadata.findColumnWithPropertyName('username');
     const max = Number(column?.length) || 150;
     return username.length > 0 && username.length <= max && !/[\u0000-\u001f\u007f]/.test(username);
-  }
-
-  /** Find or create; a concurrent first request that created the row first wins. */
-  private async getOrCreate(username: string): Promise<[U | null, boolean]> {
-    const existing = await this.users.findByUsername(username);
-    if (existing) return [existing, false];
-    try {
-      return [(await this.users.createUser({ username })) as U, true];
-    } catch (error) {
-      const raced = await this.users.findByUsername(username);
-      if (raced) return [raced, false];
-      throw error;
-    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { Slapd } from '../../sample-app/src/ldap/slapd.js';
+import { Slapd, type SlapdSettings } from '../../sample-app/src/ldap/slapd.js';
 
 /**
  * The directory of the LDAP tests: a real OpenLDAP (Debian's `slapd`, started on a loopback
@@ -29,10 +29,14 @@ homeDirectory: /home/${uid.replace(/[^a-z]/g, '')}
 userPassword: ${password}
 `;
 
+/** A directory entry named like the app's local superuser, its mail an outsider's. */
+export const DIRECTORY_ADMIN = { uid: 'admin', password: 'directory-admin-password', mail: 'mallory@evil.example' };
+
 /**
  * People: dana (staff, developers by memberUid), erin (editors, everyone directly), frank (banned),
- * gail (in no group, gid 2000: developers by gidNumber), and `o(brien)*`, whose name needs
- * filter escaping. Groups of the common types, `everyone` holding the `staff` group (nested).
+ * gail (in no group, gid 2000: developers by gidNumber), `o(brien)*`, whose name needs filter
+ * escaping, and `admin` (`DIRECTORY_ADMIN`). Groups of the common types, `everyone` holding the
+ * `staff` group (nested).
  */
 export const FIXTURES = `
 dn: ${BASE_DN}
@@ -55,6 +59,14 @@ dn: ${GROUPS}
 objectClass: organizationalUnit
 ou: groups
 ${person('dana', 'Dana', 'Scully', 'daylight', 1001)}${person('erin', 'Erin', 'Brockovich', 'evergreen', 1002)}${person('frank', 'Frank', 'Abagnale', 'forgery', 1003)}${person('gail', 'Gail', 'Peck', 'gardening', 1004, 2000)}${person('o(brien)*', 'Miles', 'OBrien', 'transporter', 1005)}
+dn: uid=${DIRECTORY_ADMIN.uid},${PEOPLE}
+objectClass: inetOrgPerson
+uid: ${DIRECTORY_ADMIN.uid}
+cn: Mallory Admin
+sn: Admin
+mail: ${DIRECTORY_ADMIN.mail}
+userPassword: ${DIRECTORY_ADMIN.password}
+
 dn: cn=staff,${GROUPS}
 objectClass: groupOfNames
 cn: staff
@@ -83,9 +95,9 @@ gidNumber: 2000
 memberUid: dana
 `;
 
-/** A server with these fixtures, TLS too when asked (see `sample-app/src/ldap/slapd.ts`). */
-export function startSlapd(options: { tls?: boolean } = {}): Promise<Slapd> {
-  return Slapd.start({ suffix: BASE_DN, adminDn: ADMIN_DN, adminPassword: ADMIN_PASSWORD, serviceDn: SERVICE_DN, ldif: FIXTURES, tls: options.tls });
+/** A server with these fixtures, TLS and anonymous access as asked (see `sample-app/src/ldap/slapd.ts`). */
+export function startSlapd(options: Pick<SlapdSettings, 'tls' | 'anonymous'> = {}): Promise<Slapd> {
+  return Slapd.start({ suffix: BASE_DN, adminDn: ADMIN_DN, adminPassword: ADMIN_PASSWORD, serviceDn: SERVICE_DN, ldif: FIXTURES, ...options });
 }
 
 export { Slapd };

@@ -17,8 +17,17 @@ export interface SlapdSettings {
   adminPassword: string;
   /** A read-only account for searches; may read everything but passwords. */
   serviceDn: string;
-  /** The entries, as LDIF (the suffix entry first). */
+  /**
+   * The entries, as LDIF (the suffix entry first). They may set `entryUUID`, as a directory
+   * that has been running for years holds it: the same on every start.
+   */
   ldif: string;
+  /**
+   * What clients that have not bound may do with entries: `none` (default: they cannot even
+   * tell whether one exists) or `auth`: they may bind, and reading an entry is answered
+   * "insufficient access", as many company directories answer.
+   */
+  anonymous?: 'none' | 'auth';
   /** The port of `ldap://` (default: a free one). */
   port?: number;
   /**
@@ -72,7 +81,7 @@ access to attrs=userPassword
 access to *
   by dn.exact="${settings.serviceDn}" read
   by users read
-  by * none
+${settings.anonymous === 'auth' ? '  by anonymous auth\n' : ''}  by * none
 `;
 }
 
@@ -143,7 +152,8 @@ export class Slapd {
     const server = new Slapd(settings, dir, settings.port ?? (await freePort()), settings.tls ? await freePort() : undefined);
     try {
       await server.resume();
-      await server.ldap('ldapadd', settings.ldif);
+      // The Relax Rules control lets the administrator set operational attributes (entryUUID).
+      await server.ldap('ldapadd', settings.ldif, ['-e', 'relax']);
     } catch (error) {
       await server.close();
       throw error;
@@ -196,11 +206,12 @@ export class Slapd {
   }
 
   /** Run `ldapadd` or `ldapmodify` as the administrator with `ldif` on standard input. */
-  ldap(program: 'ldapadd' | 'ldapmodify', ldif: string): Promise<void> {
+  ldap(program: 'ldapadd' | 'ldapmodify', ldif: string, extraArgs: string[] = []): Promise<void> {
     return new Promise((resolve, reject) => {
       const tls = this.settings.tls ? ['-ZZ'] : [];
       const env = this.settings.tls ? { ...process.env, LDAPTLS_CACERT: join(this.dir, 'ca.pem') } : process.env;
-      const child = execFile(program, ['-x', ...tls, '-H', this.url, '-D', this.settings.adminDn, '-w', this.settings.adminPassword], { env }, (error, _stdout, stderr) =>
+      const args = ['-x', ...tls, ...extraArgs, '-H', this.url, '-D', this.settings.adminDn, '-w', this.settings.adminPassword];
+      const child = execFile(program, args, { env }, (error, _stdout, stderr) =>
         error ? reject(new Error(`${program} failed: ${stderr || error.message}`)) : resolve(),
       );
       child.stdin!.end(ldif);

@@ -6,10 +6,12 @@ import { USER_PLACEHOLDER, type LdapGroupSearch, type ResolvedLdapOptions } from
 export { DirectoryUnavailable };
 
 
-/** A user as the directory knows them: their DN, username and attributes (first values, and all values). */
+/** A user as the directory knows them: their DN, username, stable id and attributes (first values, and all values). */
 export interface LdapUser {
   dn: string;
   username: string;
+  /** The entry's `identityAttr` (`entryUUID` by default), as text: what links it to its local user. */
+  identity: string;
   /** Each attribute's first value. */
   attrs: Record<string, string>;
   /** Every value of each attribute. */
@@ -22,10 +24,11 @@ export interface LdapGroup {
   name: string;
 }
 
-/** What a login attempt found: a user with the right password, nobody by that name, or somebody with another password. */
-export type LdapBindResult = { user: LdapUser } | { unknown: true } | { wrongPassword: true };
-
 const MAX_GROUPS = 500;
+/** What `ExternalIdentity.subject` holds. */
+const MAX_IDENTITY_LENGTH = 255;
+/** Stable-id attributes of common directories, as servers spell them. */
+const KNOWN_IDENTITY_ATTRS = ['entryUUID', 'objectGUID', 'ipaUniqueID', 'nsUniqueId', 'GUID'];
 
 /**
  * The LDAP conversation of `LdapBackend`, on `ldapts`: find the user (a DN template or a search),
@@ -37,27 +40,27 @@ export class LdapDirectory {
 
   constructor(private readonly options: ResolvedLdapOptions) {}
 
-  /** Check `password` for `username` (both already checked to be plausible). */
-  async bindUser(username: string, password: string): Promise<LdapBindResult> {
+  /**
+   * Check `password` for `username` (both already checked to be plausible): the user's entry, or
+   * `null` when the directory does not accept them. Nobody by that name and another password
+   * are not told apart: a directory that hides its entries from anonymous clients could not
+   * answer, and the backend's decision does not depend on it.
+   */
+  async bindUser(username: string, password: string): Promise<LdapUser | null> {
     return this.withClient(async (client) => {
       if (this.options.userSearch) {
         await this.serviceBind(client);
         const found = await this.findUser(client, username);
-        if (!found) return { unknown: true };
-        if (!(await this.tryBind(client, found.dn, password))) return { wrongPassword: true };
+        if (!found || !(await this.tryBind(client, found.dn, password))) return null;
         // Attributes and groups are read as the service account, as django-auth-ldap does.
         await this.serviceBind(client);
-        return { user: found };
+        return found;
       }
       const dn = this.options.userDnTemplate!.replace(USER_PLACEHOLDER, escapeDnValue(username));
-      if (!(await this.tryBind(client, dn, password))) {
-        // OpenLDAP answers "invalid credentials" for an unknown DN too: ask whether the entry exists.
-        await this.serviceBind(client);
-        return (await this.readEntry(client, dn, username)) ? { wrongPassword: true } : { unknown: true };
-      }
+      // OpenLDAP answers "invalid credentials" for an unknown DN too.
+      if (!(await this.tryBind(client, dn, password))) return null;
       if (this.options.bindDn) await this.serviceBind(client);
-      const user = await this.readEntry(client, dn, username);
-      return user ? { user } : { unknown: true };
+      return this.readEntry(client, dn, username);
     });
   }
 
@@ -125,24 +128,59 @@ export class LdapDirectory {
     const { searchEntries } = await client.search(base, {
       scope: scope ?? 'sub',
       filter: filter.replace(USER_PLACEHOLDER, Filter.escape(username)),
-      attributes: ['*', 'memberOf'],
+      ...this.userAttributes(),
       sizeLimit: 2,
     });
     if (searchEntries.length !== 1) {
       if (searchEntries.length > 1) this.logger.warn('The user search found several entries for one username: nobody is logged in.');
       return null;
     }
-    return toLdapUser(searchEntries[0], username, this.options.usernameAttr);
+    return this.toLdapUser(searchEntries[0], username);
   }
 
   private async readEntry(client: Client, dn: string, username: string): Promise<LdapUser | null> {
     try {
-      const { searchEntries } = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['*', 'memberOf'] });
-      return searchEntries[0] ? toLdapUser(searchEntries[0], username, this.options.usernameAttr) : null;
+      const { searchEntries } = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', ...this.userAttributes() });
+      return searchEntries[0] ? this.toLdapUser(searchEntries[0], username) : null;
     } catch (error) {
       if (error instanceof NoSuchObjectError) return null;
       throw error;
     }
+  }
+
+  /**
+   * What to read of a user's entry: its attributes, `memberOf` and the identity attribute
+   * (operational attributes come only when named), the identity as bytes, since it may be binary.
+   */
+  private userAttributes(): { attributes: string[]; explicitBufferAttributes: string[] } {
+    const identity = this.options.identityAttr;
+    if (identity === 'dn') return { attributes: ['*', 'memberOf'], explicitBufferAttributes: [] };
+    // ldapts matches these names exactly against the server's spelling.
+    const spellings = [identity, identity.toLowerCase(), ...KNOWN_IDENTITY_ATTRS.filter((name) => name.toLowerCase() === identity.toLowerCase())];
+    return { attributes: ['*', 'memberOf', identity], explicitBufferAttributes: [...new Set(spellings)] };
+  }
+
+  private toLdapUser(entry: Entry, typed: string): LdapUser {
+    const attribute = this.options.identityAttr;
+    const identity = attribute === 'dn' ? normalizeDn(entry.dn) : entryIdentity(entry, attribute);
+    if (identity === undefined || identity.length > MAX_IDENTITY_LENGTH) {
+      this.logger.error(
+        `${entry.dn} has no usable ${attribute} (missing, hidden from the account that reads it, or over ${MAX_IDENTITY_LENGTH} characters), ` +
+          'so it cannot be linked to a local user: nobody logs in with it. Set identityAttr to an attribute every user entry has.',
+      );
+      throw new DirectoryUnavailable();
+    }
+    const attrs: Record<string, string> = {};
+    const allAttrs: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(entry)) {
+      if (key === 'dn') continue;
+      const values =
+        key.toLowerCase() === attribute.toLowerCase() ? [identity] : [value].flat().map((item) => (Buffer.isBuffer(item) ? item.toString('utf8') : String(item)));
+      allAttrs[key.toLowerCase()] = values;
+      if (values.length > 0) attrs[key.toLowerCase()] = values[0];
+    }
+    // The directory's spelling of the name (`DANA` typed, `dana` stored): one local user per person.
+    return { dn: entry.dn, username: attrs[this.options.usernameAttr.toLowerCase()] ?? typed, identity, attrs, allAttrs };
   }
 
   /** Bind as `dn`; `false` for invalid credentials, any other failure thrown. */
@@ -212,17 +250,32 @@ function isConnectionError(error: unknown): boolean {
   );
 }
 
-function toLdapUser(entry: Entry, typed: string, usernameAttr: string): LdapUser {
-  const attrs: Record<string, string> = {};
-  const allAttrs: Record<string, string[]> = {};
-  for (const [key, value] of Object.entries(entry)) {
-    if (key === 'dn') continue;
-    const values = [value].flat().map((item) => (Buffer.isBuffer(item) ? item.toString('utf8') : String(item)));
-    allAttrs[key.toLowerCase()] = values;
-    if (values.length > 0) attrs[key.toLowerCase()] = values[0];
+/**
+ * The entry's value of `attribute` as text (read as bytes): Active Directory's `objectGUID` in
+ * the form its tools print, other binary values in hex, text as it is. `undefined` without one.
+ */
+export function entryIdentity(entry: Entry, attribute: string): string | undefined {
+  const key = Object.keys(entry).find((name) => name.toLowerCase() === attribute.toLowerCase());
+  const value = key === undefined ? undefined : [entry[key]].flat()[0];
+  if (value === undefined || value.length === 0) return undefined;
+  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+  if (attribute.toLowerCase() === 'objectguid' && bytes.length === 16) return guidString(bytes);
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    if (!/[\u0000-\u001f\u007f]/.test(text)) return text;
+  } catch {
+    // Not UTF-8: binary.
   }
-  // The directory's spelling of the name (`DANA` typed, `dana` stored): one local user per person.
-  return { dn: entry.dn, username: attrs[usernameAttr.toLowerCase()] ?? typed, attrs, allAttrs };
+  return bytes.toString('hex');
+}
+
+/** A Windows GUID's bytes as text: the first three fields are little-endian ([MS-DTYP] 2.3.4). */
+function guidString(bytes: Buffer): string {
+  const hex = (from: number, to: number, littleEndian: boolean) => {
+    const part = Buffer.from(bytes.subarray(from, to));
+    return (littleEndian ? part.reverse() : part).toString('hex');
+  };
+  return [hex(0, 4, true), hex(4, 6, true), hex(6, 8, true), hex(8, 10, false), hex(10, 16, false)].join('-');
 }
 
 function firstValue(entry: Entry, attribute: string): string | undefined {

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type Type } from '@nestjs/common';
 import type { Request } from 'express';
 import { PermissionDenied } from '../../errors.js';
+import { ExternalUsers } from '../../external-users.js';
 import { PermissionManager } from '../../permission.manager.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
@@ -31,10 +32,15 @@ export interface LdapPopulateContext {
  * backends: [LdapBackend.configure({ url: 'ldap://ldap.example.com', userDnTemplate: 'uid=%(user)s,ou=people,dc=example,dc=com' }), ModelBackend]
  * ```
  *
+ * The local user is linked to the entry by its `entryUUID` (`ExternalUsers`), not by name: a
+ * renamed entry keeps its user, and an entry named like a local account this backend did not
+ * create (`uid=admin`) does not log into it, unless `linkExistingUsers` says so.
+ *
  * A directory that is down or too slow is `DirectoryUnavailable` (503), never a wrong password
- * and never a pass to the next backend; a user the directory knows who gives another password,
- * or whom `requireGroup`/`denyGroup` keep out, stops the chain (`PermissionDenied`), so a later
- * backend cannot let that name in with another password.
+ * and never a pass to the next backend. A directory user refused here (another password for a
+ * local user linked to the directory, `requireGroup`/`denyGroup`, a namesake it may not link, a
+ * deactivated user) stops the chain (`PermissionDenied`), so a later backend cannot let them in
+ * with another password.
  */
 @Injectable()
 export class LdapBackend extends BaseBackend {
@@ -48,6 +54,7 @@ export class LdapBackend extends BaseBackend {
   constructor(
     protected readonly users: UserManager<any>,
     protected readonly permissions: PermissionManager,
+    protected readonly externalUsers: ExternalUsers,
   ) {
     super();
     this.settings = resolveLdapOptions(this.ldapOptions());
@@ -81,10 +88,8 @@ export class LdapBackend extends BaseBackend {
     // An empty password would be an unauthenticated bind, which LDAP servers accept: no login.
     if (password === '' || password.includes('\0')) return null;
 
-    const result = await this.directory.bindUser(username, password);
-    if ('unknown' in result) return null;
-    if ('wrongPassword' in result) throw new PermissionDenied();
-    const ldapUser = result.user;
+    const ldapUser = await this.directory.bindUser(username, password);
+    if (!ldapUser) return this.refused(username);
     const groups = this.settings.groupSearch ? await this.directory.groupsOf(ldapUser) : [];
     const memberOf = memberTest(groups);
     if (this.settings.requireGroup !== undefined && !memberOf(this.settings.requireGroup)) {
@@ -96,18 +101,27 @@ export class LdapBackend extends BaseBackend {
       throw new PermissionDenied();
     }
 
-    let user = await this.users.findByUsername(ldapUser.username);
-    const created = !user;
-    if (!user) {
-      if (!this.settings.createUsers) return null;
-      user = this.users.repository.create({ username: ldapUser.username, isActive: true, isStaff: false, isSuperuser: false, dateJoined: new Date() } as any);
-      await this.users.setPassword(user, null);
+    const found = await this.externalUsers.find({
+      source: this.name,
+      subject: ldapUser.identity,
+      username: ldapUser.username,
+      createUsers: this.settings.createUsers,
+      linkExistingUsers: this.settings.linkExistingUsers,
+      whenNameTaken: 'refuse',
+    });
+    if (!found) {
+      // A local account of that name the directory may not take over (logged), or none with createUsers: false.
+      if (!this.settings.createUsers) this.logger.log(`${ldapUser.dn} has no local user here, and createUsers is false: not logged in.`);
+      throw new PermissionDenied();
     }
-    if (created || this.settings.alwaysUpdateUser) {
+    let user = found.user;
+    const update = found.created || this.settings.alwaysUpdateUser;
+    if (update) {
+      if (!found.created) await this.followRename(user, ldapUser);
       this.populateFromDirectory(user, ldapUser, memberOf);
-      await this.populateUser({ user, ldapUser, groups, created, request });
-      user = await this.users.repository.save(user, { transaction: false });
+      await this.populateUser({ user, ldapUser, groups, created: found.created, request });
     }
+    if (update || found.link) user = await this.externalUsers.save(found);
     // Deactivated here (or by userFlagsByGroup.isActive): no login, and no other backend asked.
     if (user.isActive === false) throw new PermissionDenied();
     if (this.settings.mirrorGroups) {
@@ -116,6 +130,28 @@ export class LdapBackend extends BaseBackend {
     }
     this.rememberGroups(user, groups);
     return user;
+  }
+
+  /**
+   * The directory did not accept the password (or knows nobody by that name: not told apart).
+   * For a local user linked to this directory that ends the login, so a password kept here
+   * cannot open a directory user's account; any other name goes on to the next backend.
+   */
+  private async refused(username: string): Promise<null> {
+    const local = await this.users.findByUsername(username);
+    if (local && (await this.externalUsers.isLinked(local, this.name))) throw new PermissionDenied();
+    return null;
+  }
+
+  /** A linked user whose entry was renamed takes the new name, unless a local account has it. */
+  private async followRename(user: any, ldapUser: LdapUser): Promise<void> {
+    const username = ldapUser.username.normalize('NFKC');
+    if (user.username === username) return;
+    if (await this.users.findByUsername(username)) {
+      this.logger.warn(`${ldapUser.dn} is now '${username}', a name another local account has: its local user stays '${user.username}'.`);
+      return;
+    }
+    user.username = username;
   }
 
   getUser(id: string): Promise<any | null> {
@@ -133,8 +169,10 @@ export class LdapBackend extends BaseBackend {
     const key = String(user.id);
     const cached = this.groupCache.get(key);
     if (cached && cached[0] > Date.now()) return cached[1];
-    const ldapUser = await this.directory.lookUpUser(String(user.username));
-    const groups = ldapUser ? await this.directory.groupsOf(ldapUser) : [];
+    const entry = await this.directory.lookUpUser(String(user.username));
+    // The entry now holding the name may be someone else's (a rename, a deleted entry's successor).
+    const linked = entry && String((await this.externalUsers.linkedUser(this.name, entry.identity))?.id) === key;
+    const groups = linked ? await this.directory.groupsOf(entry) : [];
     this.rememberGroups(user, groups);
     return groups.map((group) => group.name);
   }

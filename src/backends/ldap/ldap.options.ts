@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { ImproperlyConfigured } from '../../errors.js';
+import type { LinkExistingUsers } from '../../external-users.js';
 
 /** How the user's groups are found (django-auth-ldap's group types). */
 export type LdapGroupType = 'groupOfNames' | 'groupOfUniqueNames' | 'posixGroup' | 'memberOf';
@@ -50,11 +51,28 @@ export interface LdapBackendOptions {
    * Directory): the directory's spelling, whatever case the person typed.
    */
   usernameAttr?: string;
+  /**
+   * The attribute that names the person's entry for good, linking it to its local user: default
+   * `entryUUID` (RFC 4530; OpenLDAP, 389 Directory Server), `objectGUID` on Active Directory,
+   * `ipaUniqueID` on FreeIPA. An entry without it cannot log in (`DirectoryUnavailable`, logged).
+   * `'dn'` links by the entry's DN instead, for directories with no such attribute: a deleted
+   * entry's DN can be given to someone else, who then logs into the first person's local user.
+   */
+  identityAttr?: string;
+  /**
+   * Whether a directory user may log into a local account of the same name that this backend
+   * did not create (default `false`: refused, and logged). See `LinkExistingUsers`: `true` links
+   * accounts that are neither staff nor superusers; a function decides for every account.
+   */
+  linkExistingUsers?: LinkExistingUsers;
   /** Local user fields from directory attributes, e.g. `{ email: 'mail', firstName: 'givenName' }`. */
   userAttrMap?: Record<string, string>;
   /** Copy `userAttrMap` and the group flags at every login (default), or only when the user is created. */
   alwaysUpdateUser?: boolean;
-  /** Create the local user at the first login (default); `false` admits only users who already exist here. */
+  /**
+   * Create the local user at the first login (default); `false` admits only directory users
+   * whose local user is linked already, or may be linked (`linkExistingUsers`).
+   */
   createUsers?: boolean;
   groupSearch?: LdapGroupSearch;
   /** Only members of this group (any of these) may log in. */
@@ -81,6 +99,8 @@ export interface ResolvedLdapOptions extends Omit<LdapBackendOptions, 'url' | 'n
   userAttrMap: Record<string, string>;
   groupCacheTimeout: number;
   usernameAttr: string;
+  identityAttr: string;
+  linkExistingUsers: LinkExistingUsers;
 }
 
 const USER_PLACEHOLDER = '%(user)s';
@@ -122,6 +142,14 @@ export function resolveLdapOptions(options: LdapBackendOptions): ResolvedLdapOpt
       throw new ImproperlyConfigured(`LdapBackend groupSearch.base is needed to search ${groups.type} groups.`);
     }
   }
+  const identityAttr = options.identityAttr ?? 'entryUUID';
+  if (typeof identityAttr !== 'string' || !/^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/.test(identityAttr)) {
+    throw new ImproperlyConfigured(`LdapBackend identityAttr must be an attribute name (entryUUID, objectGUID...) or 'dn'; got ${JSON.stringify(options.identityAttr)}.`);
+  }
+  const link = options.linkExistingUsers ?? false;
+  if (typeof link !== 'boolean' && typeof link !== 'function') {
+    throw new ImproperlyConfigured('LdapBackend linkExistingUsers must be true, false or a function (user, source) => boolean.');
+  }
   const attrMap = options.userAttrMap ?? {};
   for (const [field, attribute] of Object.entries(attrMap)) {
     if (['id', 'password', 'username', 'isActive', 'isStaff', 'isSuperuser'].includes(field) || typeof attribute !== 'string') {
@@ -139,6 +167,8 @@ export function resolveLdapOptions(options: LdapBackendOptions): ResolvedLdapOpt
     userAttrMap: attrMap,
     groupCacheTimeout: options.groupCacheTimeout ?? 300_000,
     usernameAttr: options.usernameAttr ?? 'uid',
+    identityAttr,
+    linkExistingUsers: link,
   };
 }
 
