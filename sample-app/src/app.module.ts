@@ -10,8 +10,8 @@ import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
 import { SessionsController } from './sessions.controller.js';
-import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER } from './seed.js';
-import { OidcBackend, OidcModule, oidcEntities } from 'nestjs-session-auth/oidc';
+import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER, IDENTITY_PROVIDER_NAME } from './seed.js';
+import { OidcBackend, OidcModule } from 'nestjs-session-auth/oidc';
 import { sampleLdapBackend } from './ldap/directory.js';
 
 /** Where users, groups, permissions and sessions live. */
@@ -58,7 +58,7 @@ export class AppModule implements NestModule {
     return {
       module: AppModule,
       imports: [
-        TypeOrmModule.forRoot({ ...database, entities: [...authEntities, ...oidcEntities], synchronize: true }),
+        TypeOrmModule.forRoot({ ...database, entities: authEntities, synchronize: true }),
         AuthModule.forRoot({
           // Asked in this order for every login; the first backend that returns a user wins.
           backends: [
@@ -107,15 +107,18 @@ export class AppModule implements NestModule {
   }
 }
 
-/** The provider's backend: users are created at their first login there and linked by subject. */
+/**
+ * The provider's backend: users are created at their first login there and linked by subject
+ * (never to an existing account of the same name), named after their email when the provider
+ * verified it. The callback is `/oidc/callback/demo-idp` on this site.
+ */
 function identityProviderBackend(options: IdentityProviderOptions) {
   return OidcBackend.configure({
-    name: 'demo-idp',
+    name: IDENTITY_PROVIDER_NAME,
     label: options.label,
     issuer: options.issuer,
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     allowInsecureRequests: options.allowInsecureRequests,
-    verifyClaims: (claims) => claims.email_verified === true,
   });
 }
