@@ -1,4 +1,4 @@
-import { Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Inject, Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, ModelBackend, authEntities } from 'nestjs-session-auth';
@@ -102,8 +102,12 @@ export class AppModule implements NestModule {
     };
   }
 
+  constructor(@Inject(IDENTITY_PROVIDER) private readonly identityProvider: IdentityProviderOptions | null) {}
+
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(securityHeaders).forRoutes({ path: '*', method: RequestMethod.ALL });
+    // The login button's form is sent on to the provider, whose pages are at its issuer's origin.
+    const formTargets = this.identityProvider ? [new URL(this.identityProvider.issuer).origin] : [];
+    consumer.apply(securityHeaders({ formTargets })).forRoutes({ path: '*', method: RequestMethod.ALL });
   }
 }
 
