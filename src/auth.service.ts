@@ -16,7 +16,7 @@ import type { AuthBackend, Credentials } from './backends/auth-backend.interface
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ModelBackend } from './backends/model.backend.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
-import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts } from './login-throttle.js';
+import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts, type LoginAttemptKind } from './login-throttle.js';
 import { PermissionChecker } from './permission.checker.js';
 import { clearCookie, headersSent, isSecureRequest, responseOf, setHeader } from './request/platform.js';
 import {
@@ -32,6 +32,16 @@ import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.
 import { rotateCsrfCookie } from './views/csrf.js';
 import { UserManager } from './user.manager.js';
 import { SESSION_INFO_KEY, UserSessions, type UserSession } from './user-sessions.js';
+
+export interface AuthenticateOptions {
+  /**
+   * What the credentials are, for the login throttle (default `password`). Say `callback` only
+   * for a proof issued elsewhere for this very login, such as an identity provider's code with
+   * the login's state: it is limited by `throttle.callbackRate` instead of the password
+   * counters, since no number of tries guesses one.
+   */
+  kind?: LoginAttemptKind;
+}
 
 /** Where the per-request user is memoised: once known, and while it is being resolved. */
 const KNOWN_USER = Symbol('nestjs-session-auth:user');
@@ -58,13 +68,13 @@ export class AuthService {
    * backend's name; `null` passes to the next backend; `PermissionDenied` stops the walk.
    * A username that failed too often from this address is refused without asking anyone.
    */
-  async authenticate<U = any>(request: Request | undefined, credentials: unknown): Promise<U | null> {
+  async authenticate<U = any>(request: Request | undefined, credentials: unknown, options: AuthenticateOptions = {}): Promise<U | null> {
     // Express 5 leaves `req.body` undefined on a bodyless POST; treat anything odd as no credentials.
     const given: Credentials =
       credentials && typeof credentials === 'object' && !Array.isArray(credentials) ? { ...(credentials as Credentials) } : {};
     let user: U | null | typeof LOCKED_OUT;
     try {
-      user = await this.throttle.attempt(request, given, () => this.walkBackends<U>(request, given));
+      user = await this.throttle.attempt(request, given, () => this.walkBackends<U>(request, given), options.kind);
     } catch (error) {
       // The address is over its limits: refused unchecked, and worth an audit line as much as a lockout.
       if (error instanceof TooManyLoginAttempts) {

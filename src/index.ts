@@ -8,7 +8,7 @@
 export { AuthModule } from './auth.module.js';
 export { AUTH_OPTIONS } from './auth.module-definition.js';
 export type { AuthModuleOptions, SessionOptions } from './auth.options.js';
-export { AuthService } from './auth.service.js';
+export { AuthService, type AuthenticateOptions } from './auth.service.js';
 export { AuthEvents, type AuthEventMap, type AuthEventName } from './auth.events.js';
 export {
   SESSION_KEY,

@@ -50,6 +50,16 @@ export interface ThrottleOptions {
   addressRate?: number;
   addressBurst?: number;
   /**
+   * Logins that bring a proof from elsewhere (an identity provider's callback:
+   * `authenticate(request, credentials, { kind: 'callback' })`) one address may start per second,
+   * with bursts up to `callbackBurst` (defaults 5 and 50), per process. Nobody can guess such a
+   * proof, so these logins neither count as failures nor spend the password budgets above: an
+   * office behind one address can sign in at 9 am, while a flood of forged callbacks is still
+   * refused with `429`.
+   */
+  callbackRate?: number;
+  callbackBurst?: number;
+  /**
    * Credential fields that name an account (default `username` and `email`). Each one present
    * in an attempt is counted; a backend adds its own with a `readonly identifierFields` array.
    */
@@ -94,6 +104,13 @@ export class TooManyLoginAttempts extends HttpException {
 
 /** `attempt()`'s answer when the account is locked for this client: no backend was asked. */
 export const LOCKED_OUT = Symbol('nestjs-session-auth:locked-out');
+
+/**
+ * What a login attempt brings: `password`, something a person types and an attacker can guess
+ * (counted against every ceiling); `callback`, a proof issued elsewhere for this one login (an
+ * identity provider's code, checked with the login's own state), which no number of tries guesses.
+ */
+export type LoginAttemptKind = 'password' | 'callback';
 
 /** The counters one attempt reads and updates (SHA-256 keys: no username or address at rest). */
 interface AttemptKeys {
@@ -142,6 +159,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly addressWindowMs: number;
   private readonly addressRate: number;
   private readonly addressBurst: number;
+  private readonly callbackRate: number;
+  private readonly callbackBurst: number;
   private readonly resetMaxPerEmail: number;
   private readonly resetMaxPerAddress: number;
   private readonly resetWindowMs: number;
@@ -174,6 +193,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
     this.addressWindowMs = positive('addressWindowMs', settings.addressWindowMs ?? 15 * MINUTE);
     this.addressRate = positive('addressRate', settings.addressRate ?? 2, false);
     this.addressBurst = positive('addressBurst', settings.addressBurst ?? 10);
+    this.callbackRate = positive('callbackRate', settings.callbackRate ?? 5, false);
+    this.callbackBurst = positive('callbackBurst', settings.callbackBurst ?? 50);
     this.resetMaxPerEmail = positive('resetMaxPerEmail', settings.resetMaxPerEmail ?? 3);
     this.resetMaxPerAddress = positive('resetMaxPerAddress', settings.resetMaxPerAddress ?? 20);
     this.resetWindowMs = positive('resetWindowMs', settings.resetWindowMs ?? 60 * MINUTE);
@@ -234,11 +255,23 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
    * or `null`; it is not called when the attempt is refused (`LOCKED_OUT`, or
    * `TooManyLoginAttempts` thrown for the address). Attempts for the same account and address
    * run one at a time in this process, so parallel guesses cannot all pass the check before the
-   * first failure is counted.
+   * first failure is counted. A `callback` attempt only spends the address's callback budget.
    */
-  async attempt<U>(request: Request | undefined, credentials: Record<string, unknown>, check: () => Promise<U | null>): Promise<U | null | typeof LOCKED_OUT> {
+  async attempt<U>(
+    request: Request | undefined,
+    credentials: Record<string, unknown>,
+    check: () => Promise<U | null>,
+    kind: LoginAttemptKind = 'password',
+  ): Promise<U | null | typeof LOCKED_OUT> {
     if (!this.enabled) return check();
     const keys = this.keysFor(request, credentials);
+    // Credentials that name an account or carry a password are guesses, whoever calls them callbacks.
+    if (kind === 'callback' && keys.pairs.length === 0 && !Object.hasOwn(credentials, 'password')) {
+      // No counter to read or write and nothing to serialise: only how often this address may
+      // have the app redeem a code at a provider.
+      this.spendToken(digest('callback-address', keys.lane), this.callbackRate, this.callbackBurst);
+      return check();
+    }
     // Counted before any await, so a burst from one address is refused without a store read.
     const running = (this.inFlight.get(keys.address) ?? 0) + 1;
     this.inFlight.set(keys.address, running);
@@ -250,7 +283,7 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
         if (seconds > 0) throw new TooManyLoginAttempts(seconds);
         this.refusedUntil.delete(keys.address);
       }
-      this.spendToken(keys.address);
+      this.spendToken(keys.address, this.addressRate, this.addressBurst);
       return await this.exclusive(keys.pairs[0] ?? keys.address, () => this.judgeAndRun(request, keys, check));
     } finally {
       const left = (this.inFlight.get(keys.address) ?? 1) - 1;
@@ -260,11 +293,11 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** Take one attempt from the address's bucket, or refuse with the seconds until the next one. */
-  private spendToken(address: string): void {
+  private spendToken(address: string, rate: number, burst: number): void {
     const now = Date.now();
     const bucket = this.buckets.get(address);
-    const tokens = bucket ? Math.min(this.addressBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.addressRate) : this.addressBurst;
-    if (tokens < 1) throw new TooManyLoginAttempts(Math.max(1, Math.ceil((1 - tokens) / this.addressRate)));
+    const tokens = bucket ? Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * rate) : burst;
+    if (tokens < 1) throw new TooManyLoginAttempts(Math.max(1, Math.ceil((1 - tokens) / rate)));
     this.buckets.delete(address);
     if (this.buckets.size >= MAX_REMEMBERED_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value!);
     this.buckets.set(address, { tokens: tokens - 1, at: now });

@@ -3,6 +3,7 @@ import { DataSource, In, type ObjectLiteral } from 'typeorm';
 import { clearPermissionCache } from './backends/model.backend.js';
 import { Group } from './storage/group.entity.js';
 import { Permission } from './storage/permission.entity.js';
+import { isUniqueViolation } from './storage/unique-violation.js';
 import { UserManager } from './user.manager.js';
 
 /** A permission given by its `'app.action'` name or as a saved `Permission`. */
@@ -89,7 +90,12 @@ export class PermissionManager {
     const repository = this.dataSource.getRepository(Group);
     const group =
       (await repository.findOneBy({ name })) ??
-      (await repository.save(repository.create({ name }), { transaction: false }));
+      (await repository.save(repository.create({ name }), { transaction: false }).catch(async (error: unknown) => {
+        // Made meanwhile by a concurrent request (two first logins mirroring the same groups).
+        const made = isUniqueViolation(error) ? await repository.findOneBy({ name }) : null;
+        if (!made) throw error;
+        return made;
+      }));
     for (const permission of permissions) await this.link(Group, 'permissions', group, permission, true);
     return group;
   }
@@ -231,7 +237,12 @@ export class PermissionManager {
     const related = () => this.dataSource.createQueryBuilder().relation(entity, relation).of(owner as ObjectLiteral);
     const current = await related().loadMany<{ id: number }>();
     const present = current.some((row) => row.id === item.id);
-    if (add && !present) await related().add(item);
+    try {
+      if (add && !present) await related().add(item);
+    } catch (error) {
+      // Added meanwhile by a concurrent request: what was asked for is there.
+      if (!isUniqueViolation(error)) throw error;
+    }
     if (!add && present) await related().remove(item);
   }
 }

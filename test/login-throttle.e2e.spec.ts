@@ -1,7 +1,9 @@
+import { Body, Controller, HttpCode, Post, Req, UnauthorizedException } from '@nestjs/common';
+import type { Request } from 'express';
 import request from 'supertest';
 import { createClient } from 'redis';
 import { DataSource } from 'typeorm';
-import { AuthEvents, LoginLockout, ModelBackend, authEntities } from 'nestjs-session-auth';
+import { AuthEvents, AuthService, LoginLockout, ModelBackend, authEntities } from 'nestjs-session-auth';
 import { RedisLockoutStore, TypeOrmLockoutStore } from 'nestjs-session-auth/throttle';
 import { describeEach, describeIf, postgresUrl, redisUrl, uniqueName } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
@@ -130,6 +132,36 @@ describe('throttle options', () => {
       await t.users.createUser({ username: 'carol', password: 'correct horse' });
       for (let i = 0; i < 2; i++) await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'no' }).expect(401);
       await request(t.app.getHttpServer()).post('/login').send({ username: 'carol', password: 'correct horse' }).expect(401);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe("authenticate's callback kind", () => {
+  /** A view that calls every login a callback, password or not (a careless one, or one misled by its input). */
+  @Controller()
+  class CallbackLogin {
+    constructor(private readonly auth: AuthService) {}
+
+    @Post('callback-login')
+    @HttpCode(200)
+    async login(@Req() request: Request, @Body() body: unknown) {
+      const user = await this.auth.authenticate(request, body, { kind: 'callback' });
+      if (!user) throw new UnauthorizedException();
+      return {};
+    }
+  }
+
+  it('keeps counting credentials with a password or a username as guesses, whatever the caller calls them', async () => {
+    const t = await createTestApp({ auth: { backends: [ModelBackend], throttle: { maxFailures: 2 } }, controllers: [CallbackLogin] });
+    try {
+      await t.users.createUser({ username: 'carol', password: 'correct horse' });
+      const server = t.app.getHttpServer();
+      for (let i = 0; i < 2; i++) await request(server).post('/callback-login').send({ username: 'carol', password: 'no' }).expect(401);
+      // Locked out: even the right password is refused.
+      await request(server).post('/callback-login').send({ username: 'carol', password: 'correct horse' }).expect(401);
+      expect(await t.app.get(DataSource).getRepository(LoginLockout).count()).toBeGreaterThan(0);
     } finally {
       await t.close();
     }

@@ -2,16 +2,17 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { jest } from '@jest/globals';
 import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { AuthEvents, ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
-import { OidcBackend, OidcIdentity, OidcModule, oidcEntities, type OidcBackendOptions } from 'nestjs-session-auth/oidc';
+import { AuthEvents, ExternalIdentity, ModelBackend, PermissionManager, SessionRecord, type AuthModuleOptions } from 'nestjs-session-auth';
+import { OidcBackend, OidcModule, type OidcBackendOptions } from 'nestjs-session-auth/oidc';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
 import { DemoProvider, type DemoAccount } from '../sample-app/src/oidc/demo-provider.js';
 import { signInAtProvider as signInAt } from './support/oidc.js';
+import { postgresUrl, uniqueName, describeIf } from './support/services.js';
 import { createTestApp, sessionCookie, type TestApp } from './support/test-app.js';
-
-const signInAtProvider = (url: string, login: string, password: string) => signInAt(url, login, password, CALLBACK);
 
 /**
  * OidcBackend against a real OpenID Connect provider: `oidc-provider` in this process on a
@@ -21,9 +22,14 @@ const signInAtProvider = (url: string, login: string, password: string) => signI
 
 type Agent = ReturnType<typeof request.agent>;
 
-const CALLBACK = 'http://app.test/oidc/callback';
+const SITE = 'http://app.test';
+const callbackOf = (name: string) => `${SITE}/oidc/callback/${name}`;
+const CALLBACK = callbackOf('demo');
 const AFTER_LOGOUT = 'http://app.test/goodbye';
 const HTML = 'text/html,application/xhtml+xml';
+const JWT = /ey[\w-]+\.ey[\w-]+\.[\w-]+/;
+
+const signInAtProvider = (url: string, login: string, password: string, callback = CALLBACK) => signInAt(url, login, password, callback);
 
 const account = (overrides: Partial<DemoAccount> = {}): DemoAccount => ({
   sub: 'gwen-1',
@@ -47,6 +53,14 @@ async function startProvider(extra: Partial<Parameters<typeof DemoProvider.start
   });
 }
 
+/** The CSRF token an anonymous visitor of the login page gets (the views' JSON answer). */
+async function csrfTokenOf(agent: Agent): Promise<string> {
+  return (await agent.get('/accounts/login').set('Accept', 'application/json').expect(200)).body.csrfToken;
+}
+
+/** Send the browser back from the provider to the app: the callback URL's path and query. */
+const deliver = (agent: Agent, callback: URL) => agent.get(`${callback.pathname}${callback.search}`).set('Accept', HTML);
+
 describe('OidcBackend against a real provider (oidc-provider)', () => {
   let idp: DemoProvider;
   let t: TestApp | undefined;
@@ -67,43 +81,44 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     issuer: idp.issuer,
     clientId: 'app',
     clientSecret: 'app-secret',
-    redirectUri: CALLBACK,
     postLogoutRedirectUri: AFTER_LOGOUT,
     scopes: ['openid', 'email', 'profile', 'groups'],
     allowInsecureRequests: true,
     ...extra,
   });
 
-  async function boot(backends: AuthModuleOptions['backends'], auth: Partial<AuthModuleOptions> = {}): Promise<void> {
+  async function boot(backends: AuthModuleOptions['backends'], auth: Partial<AuthModuleOptions> = {}, trustProxy?: string): Promise<void> {
     t = await createTestApp({
-      auth: { backends, views: true, loginRedirectUrl: '/whoami', throttle: { addressBurst: 100 }, ...auth },
+      auth: { backends, views: true, siteUrl: SITE, loginRedirectUrl: '/whoami', throttle: { addressBurst: 100 }, ...auth },
       imports: [OidcModule],
-      entities: oidcEntities,
+      trustProxy,
     });
     server = t.app.getHttpServer();
   }
 
-  /** Start a login at the app; resolves the provider's authorization URL. */
-  async function start(agent: Agent, query = 'provider=demo'): Promise<URL> {
-    const response = await agent.get(`/oidc/authenticate?${query}`).set('Accept', HTML).expect(302);
+  /** Start a login at the app (the login page's button: a POST with the CSRF token); resolves the provider's authorization URL. */
+  async function start(agent: Agent, fields: Record<string, string> = { provider: 'demo' }): Promise<URL> {
+    const csrfmiddlewaretoken = await csrfTokenOf(agent);
+    const response = await agent.post('/oidc/authenticate').type('form').set('Accept', HTML).send({ csrfmiddlewaretoken, ...fields }).expect(303);
     return new URL(response.headers.location);
   }
 
   /** The whole dance: the app, the provider's login page, back to the app's callback. */
-  async function logIn(agent: Agent, login = 'gwen@idp.example', password = 'moonlight', query = 'provider=demo&next=%2Fme') {
-    const callback = await signInAtProvider((await start(agent, query)).href, login, password);
-    return agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML);
+  async function logIn(agent: Agent, login = 'gwen@idp.example', password = 'moonlight', fields: Record<string, string> = { provider: 'demo', next: '/me' }) {
+    const callback = await signInAtProvider((await start(agent, fields)).href, login, password, callbackOf(fields.provider));
+    return deliver(agent, callback);
   }
 
   const whoami = async (agent: Agent) => (await agent.get('/whoami').expect(200)).body;
+  const identities = () => t!.app.get(DataSource).getRepository(ExternalIdentity).find({ order: { id: 'ASC' } });
 
-  it('sends the browser to the provider with PKCE, state and nonce, and keeps them in the session', async () => {
+  it('sends the browser to the provider with PKCE, state and nonce, and the callback of that provider', async () => {
     await boot([OidcBackend.configure(demo()), ModelBackend]);
     const url = await start(request.agent(server));
     expect(url.origin + url.pathname).toBe(`${idp.issuer}/auth`);
     expect(Object.fromEntries(url.searchParams)).toMatchObject({
       client_id: 'app',
-      redirect_uri: CALLBACK,
+      redirect_uri: 'http://app.test/oidc/callback/demo',
       response_type: 'code',
       code_challenge_method: 'S256',
       scope: 'openid email profile groups',
@@ -114,10 +129,11 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
   it('creates the local user at the first login, links it by subject, and logs in through login() (new session id)', async () => {
     await boot([OidcBackend.configure(demo()), ModelBackend]);
     const agent = request.agent(server);
-    const started = await agent.get('/oidc/authenticate?provider=demo').set('Accept', HTML).expect(302);
+    const csrfmiddlewaretoken = await csrfTokenOf(agent);
+    const started = await agent.post('/oidc/authenticate').type('form').send({ csrfmiddlewaretoken, provider: 'demo' }).expect(303);
     const before = sessionCookie(started.headers['set-cookie']);
     const callback = await signInAtProvider(started.headers.location, 'gwen@idp.example', 'moonlight');
-    const done = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(302);
+    const done = await deliver(agent, callback).expect(302);
     expect(done.headers.location).toBe('/whoami');
     const after = sessionCookie(done.headers['set-cookie']);
     expect(after).toBeDefined();
@@ -127,9 +143,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     const user = (await t!.users.findByUsername('gwen@idp.example'))!;
     expect(user).toMatchObject({ email: 'gwen@idp.example', firstName: 'Gwen', lastName: 'Stacy' });
     expect(isPasswordUsable(user.password)).toBe(false);
-    expect(await t!.app.get(DataSource).getRepository(OidcIdentity).findBy({})).toEqual([
-      expect.objectContaining({ provider: 'demo', subject: 'gwen-1', userId: String(user.id) }),
-    ]);
+    expect(await identities()).toEqual([expect.objectContaining({ source: 'demo', subject: 'gwen-1', userId: String(user.id) })]);
   });
 
   it('updates the user at the next login, and keeps the same user when the email changes at the provider', async () => {
@@ -179,6 +193,16 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     expect(await t!.users.checkPassword((await t!.users.findById(String(local.id)))!, 'local secret')).toBe(true);
   });
 
+  it('logs in to the local account of the same name with linkExistingUsers: true, and links it', async () => {
+    await boot([OidcBackend.configure(demo({ linkExistingUsers: true })), ModelBackend]);
+    const local = await t!.users.createUser({ username: 'gwen@idp.example', password: 'local secret' });
+    const agent = request.agent(server);
+    expect((await logIn(agent)).status).toBe(302);
+    expect((await agent.get('/me').expect(200)).body).toEqual({ username: 'gwen@idp.example', backend: 'demo' });
+    expect(await t!.users.repository.count()).toBe(1);
+    expect(await identities()).toEqual([expect.objectContaining({ subject: 'gwen-1', userId: String(local.id) })]);
+  });
+
   it('makes a new user when the linked one was deleted here, and links the identity to it', async () => {
     await boot([OidcBackend.configure(demo())]);
     expect((await logIn(request.agent(server))).status).toBe(302);
@@ -190,14 +214,13 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     }
     const users = await t!.users.repository.find();
     expect(users).toHaveLength(1);
-    const links = await t!.app.get(DataSource).getRepository(OidcIdentity).findBy({});
-    expect(links).toEqual([expect.objectContaining({ subject: 'gwen-1', userId: String(users[0].id) })]);
+    expect(await identities()).toEqual([expect.objectContaining({ subject: 'gwen-1', userId: String(users[0].id) })]);
   });
 
   it('goes to a safe next after login, never to another site', async () => {
     await boot([OidcBackend.configure(demo())]);
-    expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=%2Fme')).headers.location).toBe('/me');
-    expect((await logIn(request.agent(server), undefined, undefined, 'provider=demo&next=https%3A%2F%2Fevil.example%2F')).headers.location).toBe('/whoami');
+    expect((await logIn(request.agent(server), undefined, undefined, { provider: 'demo', next: '/me' })).headers.location).toBe('/me');
+    expect((await logIn(request.agent(server), undefined, undefined, { provider: 'demo', next: 'https://evil.example/' })).headers.location).toBe('/whoami');
   });
 
   it('refuses claims that do not pass verifyClaims: 403, nobody logged in, no user made, no secret in the failure event', async () => {
@@ -209,7 +232,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     const agent = request.agent(server);
     const url = await start(agent);
     const callback = await signInAtProvider(url.href, 'hank@idp.example', 'sunrise');
-    const response = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML);
+    const response = await deliver(agent, callback);
     expect(response.status).toBe(403);
     // Listeners learn which provider refused, never the code or the login's state.
     expect(failures).toEqual([{ oidcCallback: 'demo' }]);
@@ -225,6 +248,19 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     expect((await t!.app.get(PermissionManager).userGroups(user)).map((group) => group.name)).toEqual(['staff']);
   });
 
+  it('uses an unverified email only with trustUnverifiedEmail, and refuses it together with linkExistingUsers: true', async () => {
+    await boot([OidcBackend.configure(demo({ trustUnverifiedEmail: true }))]);
+    expect((await logIn(request.agent(server), 'hank@idp.example', 'sunrise')).status).toBe(302);
+    expect(await t!.users.findByUsername('hank@idp.example')).toMatchObject({ email: 'hank@idp.example' });
+    expect(() => OidcBackend.configure(demo({ trustUnverifiedEmail: true, linkExistingUsers: true }))).toThrow(/linkExistingUsers: true with trustUnverifiedEmail/);
+  });
+
+  it('requires each provider’s redirectUri to be its own callback', () => {
+    expect(() => OidcBackend.configure(demo({ redirectUri: 'https://app.test/oidc/callback' }))).toThrow(/must end in \/oidc\/callback\/demo/);
+    expect(() => OidcBackend.configure(demo({ redirectUri: 'https://app.test/oidc/callback/other' }))).toThrow(/must end in \/oidc\/callback\/demo/);
+    expect(() => OidcBackend.configure(demo({ redirectUri: 'https://app.test/api/oidc/callback/demo' }))).not.toThrow();
+  });
+
   describe('from the attacker’s side', () => {
     it('refuses a forged state and a replayed callback, logging nobody in', async () => {
       await boot([OidcBackend.configure(demo())]);
@@ -232,12 +268,12 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       const callback = await signInAtProvider((await start(agent)).href, 'gwen@idp.example', 'moonlight');
       const forged = new URLSearchParams(callback.search);
       forged.set('state', 'forged-state-value-of-the-right-length');
-      await agent.get(`/oidc/callback?${forged}`).set('Accept', HTML).expect(400);
-      await agent.get('/oidc/callback').set('Accept', HTML).expect(400);
+      await agent.get(`/oidc/callback/demo?${forged}`).set('Accept', HTML).expect(400);
+      await agent.get('/oidc/callback/demo').set('Accept', HTML).expect(400);
       expect((await whoami(agent)).isAuthenticated).toBe(false);
-      await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(302);
+      await deliver(agent, callback).expect(302);
       // The same callback again (a replay, or a leaked URL): its state was used up.
-      const replay = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+      const replay = await deliver(agent, callback).expect(400);
       expect(replay.body.message).toMatch(/does not match one started here/);
     });
 
@@ -247,8 +283,117 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       const callback = await signInAtProvider((await start(attacker)).href, 'gwen@idp.example', 'moonlight');
       const victim = request.agent(server);
       await start(victim);
-      await victim.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+      await deliver(victim, callback).expect(400);
       expect((await whoami(victim)).isAuthenticated).toBe(false);
+    });
+
+    it('starts no login from a link or an image of another site: GET is 405, a POST needs the CSRF token', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const sessions = t!.app.get(DataSource).getRepository(SessionRecord);
+      const visitor = request.agent(server);
+      const get = await visitor.get('/oidc/authenticate?provider=demo').set('Accept', HTML).expect(405);
+      expect(get.headers.allow).toBe('POST');
+      expect(get.headers.location).toBeUndefined();
+      // A page of another site posting its own form: no token of this visitor's.
+      await visitor.post('/oidc/authenticate').type('form').send({ provider: 'demo' }).expect(403);
+      const token = await csrfTokenOf(visitor);
+      await visitor.post('/oidc/authenticate').type('form').set('Origin', 'https://evil.example').send({ csrfmiddlewaretoken: token, provider: 'demo' }).expect(403);
+      // No login under way was kept for any of them.
+      expect(await sessions.count()).toBe(0);
+    });
+
+    it('refuses a code of one provider delivered into a login started with another (mix-up): no token request anywhere', async () => {
+      // A configured provider that turned malicious: it sends the visitor on to the honest provider
+      // with this app's client id there, and would collect the code at its own token endpoint.
+      const stolen: string[] = [];
+      const evil: Server = createServer((req, res) => {
+        const issuer = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+        const url = new URL(req.url!, issuer);
+        if (url.pathname === '/.well-known/openid-configuration') {
+          res.setHeader('Content-Type', 'application/json');
+          res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'] }));
+        } else if (url.pathname === '/auth') {
+          const honest = new URL(`${idp.issuer}/auth`);
+          url.searchParams.forEach((value, key) => honest.searchParams.set(key, value));
+          honest.searchParams.set('client_id', 'app');
+          honest.searchParams.set('redirect_uri', CALLBACK);
+          res.writeHead(302, { Location: honest.href }).end();
+        } else if (url.pathname === '/token') {
+          let body = '';
+          req.on('data', (chunk) => (body += chunk));
+          req.on('end', () => {
+            stolen.push(body);
+            res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"invalid_grant"}');
+          });
+        } else res.writeHead(404).end();
+      });
+      await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+      const before = idp.tokenRequests;
+      try {
+        const evilIssuer = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+        await boot([OidcBackend.configure(demo()), OidcBackend.configure(demo({ name: 'evil', issuer: evilIssuer, clientId: 'app-at-evil', clientSecret: 'x' }))]);
+        const victim = request.agent(server);
+        const callback = await signInAtProvider((await start(victim, { provider: 'evil' })).href, 'gwen@idp.example', 'moonlight');
+        // As a provider from before RFC 9207 would: no iss to tell the two apart.
+        callback.searchParams.delete('iss');
+        const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        try {
+          const response = await deliver(victim, callback).expect(400);
+          expect(response.body.message).toMatch(/another identity provider/);
+        } finally {
+          warnings.mockRestore();
+        }
+        expect(stolen).toEqual([]);
+        expect(idp.tokenRequests).toBe(before);
+        expect((await whoami(victim)).isAuthenticated).toBe(false);
+      } finally {
+        evil.closeAllConnections();
+        await new Promise((resolve) => evil.close(resolve));
+      }
+    });
+
+    it('refuses a callback at another provider’s path, before any token request', async () => {
+      const second = await startProvider({ redirectUris: [callbackOf('second')] });
+      try {
+        await boot([OidcBackend.configure(demo()), OidcBackend.configure(demo({ name: 'second', issuer: second.issuer }))]);
+        const agent = request.agent(server);
+        const callback = await signInAtProvider((await start(agent, { provider: 'second' })).href, 'gwen@idp.example', 'moonlight', callbackOf('second'));
+        const [demoBefore, secondBefore] = [idp.tokenRequests, second.tokenRequests];
+        const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        try {
+          await agent.get(`/oidc/callback/demo${callback.search}`).set('Accept', HTML).expect(400);
+        } finally {
+          warnings.mockRestore();
+        }
+        expect([idp.tokenRequests, second.tokenRequests]).toEqual([demoBefore, secondBefore]);
+        // The login under way is used up: it cannot be finished at the right path afterwards either.
+        await deliver(agent, callback).expect(400);
+        expect((await whoami(agent)).isAuthenticated).toBe(false);
+        // Unknown providers have no callback.
+        await agent.get(`/oidc/callback/nope${callback.search}`).set('Accept', HTML).expect(404);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('requires iss from a provider that advertises it (RFC 9207), and refuses another issuer’s, before any token request', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        for (const tamper of [(params: URLSearchParams) => params.delete('iss'), (params: URLSearchParams) => params.set('iss', 'https://other-idp.example')]) {
+          const agent = request.agent(server);
+          const callback = await signInAtProvider((await start(agent)).href, 'gwen@idp.example', 'moonlight');
+          expect(callback.searchParams.get('iss')).toBe(idp.issuer);
+          const before = idp.tokenRequests;
+          const params = new URLSearchParams(callback.search);
+          tamper(params);
+          await agent.get(`/oidc/callback/demo?${params}`).set('Accept', HTML).expect(400);
+          expect(idp.tokenRequests).toBe(before);
+          expect((await whoami(agent)).isAuthenticated).toBe(false);
+        }
+      } finally {
+        warnings.mockRestore();
+      }
     });
 
     it('refuses a code for another login of the same browser (its PKCE verifier and nonce do not match)', async () => {
@@ -261,7 +406,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       mixed.set('state', second.searchParams.get('state')!);
       const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
       try {
-        await agent.get(`/oidc/callback?${mixed}`).set('Accept', HTML).expect(400);
+        await agent.get(`/oidc/callback/demo?${mixed}`).set('Accept', HTML).expect(400);
       } finally {
         warnings.mockRestore();
       }
@@ -281,7 +426,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       await sessions.update({ id: row.id }, { data: JSON.stringify(data) });
       const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
       try {
-        await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+        await deliver(agent, callback).expect(400);
         expect(warnings).toHaveBeenCalledWith(expect.stringMatching(/nonce/));
       } finally {
         warnings.mockRestore();
@@ -314,7 +459,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
         forged.set('state', state);
         const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
         try {
-          await victim.get(`/oidc/callback?${forged}`).set('Accept', HTML).expect(400);
+          await victim.get(`/oidc/callback/demo?${forged}`).set('Accept', HTML).expect(400);
         } finally {
           warnings.mockRestore();
         }
@@ -334,7 +479,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
         await new Promise((resolve) => setTimeout(resolve, 2100));
         const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
         try {
-          const response = await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(400);
+          const response = await deliver(agent, callback).expect(400);
           expect(response.body.message).toMatch(/could not be completed/);
         } finally {
           warnings.mockRestore();
@@ -349,9 +494,88 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       await boot([OidcBackend.configure(demo())]);
       const agent = request.agent(server);
       const state = (await start(agent)).searchParams.get('state')!;
-      const response = await agent.get(`/oidc/callback?error=access_denied&state=${state}`).set('Accept', HTML).expect(403);
+      const response = await agent.get(`/oidc/callback/demo?error=access_denied&state=${state}`).set('Accept', HTML).expect(403);
       expect(response.body.message).toBe('the demo provider did not log you in (access_denied).');
       expect((await whoami(agent)).isAuthenticated).toBe(false);
+    });
+
+    it('takes neither the username nor the email from an unverified email claim', async () => {
+      await boot([OidcBackend.configure(demo()), ModelBackend]);
+      // Someone typed a victim's address at the provider, which did not verify it.
+      const victim = await t!.users.createUser({ username: 'hank@idp.example', email: 'hank@idp.example', password: 'victim secret' });
+      const agent = request.agent(server);
+      expect((await logIn(agent, 'hank@idp.example', 'sunrise')).status).toBe(302);
+      expect((await agent.get('/me').expect(200)).body).toEqual({ username: 'hank-2', backend: 'demo' });
+      const made = (await t!.users.findByUsername('hank-2'))!;
+      expect(made.email).toBe('');
+      expect(await t!.users.repository.count()).toBe(2);
+      expect(await t!.users.checkPassword((await t!.users.findById(String(victim.id)))!, 'victim secret')).toBe(true);
+    });
+
+    it('keeps the verified email when the provider later sends an unverified one', async () => {
+      await boot([OidcBackend.configure(demo())]);
+      expect((await logIn(request.agent(server))).status).toBe(302);
+      idp.update('gwen-1', { email: 'someone.else@idp.example', emailVerified: false });
+      try {
+        expect((await logIn(request.agent(server), 'gwen-1')).status).toBe(302);
+        const users = await t!.users.repository.find();
+        expect(users.map((user) => [user.username, user.email])).toEqual([['gwen@idp.example', 'gwen@idp.example']]);
+      } finally {
+        idp.update('gwen-1', { email: 'gwen@idp.example', emailVerified: true });
+      }
+    });
+
+    it('gives SSO logins a budget of their own: many from one address succeed, password guesses stay limited', async () => {
+      // A tight password budget, to see that SSO logins do not spend it (an office behind one NAT at 9 am).
+      await boot([OidcBackend.configure(demo()), ModelBackend], { throttle: { addressBurst: 5, addressRate: 0.01 } });
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) statuses.push((await logIn(request.agent(server))).status);
+      expect(statuses).toEqual(Array(12).fill(302));
+      // Password guesses from the same address: as limited as before.
+      await t!.users.createUser({ username: 'carol', password: 'correct horse' });
+      const guesses: number[] = [];
+      for (let i = 0; i < 7; i++) guesses.push((await request(server).post('/login').send({ username: 'carol', password: `guess ${i}` })).status);
+      expect(guesses).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    });
+
+    it('still bounds a flood of forged callbacks from one address: past callbackBurst, 429 before the provider is asked', async () => {
+      await boot([OidcBackend.configure(demo())], { throttle: { callbackBurst: 3, callbackRate: 0.01 } });
+      const before = idp.tokenRequests;
+      const statuses: number[] = [];
+      const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        for (let i = 0; i < 5; i++) {
+          // Logins of the attacker's own, each with a made-up code.
+          const agent = request.agent(server);
+          const state = (await start(agent)).searchParams.get('state')!;
+          statuses.push((await agent.get(`/oidc/callback/demo?code=forged-code-${i}&state=${state}&iss=${encodeURIComponent(idp.issuer)}`).set('Accept', HTML)).status);
+        }
+      } finally {
+        warnings.mockRestore();
+      }
+      expect(statuses).toEqual([400, 400, 400, 429, 429]);
+      expect(idp.tokenRequests - before).toBe(3);
+    });
+
+    it('makes one local user when two first logins of the same person finish at once (two browsers), with no 5xx', async () => {
+      // Both logins get as far as populateUser before either saves, as two instances or a slow hook would.
+      const both = barrier(2);
+      class SlowDemo extends OidcBackend.configure(demo({ groupsClaim: 'groups', mirrorGroups: true })) {
+        protected override async populateUser(): Promise<void> {
+          await both();
+        }
+      }
+      await boot([SlowDemo], {}, 'loopback');
+      const browsers = [request.agent(server), request.agent(server)];
+      const callbacks: URL[] = [];
+      for (const browser of browsers) callbacks.push(await signInAtProvider((await start(browser)).href, 'gwen@idp.example', 'moonlight'));
+      const responses = await Promise.all(browsers.map((browser, i) => deliver(browser, callbacks[i]).set('X-Forwarded-For', `203.0.113.${i + 1}`)));
+      expect(responses.map((response) => response.status)).toEqual([302, 302]);
+      const users = await t!.users.repository.find();
+      expect(users).toHaveLength(1);
+      for (const browser of browsers) expect((await browser.get('/me').expect(200)).body).toEqual({ username: 'gwen@idp.example', backend: 'demo' });
+      expect(await identities()).toEqual([expect.objectContaining({ source: 'demo', subject: 'gwen-1', userId: String(users[0].id) })]);
+      expect((await t!.app.get(PermissionManager).userGroups(users[0])).map((group) => group.name).sort()).toEqual(['editors', 'staff']);
     });
   });
 
@@ -362,7 +586,9 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     await boot([OidcBackend.configure(demo({ issuer: `http://127.0.0.1:${port}` }))]);
     const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     try {
-      const response = await request(server).get('/oidc/authenticate?provider=demo').set('Accept', HTML).expect(503);
+      const agent = request.agent(server);
+      const csrfmiddlewaretoken = await csrfTokenOf(agent);
+      const response = await agent.post('/oidc/authenticate').type('form').set('Accept', HTML).send({ csrfmiddlewaretoken, provider: 'demo' }).expect(503);
       expect(response.headers['retry-after']).toBe('30');
     } finally {
       errors.mockRestore();
@@ -377,7 +603,7 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
       await back.close();
       const silenced = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
       try {
-        await agent.get(`/oidc/callback${callback.search}`).set('Accept', HTML).expect(503);
+        await deliver(agent, callback).expect(503);
       } finally {
         silenced.mockRestore();
       }
@@ -387,38 +613,178 @@ describe('OidcBackend against a real provider (oidc-provider)', () => {
     }
   });
 
-  it('logs out here and at the provider (RP-initiated logout), by POST with the CSRF token', async () => {
+  it('logs out here and at the provider (RP-initiated logout) by POST with the CSRF token, the ID token in no URL nor session', async () => {
     await boot([OidcBackend.configure(demo())]);
     const agent = request.agent(server);
     await logIn(agent);
-    const { body } = await agent.get('/accounts/login').set('Accept', 'application/json').expect(200);
+    const [row] = await t!.app.get(DataSource).getRepository(SessionRecord).findBy({ revoked: false });
+    expect(row.data).toContain('_oidc_login');
+    expect(row.data).not.toMatch(JWT);
     await agent.post('/oidc/logout').send({}).expect(403);
-    const response = await agent.post('/oidc/logout').set('x-csrf-token', body.csrfToken).expect(302);
+    const response = await agent.post('/oidc/logout').set('x-csrf-token', await csrfTokenOf(agent)).expect(302);
     const url = new URL(response.headers.location);
     expect(url.origin + url.pathname).toBe(`${idp.issuer}/session/end`);
-    expect(url.searchParams.get('post_logout_redirect_uri')).toBe(AFTER_LOGOUT);
-    expect(url.searchParams.get('id_token_hint')).toMatch(/^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(Object.fromEntries(url.searchParams)).toEqual({ client_id: 'app', post_logout_redirect_uri: AFTER_LOGOUT });
+    expect(url.href).not.toMatch(JWT);
     expect((await whoami(agent)).isAuthenticated).toBe(false);
     // The provider takes the request (its "log out?" page).
     expect((await fetch(url)).status).toBe(200);
   });
 
-  it('offers a button per provider on the built-in login page, and no provider by an unknown name', async () => {
-    const second = await startProvider();
+  it('with logoutIdTokenHint, logs out at the provider with a form that POSTs the ID token: never in a URL', async () => {
+    const posting = await startProvider({ httpPost: true });
+    try {
+      await boot([OidcBackend.configure(demo({ issuer: posting.issuer, logoutIdTokenHint: true }))]);
+      const agent = request.agent(server);
+      expect((await logIn(agent)).status).toBe(302);
+      const response = await agent.post('/oidc/logout').set('x-csrf-token', await csrfTokenOf(agent)).set('Accept', HTML).expect(200);
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+      expect(response.headers.location).toBeUndefined();
+      expect(response.headers['cache-control']).toContain('no-store');
+      const form = /<form id="end-session" method="post" action="([^"]+)">([\s\S]*?)<\/form>/.exec(response.text)!;
+      const action = form[1].replaceAll('&amp;', '&');
+      expect(action).toBe(`${posting.issuer}/session/end`);
+      const fields = Object.fromEntries([...form[2].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((match) => [match[1], match[2]]));
+      expect(fields).toEqual({ client_id: 'app', id_token_hint: expect.stringMatching(JWT), post_logout_redirect_uri: AFTER_LOGOUT });
+      // Sent by its own script where scripts run; the page's policy allows that script and nothing else.
+      const script = /<script>([^<]*)<\/script>/.exec(response.text)![1];
+      expect(response.headers['content-security-policy']).toContain(`script-src 'sha256-${createHash('sha256').update(script).digest('base64')}'`);
+      // The browser posts it and the provider takes it (its "log out?" page); a made-up hint it refuses.
+      const atProvider = await fetch(action, { method: 'POST', body: new URLSearchParams(fields), redirect: 'manual' });
+      expect(atProvider.status).toBe(200);
+      const forged = await fetch(action, { method: 'POST', body: new URLSearchParams({ ...fields, id_token_hint: 'ey.ey.x' }), redirect: 'manual' });
+      expect(forged.status).toBe(400);
+    } finally {
+      await posting.close();
+    }
+  });
+
+  it('logs out to logoutRedirectUrl when the provider has no end-session endpoint', async () => {
+    const plain = await startProvider({ rpInitiatedLogout: false });
+    try {
+      await boot([OidcBackend.configure(demo({ issuer: plain.issuer }))], { logoutRedirectUrl: '/bye' });
+      const agent = request.agent(server);
+      expect((await logIn(agent)).status).toBe(302);
+      const token = await csrfTokenOf(agent);
+      const response = await agent.post('/oidc/logout').set('x-csrf-token', token).expect(302);
+      expect(response.headers.location).toBe('/bye');
+      expect((await whoami(agent)).isAuthenticated).toBe(false);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('offers a button per provider on the built-in login page, a form with the CSRF token that starts the login', async () => {
+    const second = await startProvider({ redirectUris: [callbackOf('second')] });
     try {
       await boot([
         OidcBackend.configure(demo()),
         OidcBackend.configure(demo({ name: 'second', label: 'Second <IdP>', issuer: second.issuer })),
         ModelBackend,
       ]);
-      const page = await request(server).get('/accounts/login?next=%2Fme').set('Accept', HTML).expect(200);
-      expect(page.text).toContain('<a class="provider" href="/oidc/authenticate?provider=demo&amp;next=%2Fme">Log in with the demo provider</a>');
-      expect(page.text).toContain('<a class="provider" href="/oidc/authenticate?provider=second&amp;next=%2Fme">Log in with Second &lt;IdP&gt;</a>');
-      const url = await start(request.agent(server), 'provider=second');
-      expect(url.origin).toBe(second.issuer);
-      await request(server).get('/oidc/authenticate?provider=nope').set('Accept', HTML).expect(404);
+      const agent = request.agent(server);
+      const page = await agent.get('/accounts/login?next=%2Fme').set('Accept', HTML).expect(200);
+      const forms = [...page.text.matchAll(/<form class="provider" method="post" action="([^"]+)">([\s\S]*?)<\/form>/g)];
+      expect(forms.map((form) => form[1])).toEqual(['/oidc/authenticate', '/oidc/authenticate']);
+      expect(forms[1][2]).toContain('<button type="submit">Log in with Second &lt;IdP&gt;</button>');
+      const fields = Object.fromEntries([...forms[1][2].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((match) => [match[1], match[2]]));
+      expect(fields).toEqual({ csrfmiddlewaretoken: expect.stringMatching(/^[0-9a-f]{64}$/), provider: 'second', next: '/me' });
+      const started = await agent.post('/oidc/authenticate').type('form').send(fields).expect(303);
+      expect(new URL(started.headers.location).origin).toBe(second.issuer);
+      const callback = await signInAtProvider(started.headers.location, 'gwen@idp.example', 'moonlight', callbackOf('second'));
+      expect((await deliver(agent, callback).expect(302)).headers.location).toBe('/me');
+      await agent.post('/oidc/authenticate').type('form').send({ ...fields, csrfmiddlewaretoken: await csrfTokenOf(agent), provider: 'nope' }).expect(404);
     } finally {
       await second.close();
     }
   });
+
+  it('tells where callbacks go now when a provider still sends the browser to the shared /oidc/callback', async () => {
+    await boot([OidcBackend.configure(demo())]);
+    const response = await request(server).get('/oidc/callback?code=x&state=y').set('Accept', 'application/json').expect(404);
+    expect(response.body.message).toMatch(/\/oidc\/callback\/\{provider name\}/);
+  });
 });
+
+/**
+ * Two instances of the app on one PostgreSQL database, and the same person's first login
+ * finishing on both at once: one local user, one link, no 5xx.
+ */
+describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', () => {
+  const url = postgresUrl()!;
+  const schema = uniqueName('oidc_race');
+  let idp: DemoProvider;
+  const apps: TestApp[] = [];
+
+  async function admin(sql: string) {
+    const ds = await new DataSource({ type: 'postgres', url }).initialize();
+    try {
+      await ds.query(sql);
+    } finally {
+      await ds.destroy();
+    }
+  }
+
+  beforeAll(async () => {
+    await admin(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    idp = await startProvider({ accounts: [account(), account({ sub: 'ivy-3', email: 'ivy@idp.example', password: 'stardust' })] });
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await idp?.close();
+    await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  });
+
+  it('makes one user for one person whose first logins finish on both instances at once', async () => {
+    const both = barrier(2);
+    const options: OidcBackendOptions = {
+      name: 'demo',
+      issuer: idp.issuer,
+      clientId: 'app',
+      clientSecret: 'app-secret',
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      groupsClaim: 'groups',
+      mirrorGroups: true,
+      allowInsecureRequests: true,
+    };
+    class SlowDemo extends OidcBackend.configure(options) {
+      protected override async populateUser(): Promise<void> {
+        await both();
+      }
+    }
+    for (let i = 0; i < 2; i++) {
+      apps.push(
+        await createTestApp({
+          database: { type: 'postgres', url, schema, ...(i === 0 ? { dropSchema: true } : { synchronize: false }) },
+          auth: { backends: [SlowDemo], views: true, siteUrl: SITE, loginRedirectUrl: '/whoami' },
+          imports: [OidcModule],
+        }),
+      );
+    }
+    const browsers = apps.map((app) => request.agent(app.app.getHttpServer()));
+    const callbacks: URL[] = [];
+    for (const browser of browsers) {
+      const csrfmiddlewaretoken = await csrfTokenOf(browser);
+      const started = await browser.post('/oidc/authenticate').type('form').send({ csrfmiddlewaretoken, provider: 'demo' }).expect(303);
+      callbacks.push(await signInAtProvider(started.headers.location, 'gwen@idp.example', 'moonlight'));
+    }
+    const responses = await Promise.all(browsers.map((browser, i) => deliver(browser, callbacks[i])));
+    expect(responses.map((response) => response.status)).toEqual([302, 302]);
+    const users = await apps[0].users.repository.find();
+    expect(users.map((user) => user.username)).toEqual(['gwen@idp.example']);
+    for (const browser of browsers) expect((await browser.get('/whoami').expect(200)).body).toEqual({ username: 'gwen@idp.example', isAuthenticated: true });
+    const links = await apps[0].app.get(DataSource).getRepository(ExternalIdentity).find();
+    expect(links).toEqual([expect.objectContaining({ source: 'demo', subject: 'gwen-1', userId: String(users[0].id) })]);
+  });
+});
+
+/** Resolves for everyone once `count` callers are waiting (or after two seconds, so a lone caller never hangs). */
+function barrier(count: number): () => Promise<void> {
+  let waiting = 0;
+  let release!: () => void;
+  const all = new Promise<void>((resolve) => (release = resolve));
+  return () => {
+    if (++waiting === count) release();
+    return Promise.race([all, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+  };
+}

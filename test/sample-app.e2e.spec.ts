@@ -755,11 +755,16 @@ describe('sample-app with its demo identity provider', () => {
   it('offers the button with the provider’s demo account, and logs fiona in through the provider', async () => {
     const browser = request.agent(server).set('Host', 'localhost:3000');
     const page = await browser.get('/login?next=%2Fdashboard').expect(200);
-    expect(page.text).toContain('<a class="button" href="/oidc/authenticate?provider=demo-idp&amp;next=%2Fdashboard">Log in with the demo provider</a>');
+    // A form with the CSRF token, not a link: another site cannot start a login in a visitor's browser.
+    const form = /<form class="actions" method="post" action="\/oidc\/authenticate">([\s\S]*?)<\/form>/.exec(page.text)!;
+    expect(form[1]).toContain('<button type="submit">Log in with the demo provider</button>');
+    const fields = Object.fromEntries([...form[1].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((match) => [match[1], match[2]]));
+    expect(fields).toEqual({ csrfmiddlewaretoken: expect.stringMatching(/^[0-9a-f]{64}$/), provider: 'demo-idp', next: '/dashboard' });
     expect(page.text).toContain('<code>fiona@idp.example</code>, password <code>starlight</code>');
-    const started = await browser.get('/oidc/authenticate?provider=demo-idp&next=%2Fdashboard').expect(302);
-    const callback = await signInAtProvider(started.headers.location, 'fiona@idp.example', 'starlight', `${SITE}/oidc/callback`);
-    const done = await browser.get(`/oidc/callback${callback.search}`).expect(302);
+    await browser.get('/oidc/authenticate?provider=demo-idp&next=%2Fdashboard').expect(405);
+    const started = await browser.post('/oidc/authenticate').type('form').send(fields).expect(303);
+    const callback = await signInAtProvider(started.headers.location, 'fiona@idp.example', 'starlight', `${SITE}/oidc/callback/demo-idp`);
+    const done = await browser.get(`${callback.pathname}${callback.search}`).expect(302);
     expect(done.headers.location).toBe('/dashboard');
     const dashboard = await browser.get('/dashboard').expect(200);
     expect(dashboard.text).toContain('<span class="badge">demo-idp</span>');
@@ -781,8 +786,9 @@ describe('sample-app with its demo identity provider', () => {
 
   it('refuses a wrong password at the provider: nobody comes back logged in', async () => {
     const browser = request.agent(server).set('Host', 'localhost:3000');
-    const started = await browser.get('/oidc/authenticate?provider=demo-idp').expect(302);
-    await expect(signInAtProvider(started.headers.location, 'fiona@idp.example', 'wrong', `${SITE}/oidc/callback`)).rejects.toThrow();
+    const csrfmiddlewaretoken = await formToken(browser);
+    const started = await browser.post('/oidc/authenticate').type('form').send({ csrfmiddlewaretoken, provider: 'demo-idp' }).expect(303);
+    await expect(signInAtProvider(started.headers.location, 'fiona@idp.example', 'wrong', `${SITE}/oidc/callback/demo-idp`)).rejects.toThrow();
     expect((await browser.get('/dashboard').set(asBrowser).redirects(0)).status).toBe(302);
   });
 });

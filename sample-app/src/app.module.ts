@@ -1,4 +1,4 @@
-import { Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Inject, Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, ModelBackend, authEntities } from 'nestjs-session-auth';
@@ -10,8 +10,8 @@ import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
 import { SessionsController } from './sessions.controller.js';
-import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER } from './seed.js';
-import { OidcBackend, OidcModule, oidcEntities } from 'nestjs-session-auth/oidc';
+import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER, IDENTITY_PROVIDER_NAME } from './seed.js';
+import { OidcBackend, OidcModule } from 'nestjs-session-auth/oidc';
 import { sampleLdapBackend } from './ldap/directory.js';
 
 /** Where users, groups, permissions and sessions live. */
@@ -58,7 +58,7 @@ export class AppModule implements NestModule {
     return {
       module: AppModule,
       imports: [
-        TypeOrmModule.forRoot({ ...database, entities: [...authEntities, ...oidcEntities], synchronize: true }),
+        TypeOrmModule.forRoot({ ...database, entities: authEntities, synchronize: true }),
         AuthModule.forRoot({
           // Asked in this order for every login; the first backend that returns a user wins.
           backends: [
@@ -102,20 +102,27 @@ export class AppModule implements NestModule {
     };
   }
 
+  constructor(@Inject(IDENTITY_PROVIDER) private readonly identityProvider: IdentityProviderOptions | null) {}
+
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(securityHeaders).forRoutes({ path: '*', method: RequestMethod.ALL });
+    // The login button's form is sent on to the provider, whose pages are at its issuer's origin.
+    const formTargets = this.identityProvider ? [new URL(this.identityProvider.issuer).origin] : [];
+    consumer.apply(securityHeaders({ formTargets })).forRoutes({ path: '*', method: RequestMethod.ALL });
   }
 }
 
-/** The provider's backend: users are created at their first login there and linked by subject. */
+/**
+ * The provider's backend: users are created at their first login there and linked by subject
+ * (never to an existing account of the same name), named after their email when the provider
+ * verified it. The callback is `/oidc/callback/demo-idp` on this site.
+ */
 function identityProviderBackend(options: IdentityProviderOptions) {
   return OidcBackend.configure({
-    name: 'demo-idp',
+    name: IDENTITY_PROVIDER_NAME,
     label: options.label,
     issuer: options.issuer,
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     allowInsecureRequests: options.allowInsecureRequests,
-    verifyClaims: (claims) => claims.email_verified === true,
   });
 }

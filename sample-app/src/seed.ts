@@ -27,6 +27,8 @@ export const DEMO_MODE = Symbol('DEMO_MODE');
 export const DIRECTORY_IN_USE = Symbol('DIRECTORY_IN_USE');
 /** The OpenID Connect provider offered on the login page (`IdentityProviderOptions`), or `null`. */
 export const IDENTITY_PROVIDER = Symbol('IDENTITY_PROVIDER');
+/** Its backend's name: what sessions record, the login button posts, and its callback ends in (`/oidc/callback/demo-idp`). */
+export const IDENTITY_PROVIDER_NAME = 'demo-idp';
 
 /**
  * Create what the site needs, leaving alone whatever exists: running it at every start keeps

@@ -7,4 +7,5 @@ export {
   type LockoutState,
   type RedisLikeClient,
   type ThrottleOptions,
+  type LoginAttemptKind,
 } from '../login-throttle.js';

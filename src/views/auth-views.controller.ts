@@ -355,7 +355,7 @@ export class AuthViewsController implements OnApplicationBootstrap {
       ...this.formPage(request, loginPath(this.config.loginUrl), errors, {}),
       redirectFieldName: this.config.redirectFieldName,
       next,
-      providers: this.providerLinks(next),
+      providers: this.providerButtons(),
       username,
       passwordResetUrl: AUTH_VIEW_PATHS.passwordReset,
       rememberMe: this.options.login.rememberMe,
@@ -363,14 +363,11 @@ export class AuthViewsController implements OnApplicationBootstrap {
     });
   }
 
-  /** A link per OpenID Connect backend (found by its `oidcLogin`, without loading an OpenID client here). */
-  private providerLinks(next: string): { label: string; url: string }[] {
-    const field = this.config.redirectFieldName;
+  /** A button per OpenID Connect backend (found by its `oidcLogin`, without loading an OpenID client here). */
+  private providerButtons(): { label: string; provider: string; action: string }[] {
     return this.backends.all.flatMap(({ backend }) => {
       const login = (backend as { oidcLogin?: { provider: string; label: string } }).oidcLogin;
-      if (!login) return [];
-      const query = new URLSearchParams({ provider: login.provider, ...(next && field ? { [field]: next } : {}) });
-      return [{ label: login.label, url: `/oidc/authenticate?${query}` }];
+      return login ? [{ label: login.label, provider: login.provider, action: '/oidc/authenticate' }] : [];
     });
   }
 

@@ -28,8 +28,12 @@ export interface LoginPage extends FormPage {
   /** Whether the form offers "Remember me" (`views.login.rememberMe`), and whether it is ticked. */
   rememberMe: boolean;
   remembered: boolean;
-  /** "Log in with …" links, one per OpenID Connect provider among the backends. */
-  providers: { label: string; url: string }[];
+  /**
+   * "Log in with …" buttons, one per OpenID Connect provider among the backends: each a form
+   * that POSTs `provider` (and `next`) to `action` with the CSRF token, since a login must not
+   * start from a mere link another site could follow.
+   */
+  providers: { label: string; provider: string; action: string }[];
 }
 
 export interface PasswordChangePage extends FormPage {
@@ -178,7 +182,13 @@ export const builtInTemplates: AuthTemplates = {
         ? html`<p><label class="check"><input type="checkbox" name="remember_me" value="on"${page.remembered ? html` checked` : null}> Remember me</label></p>`
         : null,
     ];
-    const providers = page.providers.map((provider) => html`\n<p><a class="provider" href="${provider.url}">Log in with ${provider.label}</a></p>`);
+    const providers = page.providers.map(
+      (provider) => html`\n<form class="provider" method="post" action="${provider.action}">
+<input type="hidden" name="${page.csrfFieldName}" value="${page.csrfToken}">
+<input type="hidden" name="provider" value="${provider.provider}">${hidden}
+<p><button type="submit">Log in with ${provider.label}</button></p>
+</form>`,
+    );
     return layout('Log in', html`${form(page, fields, 'Log in', hidden)}${providers}
 <p class="help">${link(page.passwordResetUrl, 'Forgotten your password?')}</p>`);
   },

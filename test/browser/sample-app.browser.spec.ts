@@ -270,7 +270,7 @@ describeIf(chromiumFound)('the sample site’s "Log in with the demo provider", 
       const page = await context.newPage();
       await page.goto('/dashboard');
       expect(new URL(page.url()).pathname).toBe('/login');
-      await Promise.all([page.waitForURL(`${idp.provider.issuer}/interaction/**`), page.getByRole('link', { name: 'Log in with the demo provider' }).click()]);
+      await Promise.all([page.waitForURL(`${idp.provider.issuer}/interaction/**`), page.getByRole('button', { name: 'Log in with the demo provider' }).click()]);
       expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Demo identity provider');
       await page.getByLabel('Email').fill('fiona@idp.example');
       await page.getByLabel('Password').fill('starlight');

@@ -20,6 +20,11 @@ export async function signInAtProvider(authorizationUrl: string, login: string, 
   };
   let response = await send(authorizationUrl);
   let location = new URL(response.headers.get('location')!, authorizationUrl);
+  // Through any provider that sends the browser on to another (as a mix-up attacker's does).
+  for (let hops = 0; hops < 3 && !location.pathname.startsWith('/interaction/'); hops++) {
+    response = await send(location.href);
+    location = new URL(response.headers.get('location')!, location);
+  }
   if (!location.pathname.startsWith('/interaction/')) throw new Error(`The provider did not show its login page: ${location.href}`);
   const page = await send(location.href);
   if (!(await page.text()).includes('Demo identity provider')) throw new Error('Not the demo provider’s login page.');

@@ -1,4 +1,5 @@
 import type { IdentityProviderOptions } from '../app.module.js';
+import { IDENTITY_PROVIDER_NAME } from '../seed.js';
 import { DEMO_ACCOUNTS, DemoProvider } from './demo-provider.js';
 
 /** The client the sample is at the demo provider (both sides run here; the secret protects nothing). */
@@ -15,7 +16,8 @@ export async function startDemoIdentityProvider(
   const provider = await DemoProvider.start({
     port,
     ...CLIENT,
-    redirectUris: siteOrigins.map((origin) => `${origin}/oidc/callback`),
+    // The site's callback for this provider: each provider has its own.
+    redirectUris: siteOrigins.map((origin) => `${origin}/oidc/callback/${IDENTITY_PROVIDER_NAME}`),
     postLogoutRedirectUris: siteOrigins.map((origin) => `${origin}/`),
     accounts: DEMO_ACCOUNTS,
   });

@@ -33,6 +33,10 @@ export interface DemoProviderSettings {
   codeTtl?: number;
   /** More clients of the same provider. */
   extraClients?: { clientId: string; clientSecret: string; redirectUris: string[] }[];
+  /** Offer an end-session endpoint (RP-initiated logout; default true). */
+  rpInitiatedLogout?: boolean;
+  /** Take POST at the authorization and end-session endpoints too (its session cookie is then `SameSite=None`). */
+  httpPost?: boolean;
 }
 
 export const DEMO_ACCOUNTS: DemoAccount[] = [
@@ -40,6 +44,9 @@ export const DEMO_ACCOUNTS: DemoAccount[] = [
 ];
 
 export class DemoProvider {
+  /** Codes it was asked to redeem (POSTs to its token endpoint), for the tests. */
+  tokenRequests = 0;
+
   private constructor(
     readonly provider: Provider,
     private readonly server: Server,
@@ -80,10 +87,14 @@ export class DemoProvider {
         })),
       ],
       jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'demo', use: 'sig', alg: 'RS256' }] as never },
-      cookies: { keys: [createHash('sha256').update(`${issuer}:${Math.random()}`).digest('hex')] },
+      cookies: {
+        keys: [createHash('sha256').update(`${issuer}:${Math.random()}`).digest('hex')],
+        ...(settings.httpPost ? { long: { sameSite: 'none' } } : {}),
+      },
+      enableHttpPostMethods: settings.httpPost ?? false,
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['given_name', 'family_name', 'name'], groups: ['groups'] },
       scopes: ['openid', 'email', 'profile', 'groups'],
-      features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true } },
+      features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: settings.rpInitiatedLogout ?? true } },
       pkce: { required: () => true },
       ttl: { AuthorizationCode: settings.codeTtl ?? 60 },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -108,6 +119,7 @@ export class DemoProvider {
     const demo = new DemoProvider(provider, server, accounts);
     const callback = provider.callback();
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      if (request.method === 'POST' && request.url?.startsWith('/token')) demo.tokenRequests++;
       if (request.url?.startsWith('/interaction/')) {
         demo.interaction(request, response).catch((error) => {
           response.statusCode = 500;

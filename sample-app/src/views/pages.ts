@@ -1,6 +1,6 @@
 import { isAuthenticated, type User, type UserSession } from 'nestjs-session-auth';
 import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
-import { DEMO_ACCOUNTS } from '../seed.js';
+import { DEMO_ACCOUNTS, IDENTITY_PROVIDER_NAME } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
 import { html, type SafeHtml } from 'nestjs-session-auth/views';
 import type { IdentityProviderOptions } from '../app.module.js';
@@ -12,7 +12,7 @@ const BACKEND_STORIES: Record<string, string> = {
   DictionaryBackend: 'found your name and password in its dictionary, and mapped you to the local user of that name.',
   DirectoryBackend:
     'asked the external directory, which checked your password; your local user was created at your first login and updated from the directory at this one.',
-  'demo-idp':
+  [IDENTITY_PROVIDER_NAME]:
     'sent you to the identity provider, which checked your password and sent you back with a signed ID token; your local user is linked to your identity there, so a new email there is still you.',
   LdapBackend:
     'bound to the OpenLDAP directory as you, which checked your password; your local user was created at your first login and updated from the directory (email, staff group) at this one.',
@@ -70,7 +70,6 @@ export function loginPage(
   form: LoginForm,
   { demo, identityProvider }: DemoContext & { identityProvider?: IdentityProviderOptions | null },
 ): string {
-  const providerLink = `/oidc/authenticate?${new URLSearchParams({ provider: 'demo-idp', ...(form.next ? { next: form.next } : {}) })}`;
   return layout(
     context,
     'Log in',
@@ -94,7 +93,13 @@ export function loginPage(
           <div><button type="submit">Log in</button></div>
         </form>
         ${identityProvider &&
-        html`<p class="actions"><a class="button" href="${providerLink}">Log in with ${identityProvider.label}</a></p>
+        // A form, not a link: starting a login is a POST with the CSRF token, so another site cannot start one.
+        html`<form class="actions" method="post" action="/oidc/authenticate">
+            <input type="hidden" name="${CSRF_FIELD_NAME}" value="${form.csrfToken}">
+            <input type="hidden" name="provider" value="${IDENTITY_PROVIDER_NAME}">
+            ${form.next && html`<input type="hidden" name="next" value="${form.next}">`}
+            <button type="submit">Log in with ${identityProvider.label}</button>
+          </form>
           ${identityProvider.demoAccount &&
           html`<p class="muted">At the provider: <code>${identityProvider.demoAccount.login}</code>, password <code>${identityProvider.demoAccount.password}</code>.</p>`}`}
       </section>

@@ -1,15 +1,13 @@
 import { Injectable, Logger, type Type } from '@nestjs/common';
 import type { Request } from 'express';
 import * as client from 'openid-client';
-import { createHash } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { ExternalUsers } from '../../external-users.js';
 import { PermissionManager } from '../../permission.manager.js';
 import { requireLoadedSession } from '../../request/session-lifecycle.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
 import { BaseBackend, configuredBackend, configuredOptions } from '../base.backend.js';
 import { OidcLoginFailed, ProviderUnavailable } from './oidc-errors.js';
-import { OidcIdentity } from './oidc-identity.entity.js';
 import { resolveOidcOptions, type OidcBackendOptions, type ResolvedOidcOptions } from './oidc.options.js';
 
 /** Session key of the logins under way: state → what the callback needs (mozilla-django-oidc's `oidc_states`). */
@@ -44,9 +42,9 @@ export interface OidcPopulateContext {
  * Log in with an OpenID Connect provider (mozilla-django-oidc's `OIDCAuthenticationBackend`), on
  * `openid-client`: the authorization code flow with PKCE, `state` and `nonce` kept in the session,
  * the ID token checked (issuer, audience, expiry, signature from the provider's JWKS), userinfo
- * read. The person is linked to the local user by the provider's subject (`OidcIdentity`), so a
+ * read. The person is linked to the local user by the provider's subject (`ExternalUsers`), so a
  * changed email never makes a second user; the user is created at the first login and updated at
- * each. `OidcModule` mounts `/oidc/authenticate`, `/oidc/callback` and `/oidc/logout`.
+ * each. `OidcModule` mounts `/oidc/authenticate`, `/oidc/callback/{name}` and `/oidc/logout`.
  */
 @Injectable()
 export class OidcBackend extends BaseBackend {
@@ -60,7 +58,7 @@ export class OidcBackend extends BaseBackend {
   constructor(
     protected readonly users: UserManager<any>,
     protected readonly permissions: PermissionManager,
-    protected readonly dataSource: DataSource,
+    protected readonly externalUsers: ExternalUsers,
   ) {
     super();
     this.settings = resolveOidcOptions(this.oidcOptions());
@@ -119,7 +117,7 @@ export class OidcBackend extends BaseBackend {
 
   /**
    * The callback's half of the login, through `AuthService.authenticate(request, { oidcCallback:
-   * name })`; the callback view puts the login it took out of the session, the state and the
+   * name }, { kind: 'callback' })`; the callback view puts the login it took out of the session, the state and the
    * callback URL on the request (`OIDC_CALLBACK`), so the code and the PKCE verifier never travel
    * in the credentials (which `userLoginFailed` listeners see). The code is exchanged (PKCE,
    * state, nonce checked), the ID token validated, the local user found or created. `null` when
@@ -160,11 +158,11 @@ export class OidcBackend extends BaseBackend {
     if (typeof subject !== 'string' || subject === '' || subject.length > 255) {
       throw new OidcLoginFailed(`The provider did not say who you are (no ${this.settings.subjectClaim} claim).`);
     }
-    const user = await this.localUser(subject, claims, request);
+    const user = await this.localUser(subject, claims, this.copiedClaims(idClaims, userinfo), request);
     if (!user) return null;
     if (request) {
-      // For logging out at the provider later (RP-initiated logout needs the ID token).
-      (request as any)[PENDING_LOGIN] = { provider: this.name, idToken: tokens.id_token };
+      // For logging out at the provider later; the ID token is kept only when that sends it.
+      (request as any)[PENDING_LOGIN] = { provider: this.name, ...(this.settings.logoutIdTokenHint ? { idToken: tokens.id_token } : {}) };
     }
     return user;
   }
@@ -173,21 +171,29 @@ export class OidcBackend extends BaseBackend {
     return this.users.findById(id);
   }
 
-  /** Where to send the browser to log out at the provider too; `null` when it has no end-session endpoint. */
-  async endSessionUrl(idToken: string | undefined): Promise<string | null> {
+  /**
+   * How to log out at the provider too (RP-initiated logout), `null` when it has no end-session
+   * endpoint. The ID token never goes into a URL (history, proxy logs): a redirect carries
+   * `client_id` and `post_logout_redirect_uri` only, or, with `logoutIdTokenHint`, a form the
+   * browser POSTs there carries the token as well.
+   */
+  async endSession(idToken: string | undefined): Promise<EndSession | null> {
     const configuration = await this.discover();
-    if (!configuration.serverMetadata().end_session_endpoint) return null;
-    return client
-      .buildEndSessionUrl(configuration, {
-        ...(idToken ? { id_token_hint: idToken } : {}),
-        ...(this.settings.postLogoutRedirectUri ? { post_logout_redirect_uri: this.settings.postLogoutRedirectUri } : {}),
-      })
-      .toString();
+    const endpoint = configuration.serverMetadata().end_session_endpoint;
+    if (!endpoint) return null;
+    const fields: Record<string, string> = {
+      client_id: this.settings.clientId,
+      ...(this.settings.postLogoutRedirectUri ? { post_logout_redirect_uri: this.settings.postLogoutRedirectUri } : {}),
+    };
+    if (this.settings.logoutIdTokenHint && idToken) return { form: { action: endpoint, fields: { ...fields, id_token_hint: idToken } } };
+    const url = new URL(endpoint);
+    for (const [name, value] of Object.entries(fields)) url.searchParams.set(name, value);
+    return { redirect: url.href };
   }
 
-  /** The callback URL this provider sends the code back to. */
+  /** The callback URL this provider sends the code back to: its own, so a code cannot land in another provider's login. */
   redirectUriFor(origin: string | null): string | null {
-    return this.settings.redirectUri ?? (origin ? `${origin}/oidc/callback` : null);
+    return this.settings.redirectUri ?? (origin ? `${origin}/oidc/callback/${encodeURIComponent(this.name)}` : null);
   }
 
   /** The provider's metadata, read once (again after a failure). */
@@ -226,46 +232,55 @@ export class OidcBackend extends BaseBackend {
     return new ProviderUnavailable(this.settings.label);
   }
 
-  /** The local user linked to this subject, created (and linked) at the first login when allowed; updated at each. */
-  private async localUser(subject: string, claims: Record<string, unknown>, request: Request | undefined): Promise<any | null> {
-    const identities = this.dataSource.getRepository(OidcIdentity);
-    const link = await identities.findOneBy({ provider: this.name, subject });
-    let user = link ? await this.users.findById(link.userId) : null;
-    const created = !user;
-    if (!user) {
-      if (!this.settings.createUsers) return null;
-      user = this.users.repository.create({ username: await this.freeUsername(subject, claims), isActive: true, isStaff: false, isSuperuser: false, dateJoined: new Date() } as any);
-      await this.users.setPassword(user, null);
-    }
-    if (user.isActive === false) return null;
+  /**
+   * The claims that may be copied into the local user (username, `claimsMap`): all of them, but
+   * `email` only when the provider verified it (or `trustUnverifiedEmail` says it need not), read
+   * from the same answer as the address it speaks of.
+   */
+  private copiedClaims(idClaims: Record<string, unknown>, userinfo: Record<string, unknown>): Record<string, unknown> {
+    const claims = { ...userinfo, ...idClaims };
+    if (this.settings.trustUnverifiedEmail) return claims;
+    const source = idClaims.email !== undefined ? idClaims : userinfo;
+    // Some providers send the flag as a string (AWS Cognito's userinfo).
+    const verified = source.email_verified === true || source.email_verified === 'true';
+    if (!verified) delete claims.email;
+    return claims;
+  }
+
+  /**
+   * The local user linked to this subject (`ExternalUsers`: created at the first login when
+   * allowed, renamed when its name is taken, one user however many first logins race), its
+   * fields updated from the claims at each login.
+   */
+  private async localUser(
+    subject: string,
+    claims: Record<string, unknown>,
+    copied: Record<string, unknown>,
+    request: Request | undefined,
+  ): Promise<any | null> {
+    const claimed = copied[this.settings.usernameClaim];
+    const found = await this.externalUsers.find({
+      source: this.name,
+      subject,
+      username: typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 ? claimed : subject.slice(0, 120),
+      createUsers: this.settings.createUsers,
+      linkExistingUsers: this.settings.linkExistingUsers,
+      // Nobody types a username here: a taken one means a new user of another name.
+      whenNameTaken: 'rename',
+    });
+    if (!found || found.user.isActive === false) return null;
     for (const [field, claim] of Object.entries(this.settings.claimsMap)) {
-      const value = claims[claim];
-      if (typeof value === 'string' && this.users.hasField(field)) user[field] = value;
+      const value = copied[claim];
+      if (typeof value === 'string' && this.users.hasField(field)) found.user[field] = value;
     }
-    await this.populateUser({ user, claims, created, request });
-    user = await this.users.repository.save(user, { transaction: false });
-    if (!link) await identities.save(identities.create({ provider: this.name, subject, userId: String(user.id) }), { transaction: false });
-    // The linked user was deleted here: the identity now names the user just made.
-    else if (link.userId !== String(user.id)) await identities.update({ id: link.id }, { userId: String(user.id) });
+    await this.populateUser({ user: found.user, claims, created: found.created, request });
+    const user = await this.externalUsers.save(found);
     if (this.settings.mirrorGroups && this.settings.groupsClaim) {
       const groups = claims[this.settings.groupsClaim];
       const names = Array.isArray(groups) ? groups.filter((name): name is string => typeof name === 'string') : [];
       await this.permissions.setUserGroups(user, names, Array.isArray(this.settings.mirrorGroups) ? this.settings.mirrorGroups : undefined);
     }
     return user;
-  }
-
-  /** The username claim for a new user, unless a local user has it: then a name no one has, from the subject. */
-  private async freeUsername(subject: string, claims: Record<string, unknown>): Promise<string> {
-    const claimed = claims[this.settings.usernameClaim];
-    const wanted = typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 ? claimed : subject.slice(0, 120);
-    if (!(await this.users.findByUsername(wanted))) return wanted;
-    const base = `${wanted.slice(0, 120)}-${createHash('sha256').update(`${this.name}:${subject}`).digest('hex').slice(0, 12)}`;
-    for (let n = 0; n < 100; n++) {
-      const candidate = n === 0 ? base : `${base}-${n}`;
-      if (!(await this.users.findByUsername(candidate))) return candidate;
-    }
-    throw new OidcLoginFailed('No username is free for this account here; ask an administrator.');
   }
 }
 
@@ -278,6 +293,9 @@ export interface OidcCallback {
   /** The callback URL as the provider sent the browser to it (code, state, iss). */
   url: URL;
 }
+
+/** Logging out at the provider: a redirect, or a form for the browser to POST there. */
+export type EndSession = { redirect: string } | { form: { action: string; fields: Record<string, string> } };
 
 /** What the callback hands `AuthService.login()`'s caller: the provider and ID token of the login just made. */
 export const PENDING_LOGIN = Symbol('nestjs-session-auth:oidc-pending-login');
