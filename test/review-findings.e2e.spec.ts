@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import type { AddressInfo } from 'node:net';
 import { CurrentUser, ExternalIdentity, ExternalUsers, type ExternalUserQuery } from 'nestjs-session-auth';
@@ -103,5 +104,49 @@ describe('review: linkExistingUsers and accounts another outside source made', (
     expect(victim?.id).not.toBe(attacker.id);
     // The attacker's account stays linked to the attacker's source alone.
     expect((await identities()).filter((row) => row.userId === String(attacker.id)).map((row) => row.source)).toEqual(['PartnerOidc']);
+  });
+});
+
+describe('review: two first logins of one directory person at once', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+
+  /*
+   * save() writes the new user, then its link: a second first login of the same person (a
+   * double-clicked login button, two tabs) whose find() falls between the two sees an account
+   * of that name with no link, which a source that refuses namesakes (LDAP, remote users)
+   * refuses: the person is told "wrong password" (LdapBackend's PermissionDenied, counted as a
+   * failure by the throttle). The window is held open here the way a slow database holds it.
+   */
+  it('never refuses the person whose own first login is still being saved', async () => {
+    t = await createTestApp();
+    const external = t.app.get(ExternalUsers);
+    const links = t.users.dataSource.getRepository(ExternalIdentity);
+    const query: ExternalUserQuery = { source: 'CorpLdap', subject: 'dana-entry-uuid', username: 'dana', createUsers: true, whenNameTaken: 'refuse' };
+    const insert = links.insert.bind(links);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    jest.spyOn(links, 'insert').mockImplementation(async (...args: Parameters<typeof links.insert>) => {
+      // The first login's link is written late; every other insert goes straight through.
+      if (calls++ === 0) await held;
+      return insert(...args);
+    });
+    let userSaved!: () => void;
+    const saved = new Promise<void>((resolve) => (userSaved = resolve));
+    const save = t.users.repository.save.bind(t.users.repository);
+    jest.spyOn(t.users.repository, 'save').mockImplementation(async (...args: any[]) => {
+      const result = await (save as any)(...args);
+      userSaved();
+      return result;
+    });
+
+    const first = (async () => external.save((await external.find(query))!))();
+    // (A save that no longer goes through these two calls has no such window: go on regardless.)
+    await Promise.race([saved, new Promise((resolve) => setTimeout(resolve, 500))]);
+    const second = external.find(query);
+    setTimeout(release, 100);
+    const [user, found] = await Promise.all([first, second]);
+    expect(found?.user.id).toBe(user.id);
   });
 });
