@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Repository } from 'typeorm';
+import { isPasswordUsable } from './passwords/password-hasher.js';
 import { ExternalIdentity } from './storage/external-identity.entity.js';
 import { isUniqueViolation } from './storage/unique-violation.js';
 import { UserManager } from './user.manager.js';
@@ -51,6 +52,8 @@ export interface ExternalUser<U = any> {
 const RACE_WAIT_MS = 25;
 const RACE_TRIES = 40;
 const MAX_USERNAME_LENGTH = 150;
+/** A user made this long ago or less may be a concurrent first login's, not yet linked. */
+const JUST_MADE_MS = 10_000;
 
 /**
  * Local users of outside sources (LDAP, OpenID Connect, a trusted proxy): each one linked to the
@@ -104,7 +107,13 @@ export class ExternalUsers<U extends Record<string, any> = any> {
     const username = query.username.normalize('NFKC');
     const namesake = await this.users.findByUsername(username);
     if (namesake) {
-      if (await this.mayLink(namesake, query)) {
+      const sources = await this.sourcesOf(namesake);
+      // This person's own first login, between its user and its link being written (two tabs).
+      if (sources.length === 0 && (await this.madeForThisLogin(namesake, query))) {
+        const user = await this.awaitLinkedUser(query);
+        if (user) return { user, created: false, query };
+      }
+      if (await this.mayLink(namesake, sources, query)) {
         this.logger.log(`${query.source} linked the existing account '${username}' (linkExistingUsers).`);
         return { user: namesake, created: false, query, link };
       }
@@ -170,13 +179,34 @@ export class ExternalUsers<U extends Record<string, any> = any> {
     return winner;
   }
 
-  private async mayLink(user: U, query: ExternalUserQuery): Promise<boolean> {
+  /** The sources `user` is linked to (none for a local account). */
+  private async sourcesOf(user: U): Promise<string[]> {
+    const links = await this.identities.find({ where: { userId: String(user.id) }, select: { source: true } });
+    return links.map((link) => link.source);
+  }
+
+  /**
+   * Whether `user` looks like the one a concurrent first login of this source is saving: no
+   * usable password and joined moments ago (what `find()` makes). Only then is its link awaited.
+   */
+  private async madeForThisLogin(user: U, query: ExternalUserQuery): Promise<boolean> {
+    if (query.whenNameTaken !== 'refuse' && !query.linkExistingUsers) return false;
+    const joined = user.dateJoined instanceof Date ? user.dateJoined.getTime() : Number.NaN;
+    return !isPasswordUsable(user.password) && Date.now() - joined < JUST_MADE_MS;
+  }
+
+  /**
+   * An account may be linked by name only when the policy allows it, and only if no outside
+   * source owns it yet: an account another source made (or another person of this one) belongs
+   * to that person, whoever the name suits now.
+   */
+  private async mayLink(user: U, sources: string[], query: ExternalUserQuery): Promise<boolean> {
     const policy = query.linkExistingUsers ?? false;
     if (policy === false || policy === undefined) return false;
-    if (await this.isLinked(user, query.source)) {
+    if (sources.length > 0) {
       this.logger.warn(
-        `${query.source}: '${user.username}' belongs to another person of ${query.source}, so it is never linked by name. ` +
-          'If it is the same person under a new id there, relink the account with ExternalUsers.link().',
+        `${query.source}: '${user.username}' belongs to a person of ${[...new Set(sources)].join(', ')}, so it is never linked by name. ` +
+          'If it is the same person, link the account with ExternalUsers.link().',
       );
       return false;
     }

@@ -129,7 +129,7 @@ export class PermissionManager {
   async setUserGroups(user: object, names: Iterable<string>, only?: Iterable<string>): Promise<void> {
     const managed = only ? new Set(only) : null;
     const touched = (name: string) => !managed || managed.has(name);
-    const wanted = new Set([...names].filter((name) => typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH && touched(name)));
+    const wanted = new Set([...names].filter((name) => isGroupName(name) && touched(name)));
     const current = await this.userGroups(user);
     for (const group of current) {
       if (touched(group.name) && !wanted.has(group.name)) await this.removeUserFromGroup(user, group);
@@ -142,7 +142,7 @@ export class PermissionManager {
 
   /** The permissions of the groups with these names (the ones that exist), as `app.codename` strings. */
   async permissionsOfGroups(names: string[]): Promise<Set<string>> {
-    const wanted = names.filter((name) => typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH);
+    const wanted = names.filter(isGroupName);
     if (wanted.length === 0) return new Set();
     const groups = await this.dataSource.getRepository(Group).find({ where: { name: In(wanted) }, relations: { permissions: true } });
     return new Set(groups.flatMap((group) => group.permissions.map((permission) => permission.codename)));
@@ -250,4 +250,9 @@ export class PermissionManager {
 function describe(value: unknown): string {
   if (value === null || typeof value !== 'object') return String(value);
   return `a ${value.constructor?.name ?? 'plain object'}`;
+}
+
+/** A name a group can have: text that fits the column, without a NUL byte (PostgreSQL refuses them). */
+function isGroupName(name: unknown): name is string {
+  return typeof name === 'string' && name.length > 0 && name.length <= MAX_GROUP_NAME_LENGTH && !name.includes('\0');
 }

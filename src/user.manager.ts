@@ -126,6 +126,20 @@ export class UserManager<U extends Record<string, any> = User> {
   }
 
   /**
+   * Whether `value`, from an outside source (a directory attribute, a provider's claim), can go
+   * into this property's column as it is: a column for it exists, and text holds no NUL byte
+   * (PostgreSQL refuses them) and fits the column's length, so a source's odd value is skipped
+   * rather than failing the login with a database error.
+   */
+  canStore(name: string, value: unknown): boolean {
+    const column = this.repository.metadata.findColumnWithPropertyName(name);
+    if (!column) return false;
+    if (typeof value !== 'string') return value !== undefined;
+    const max = Number(column.length);
+    return !value.includes('\0') && (!max || value.length <= max);
+  }
+
+  /**
    * Who may receive a password reset link for `email` (Django's `PasswordResetForm.get_users`):
    * active users with a usable password whose stored email equals it, compared case-insensitively
    * in the database and then after NFKC and case folding, which keeps Unicode look-alikes from

@@ -256,6 +256,10 @@ describe('login CSRF: another site cannot log the visitor into the attacker’s 
       { 'Sec-Fetch-Site': 'same-site' },
       { Origin: 'https://app.example.com.evil.example' },
       { Origin: 'http://app.example.com' },
+      // Text that only ends like a subdomain of the trusted wildcard, and another port of one.
+      { Origin: 'https://evil.example/.partner.example' },
+      { Origin: 'https://evil.example?.partner.example' },
+      { Origin: 'https://www.partner.example:8443' },
     ];
     for (const headers of attempts) {
       const response = await crossSitePost(headers);

@@ -727,7 +727,14 @@ describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', ()
 
   beforeAll(async () => {
     await admin(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    idp = await startProvider({ accounts: [account(), account({ sub: 'ivy-3', email: 'ivy@idp.example', password: 'stardust' })] });
+    idp = await startProvider({
+      accounts: [
+        account(),
+        account({ sub: 'ivy-3', email: 'ivy@idp.example', password: 'stardust' }),
+        // A provider (or an account at it) whose claims carry NUL bytes, which PostgreSQL refuses in text.
+        account({ sub: 'nul-5', email: 'nul\u0000@idp.example', password: 'nullity', givenName: 'Ni\u0000l', familyName: 'Byte', groups: ['staff', 'bad\u0000group'] }),
+      ],
+    });
   });
   afterAll(async () => {
     for (const app of apps) await app.close();
@@ -735,8 +742,10 @@ describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', ()
     await admin(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   });
 
-  it('makes one user for one person whose first logins finish on both instances at once', async () => {
-    const both = barrier(2);
+  /** What a login waits for before its user is saved; the race test holds both logins there. */
+  let beforeSave: () => Promise<void> = async () => undefined;
+
+  beforeAll(async () => {
     const options: OidcBackendOptions = {
       name: 'demo',
       issuer: idp.issuer,
@@ -749,7 +758,7 @@ describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', ()
     };
     class SlowDemo extends OidcBackend.configure(options) {
       protected override async populateUser(): Promise<void> {
-        await both();
+        await beforeSave();
       }
     }
     for (let i = 0; i < 2; i++) {
@@ -761,6 +770,10 @@ describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', ()
         }),
       );
     }
+  });
+
+  it('makes one user for one person whose first logins finish on both instances at once', async () => {
+    beforeSave = barrier(2);
     const browsers = apps.map((app) => request.agent(app.app.getHttpServer()));
     const callbacks: URL[] = [];
     for (const browser of browsers) {
@@ -770,11 +783,24 @@ describeIf(postgresUrl())('OidcBackend on PostgreSQL with two app instances', ()
     }
     const responses = await Promise.all(browsers.map((browser, i) => deliver(browser, callbacks[i])));
     expect(responses.map((response) => response.status)).toEqual([302, 302]);
-    const users = await apps[0].users.repository.find();
+    beforeSave = async () => undefined;
+    const users = (await apps[0].users.repository.find()).filter((user) => user.username.startsWith('gwen'));
     expect(users.map((user) => user.username)).toEqual(['gwen@idp.example']);
     for (const browser of browsers) expect((await browser.get('/whoami').expect(200)).body).toEqual({ username: 'gwen@idp.example', isAuthenticated: true });
     const links = await apps[0].app.get(DataSource).getRepository(ExternalIdentity).find();
     expect(links).toEqual([expect.objectContaining({ source: 'demo', subject: 'gwen-1', userId: String(users[0].id) })]);
+  });
+
+  it('logs in a person whose claims carry NUL bytes, leaving out what PostgreSQL cannot store (no 500)', async () => {
+    const app = apps[0];
+    const browser = request.agent(app.app.getHttpServer());
+    const csrfmiddlewaretoken = await csrfTokenOf(browser);
+    const started = await browser.post('/oidc/authenticate').type('form').send({ csrfmiddlewaretoken, provider: 'demo' }).expect(303);
+    const callback = await signInAtProvider(started.headers.location, 'nul-5', 'nullity');
+    expect((await deliver(browser, callback)).status).toBe(302);
+    const user = (await app.users.repository.findOneBy({ lastName: 'Byte' } as any)) as any;
+    expect(user).toEqual(expect.objectContaining({ username: 'nul-5', email: '', firstName: '' }));
+    expect((await app.app.get(PermissionManager).userGroups(user)).map((group) => group.name)).toEqual(['staff']);
   });
 });
 

@@ -300,7 +300,7 @@ describe('WebSockets: a handshake sent from a page of another origin gets no ses
     return whoami(await open(headers, transport));
   }
 
-  it('gives a page on another port of the same host no session, over the websocket and the polling transports, and logs it once per connection', async () => {
+  it('gives a page on another port of the same host no session, over the websocket and the polling transports, and logs it once, not per message or connection', async () => {
     await boot();
     const other = `http://127.0.0.1:${port + 1}`;
     const warn = jest.spyOn(Logger.prototype, 'warn');
@@ -313,8 +313,9 @@ describe('WebSockets: a handshake sent from a page of another origin gets no ses
         expect(refusal).toMatchObject({ code: 'UNAUTHENTICATED' });
       }
       const lines = warn.mock.calls.map(([line]) => String(line)).filter((line) => line.includes(other));
-      // One line per connection (not per message), naming the origin and the option that trusts it.
-      expect(lines).toHaveLength(2);
+      // One line (not one per message, nor per connection: a page cannot flood the log), naming
+      // the origin and the option that trusts it.
+      expect(lines).toHaveLength(1);
       expect(lines[0]).toContain('trustedOrigins');
     } finally {
       warn.mockRestore();
@@ -453,5 +454,63 @@ describe('WebSockets: a handshake sent from a page of another origin gets no ses
       });
     expect(await opened(`http://127.0.0.1:${port + 1}`)).toBe(401);
     expect(await opened(`http://127.0.0.1:${port}`)).toBe('open');
+  });
+});
+
+/** Answers `whoami` with the username, or `anonymous`. */
+@WebSocketGateway()
+class NameGateway {
+  @SubscribeMessage('whoami')
+  whoami(@CurrentUser() user: any) {
+    return { event: 'whoami', data: user.isAuthenticated ? user.username : 'anonymous' };
+  }
+}
+
+describe('WebSockets: a socket.io JSONP polling handshake from a page of another origin', () => {
+  let t: TestApp;
+  afterEach(() => t?.close());
+
+  /*
+   * engine.io still serves JSONP polling (`&j=N`): its answers are scripts calling `___eio[N](...)`,
+   * which any page can load with a <script> tag and read. Such a subresource GET carries the
+   * site's cookie (a same-site page: another port, a sibling subdomain; any site with
+   * SameSite=None) but no Origin, and no Sec-Fetch-Site where the browser sends no Fetch Metadata
+   * (plain-HTTP hosts other than localhost, Safari before 16.4); the attacker suppresses Referer
+   * with referrerpolicy="no-referrer". The module takes a handshake with neither header for a
+   * client that is no browser, and gives it the session. The requests below are exactly what
+   * Chromium sent from http://evil.corp.test to http://app.corp.test (see
+   * test/browser/review-findings.browser.spec.ts).
+   */
+  it('gives a <script>-loaded JSONP handshake no session: the attacker reads nothing the gateway tells the visitor', async () => {
+    t = await createTestApp({ providers: [NameGateway], auth: { throttle: { addressBurst: 100 } } });
+    await t.app.listen(0, '127.0.0.1');
+    const { port } = t.app.getHttpServer().address() as AddressInfo;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    const cookie = await logIn(t.app, 'carol', 'correct horse');
+    const base = `http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`;
+    const evil = 'http://evil.corp.test';
+
+    // <script src="…&j=0" referrerpolicy="no-referrer">: the cookie, nothing saying where it came from.
+    const script = async (query: string): Promise<string> => {
+      const text = await (await fetch(`${base}${query}&j=0`, { headers: { cookie, accept: '*/*' } })).text();
+      const call = /^___eio\[0\]\((.*)\);$/s.exec(text);
+      return call ? (JSON.parse(call[1]) as string) : '';
+    };
+    // fetch(…, { mode: 'no-cors', method: 'POST' }): a simple request, needs no preflight.
+    const post = (sid: string, packet: string) =>
+      fetch(`${base}&sid=${sid}&j=0`, {
+        method: 'POST',
+        headers: { cookie, origin: evil, 'content-type': 'application/x-www-form-urlencoded;charset=UTF-8' },
+        body: new URLSearchParams({ d: packet }).toString(),
+      });
+
+    const handshake = await script('');
+    // Refusing the JSONP handshake outright is a fix too; serving it, it must be anonymous.
+    if (!handshake.startsWith('0{')) return;
+    const { sid } = JSON.parse(handshake.slice(1)) as { sid: string };
+    await post(sid, '40');
+    expect(await script(`&sid=${sid}`)).toMatch(/^40/);
+    await post(sid, '42["whoami",{}]');
+    expect(await script(`&sid=${sid}`)).toBe('42["whoami","anonymous"]');
   });
 });

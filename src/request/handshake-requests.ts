@@ -18,12 +18,17 @@ import { requestFromHandshake } from './socket-request.js';
  * accepted are the handshake's own, `trustedOrigins`, and a host `allowedHosts` names on the
  * handshake's own scheme and port (Django Channels' `AllowedHostsOriginValidator`).
  */
+const WARNING_INTERVAL_MS = 60_000;
+const MAX_WARNED_ORIGINS = 1000;
+
 @Injectable()
 export class HandshakeRequests {
   private readonly logger = new Logger('WebSockets');
   /** The foreign origin of each handshake (`null`: this site's), judged once per connection. */
   private readonly origins = new WeakMap<IncomingMessage, string | null>();
   private prototype?: object | null;
+  /** When each foreign origin was last logged. */
+  private readonly warned = new Map<string, number>();
 
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
@@ -47,15 +52,28 @@ export class HandshakeRequests {
   foreignOrigin(handshake: IncomingMessage, request?: Request): string | null {
     let origin = this.origins.get(handshake);
     if (origin !== undefined) return origin;
-    origin = foreignPageOrigin(request ?? this.bareRequest(handshake), this.config.trustedOrigins, this.config.allowedHosts);
+    origin = isJsonpPolling(handshake)
+      ? 'a page that loads JSONP polling with a script tag'
+      : foreignPageOrigin(request ?? this.bareRequest(handshake), this.config.trustedOrigins, this.config.allowedHosts);
     this.origins.set(handshake, origin);
-    if (origin !== null) {
+    if (origin !== null && this.firstWarningInAWhile(origin)) {
       this.logger.warn(
         `A WebSocket connection was opened from ${origin}, not a page of this site: it gets no session. ` +
           "If that origin's pages are the app's own, add it to the trustedOrigins option.",
       );
     }
     return origin;
+  }
+
+  /** Whether to log `origin` now: once a minute per origin at most, so a page cannot flood the log. */
+  private firstWarningInAWhile(origin: string): boolean {
+    const now = Date.now();
+    const last = this.warned.get(origin);
+    if (last !== undefined && now - last < WARNING_INTERVAL_MS) return false;
+    this.warned.delete(origin);
+    if (this.warned.size >= MAX_WARNED_ORIGINS) this.warned.delete(this.warned.keys().next().value!);
+    this.warned.set(origin, now);
+    return true;
   }
 
   private bareRequest(handshake: IncomingMessage): Request {
@@ -73,4 +91,18 @@ export class HandshakeRequests {
 export function handshakeOriginCheck(app: INestApplicationContext): (handshake: IncomingMessage) => boolean {
   const handshakes = app.get(HandshakeRequests, { strict: false });
   return (handshake) => handshakes.foreignOrigin(handshake) === null;
+}
+
+/**
+ * engine.io's JSONP polling (`?j=N`): its answers are scripts any page can load with a `<script>`
+ * tag and read, a request that carries the cookie and, on a plain-HTTP host, neither `Origin` nor
+ * `Sec-Fetch-Site` (browsers send Fetch Metadata only to trustworthy origins), so it looks like no
+ * browser's. socket.io-client has not used JSONP since version 3: such a handshake gets no session.
+ */
+function isJsonpPolling(handshake: IncomingMessage): boolean {
+  const url = handshake.url ?? '';
+  const query = url.indexOf('?');
+  if (query < 0) return false;
+  const params = new URLSearchParams(url.slice(query + 1));
+  return params.has('j') && params.get('transport') === 'polling';
 }

@@ -31,7 +31,11 @@ export function foreignPageOrigin(request: Request, trustedOrigins: readonly str
 function originMatches(origin: string, trusted: string): boolean {
   if (!trusted.includes('://*.')) return origin === trusted;
   const [scheme, domain] = trusted.split('://*.');
-  return origin.startsWith(`${scheme}://`) && origin.slice(scheme.length + 3).endsWith(`.${domain}`);
+  if (!origin.startsWith(`${scheme}://`)) return false;
+  // A host (on the pattern's port), not any text that ends like one (`https://evil/.example.com`).
+  const host = splitHost(origin.slice(scheme.length + 3));
+  const wanted = splitHost(domain);
+  return host !== null && wanted !== null && host.port === wanted.port && host.domain.endsWith(`.${wanted.domain}`);
 }
 
 /**

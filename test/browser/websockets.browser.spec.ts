@@ -109,3 +109,77 @@ describeIf(chromiumFound)('a WebSocket opened in Chromium by a page on another p
     expect(await askWhoAmI()).toBe('carol');
   });
 });
+
+/*
+ * JSONP polling, in a real browser: the app on plain HTTP at app.corp.test, the visitor
+ * logged in, and a page of evil.corp.test (a sibling subdomain: same site, so the Lax session
+ * cookie goes with its subresource requests). Chromium sends Fetch Metadata only to potentially
+ * trustworthy hosts, so its <script> request to the app carries the cookie and neither Origin nor
+ * Sec-Fetch-Site; referrerpolicy="no-referrer" drops the Referer. engine.io's JSONP polling
+ * answers such a request with a script the page reads.
+ */
+/** The attacker's page: a socket.io connection over JSONP polling, read through <script> tags. */
+const ATTACK = `
+let pending = null;
+// engine.io calls the handshake's callback (j=0) with every answer of the connection.
+window.___eio = [(data) => pending && pending(data)];
+function jsonp(url) {
+  return new Promise((resolve) => {
+    pending = resolve;
+    const script = document.createElement('script');
+    script.referrerPolicy = 'no-referrer';
+    script.onerror = () => resolve('');
+    script.src = url + '&j=0';
+    document.head.appendChild(script);
+  });
+}
+window.hijack = async (app) => {
+  const base = app + '/socket.io/?EIO=4&transport=polling';
+  const handshake = await jsonp(base);
+  if (!handshake.startsWith('0{')) return 'refused';
+  const sid = JSON.parse(handshake.slice(1)).sid;
+  const send = (d) => fetch(base + '&sid=' + sid + '&j=0', { method: 'POST', mode: 'no-cors', credentials: 'include', body: new URLSearchParams({ d }) });
+  await send('40');
+  await jsonp(base + '&sid=' + sid);
+  await send('42["whoami",{}]');
+  return jsonp(base + '&sid=' + sid);
+};`;
+
+describeIf(chromiumFound)('a same-site page on plain HTTP loading socket.io JSONP polling with script tags', () => {
+  let t: TestApp;
+  let other: Server;
+  let browser: Browser;
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => other?.close(resolve));
+    await t?.close();
+  });
+
+  it('gets no session for the attacker’s page: it reads anonymous, never the visitor', async () => {
+    t = await createTestApp({ providers: [WhoAmIGateway], controllers: [PagesController], platform: 'express', auth: { allowedHosts: ['app.corp.test'] } });
+    await t.app.listen(0, '127.0.0.1');
+    const app = `http://app.corp.test:${(t.app.getHttpServer().address() as AddressInfo).port}`;
+    await t.users.createUser({ username: 'carol', password: 'correct horse' });
+    other = createServer((_request, response) => response.writeHead(200, { 'Content-Type': 'text/html' }).end(`<!doctype html><script>${ATTACK}</script>`));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const evil = `http://evil.corp.test:${(other.address() as AddressInfo).port}`;
+
+    // app.corp.test and evil.corp.test: two hosts of one site, both this machine.
+    browser = await launchChromium(['--host-resolver-rules=MAP *.corp.test 127.0.0.1']);
+    const tab = await (await browser.newContext()).newPage();
+    // The visitor logs in on the app.
+    await tab.goto(`${app}/me`);
+    const login = await tab.evaluate(
+      async () =>
+        (await fetch('/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'carol', password: 'correct horse' }) }))
+          .status,
+    );
+    expect(login).toBe(200);
+
+    // Then visits the attacker's page.
+    await tab.goto(`${evil}/`);
+    const answer = await tab.evaluate((target) => (globalThis as any).hijack(target), app);
+    expect(answer).not.toContain('carol');
+  });
+});

@@ -14,10 +14,10 @@ if (!chromiumFound) {
   );
 }
 
-/** Debian's Chromium, headless, without a sandbox or background traffic. */
-export function launchChromium(): Promise<Browser> {
+/** Debian's Chromium, headless, without a sandbox or background traffic; `args` adds flags. */
+export function launchChromium(args: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...args],
   });
 }

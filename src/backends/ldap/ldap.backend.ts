@@ -192,7 +192,8 @@ export class LdapBackend extends BaseBackend {
         this.logger.warn(`${ldapUser.dn} has no ${attribute} attribute for ${field}.`);
         continue;
       }
-      if (this.users.hasField(field)) user[field] = value;
+      if (this.users.canStore(field, value)) user[field] = value;
+      else if (this.users.hasField(field)) this.logger.warn(`${ldapUser.dn}: its ${attribute} cannot be stored as ${field} (too long, or a NUL byte): left as it was.`);
     }
     for (const [flag, rule] of Object.entries(this.settings.userFlagsByGroup ?? {})) {
       if (rule !== undefined) user[flag] = memberOf(rule);

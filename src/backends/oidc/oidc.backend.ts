@@ -155,7 +155,7 @@ export class OidcBackend extends BaseBackend {
       return null;
     }
     const subject = claims[this.settings.subjectClaim];
-    if (typeof subject !== 'string' || subject === '' || subject.length > 255) {
+    if (typeof subject !== 'string' || subject === '' || subject.length > 255 || subject.includes('\0')) {
       throw new OidcLoginFailed(`The provider did not say who you are (no ${this.settings.subjectClaim} claim).`);
     }
     const user = await this.localUser(subject, claims, this.copiedClaims(idClaims, userinfo), request);
@@ -262,7 +262,7 @@ export class OidcBackend extends BaseBackend {
     const found = await this.externalUsers.find({
       source: this.name,
       subject,
-      username: typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 ? claimed : subject.slice(0, 120),
+      username: typeof claimed === 'string' && claimed.length > 0 && claimed.length <= 120 && !/[\u0000-\u001f\u007f]/.test(claimed) ? claimed : subject.slice(0, 120),
       createUsers: this.settings.createUsers,
       linkExistingUsers: this.settings.linkExistingUsers,
       // Nobody types a username here: a taken one means a new user of another name.
@@ -271,7 +271,7 @@ export class OidcBackend extends BaseBackend {
     if (!found || found.user.isActive === false) return null;
     for (const [field, claim] of Object.entries(this.settings.claimsMap)) {
       const value = copied[claim];
-      if (typeof value === 'string' && this.users.hasField(field)) found.user[field] = value;
+      if (typeof value === 'string' && this.users.canStore(field, value)) found.user[field] = value;
     }
     await this.populateUser({ user: found.user, claims, created: found.created, request });
     const user = await this.externalUsers.save(found);

@@ -152,6 +152,8 @@ export class OidcController {
     if ('redirect' in atProvider) return redirect(response, atProvider.redirect);
     setHeader(response, 'Cache-Control', 'no-store');
     setHeader(response, 'Content-Security-Policy', END_SESSION_PAGE_POLICY);
+    setHeader(response, 'X-Frame-Options', 'DENY');
+    setHeader(response, 'X-Content-Type-Options', 'nosniff');
     setHeader(response, 'Referrer-Policy', 'no-referrer');
     sendHtml(response, 200, endSessionPage({ label: backend!.oidcLogin.label, ...atProvider.form }).value);
   }
