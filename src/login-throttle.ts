@@ -107,8 +107,9 @@ export const LOCKED_OUT = Symbol('nestjs-session-auth:locked-out');
 
 /**
  * What a login attempt brings: `password`, something a person types and an attacker can guess
- * (counted against every ceiling); `callback`, a proof issued elsewhere for this one login (an
- * identity provider's code, checked with the login's own state), which no number of tries guesses.
+ * (counted against every ceiling); `callback`, a login vouched for elsewhere (an identity
+ * provider's code checked with the login's own state, a trusted proxy's header), which no number
+ * of tries guesses.
  */
 export type LoginAttemptKind = 'password' | 'callback';
 

@@ -278,6 +278,18 @@ describe('RemoteUserBackend and RemoteUserMiddleware', () => {
       expect(response.headers['set-cookie']?.[0]).toMatch(/^sessionid=;/);
     });
 
+    it('logs in a morning’s worth of people through the one proxy address: a vouched name is no password guess', async () => {
+      // Every request comes from the proxy's address; the password budget (10 at once) would 429 most of them.
+      const statuses = await Promise.all(
+        Array.from({ length: 30 }, (_, n) => request(server).get('/me').set('X-Remote-User', `employee${n}`).then((response) => response.status)),
+      );
+      expect(statuses).toEqual(Array(30).fill(200));
+      // Password guesses from that address are still counted and limited as before.
+      const guesses = [];
+      for (let n = 0; n < 12; n++) guesses.push((await request(server).post('/login').send({ username: `employee${n}`, password: 'guess' })).status);
+      expect(guesses).toContain(429);
+    });
+
     it('creates one user when the first logins for a new name run together', async () => {
       const users = await Promise.all(
         Array.from({ length: 5 }, () => t.auth.authenticate(undefined, { [REMOTE_USER]: 'newcomer' })),

@@ -53,7 +53,9 @@ export class RemoteUserMiddleware implements NestMiddleware {
       await this.logoutRemoteUser(request);
     }
 
-    const user = await this.auth.authenticate(request, { [REMOTE_USER]: remoteUser });
+    // A name the proxy vouches for is no password guess: the callback budget, not the password one
+    // (every request arrives from the proxy's address).
+    const user = await this.auth.authenticate(request, { [REMOTE_USER]: remoteUser }, { kind: 'callback' });
     if (user) await this.auth.login(request, user);
     next();
   }
