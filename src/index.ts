@@ -17,7 +17,7 @@ export {
   REDIRECT_FIELD_NAME,
 } from './auth.constants.js';
 export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUser } from './anonymous-user.js';
-export { PermissionDenied, ImproperlyConfigured } from './errors.js';
+export { PermissionDenied, ImproperlyConfigured, RetryLater } from './errors.js';
 export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
 export { SameOriginGuard, CrossOriginRequest } from './request/same-origin.guard.js';
 

@@ -1,5 +1,4 @@
 import {
-  HttpException,
   HttpStatus,
   Inject,
   Injectable,
@@ -14,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
 import { BackendRegistry } from './backends/backend.registry.js';
-import { ImproperlyConfigured } from './errors.js';
+import { ImproperlyConfigured, RetryLater } from './errors.js';
 import { runInLane } from './passwords/bcrypt.worker-pool.js';
 import { PasswordHasherBusy } from './passwords/password-hasher-busy.js';
 import { clientAddress } from './request/client-address.js';
@@ -88,8 +87,8 @@ export interface ThrottleOptions {
  * once: refused before any password is hashed. A 429 with `Retry-After`; it says nothing about
  * any account.
  */
-export class TooManyLoginAttempts extends HttpException {
-  constructor(readonly retryAfter: number) {
+export class TooManyLoginAttempts extends RetryLater {
+  constructor(retryAfter: number) {
     super(
       {
         statusCode: HttpStatus.TOO_MANY_REQUESTS,
@@ -97,6 +96,7 @@ export class TooManyLoginAttempts extends HttpException {
         message: `Too many failed logins from your network. Please try again in ${describeSeconds(retryAfter)}.`,
       },
       HttpStatus.TOO_MANY_REQUESTS,
+      retryAfter,
     );
     this.name = 'TooManyLoginAttempts';
   }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
-import { ModelBackend, UserManager, type AuthBackend, type Credentials } from 'nestjs-session-auth';
+import { ModelBackend, RetryLater, UserManager, type AuthBackend, type Credentials } from 'nestjs-session-auth';
 import { createTestApp, logIn, type TestApp } from './support/test-app.js';
 
 /** The README's dictionary backend, verbatim. */
@@ -43,5 +43,68 @@ describe("the README's dictionary backend on a fresh database", () => {
     expect(await t.users.checkPassword(alice, '')).toBe(false);
     expect(await t.users.checkPassword(alice, 'wonderland')).toBe(false);
     await request(t.app.getHttpServer()).post('/login').send({ username: 'alice', password: 'looking-glass' }).expect(401);
+  });
+});
+
+/** The README's outage, verbatim: what a backend throws when its own source does not answer. */
+export class StaffDirectoryDown extends RetryLater {
+  constructor() {
+    super('The staff directory is not answering; please try again in a minute.', 503, 60);
+  }
+}
+
+/** A backend whose source is down for every login. */
+@Injectable()
+class StaffDirectoryBackend implements AuthBackend {
+  asked = 0;
+  authenticate(): never {
+    this.asked++;
+    throw new StaffDirectoryDown();
+  }
+  getUser() {
+    return null;
+  }
+}
+
+describe("the README's backend whose source is down", () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp({ auth: { backends: [StaffDirectoryBackend, DictionaryBackend] }, providers: [StaffDirectoryBackend] });
+  });
+  afterEach(() => t.close());
+
+  it('answers 503 with Retry-After and no-store, never "wrong password", and passes the login to no later backend', async () => {
+    // alice/wonderland is good with the next backend: an outage must not let a login skip the directory.
+    const response = await request(t.app.getHttpServer()).post('/login').send({ username: 'alice', password: 'wonderland' });
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('60');
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['set-cookie']).toBeUndefined();
+    expect(response.body).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'The staff directory is not answering; please try again in a minute.',
+    });
+    expect(t.app.get(StaffDirectoryBackend).asked).toBe(1);
+    expect(await t.users.findByUsername('alice')).toBeNull();
+  });
+
+  it('answers a 429 kind of it with its own wait, as the login throttle does', async () => {
+    class TooManyCodes extends RetryLater {
+      constructor() {
+        super('Too many codes were sent to this phone. Please try again in 5 minutes.', 429, 300);
+      }
+    }
+    const error = new TooManyCodes();
+    expect(error.getStatus()).toBe(429);
+    expect(error.getResponse()).toEqual({ statusCode: 429, error: 'Too Many Requests', message: error.message });
+    const backend = t.app.get(StaffDirectoryBackend);
+    backend.authenticate = () => {
+      throw error;
+    };
+    const response = await request(t.app.getHttpServer()).post('/login').send({ username: 'alice', password: 'wonderland' });
+    expect(response.status).toBe(429);
+    expect(response.headers['retry-after']).toBe('300');
+    expect(response.headers['cache-control']).toBe('no-store');
   });
 });

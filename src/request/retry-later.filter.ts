@@ -1,18 +1,15 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { DirectoryUnavailable } from '../backends/ldap/directory-unavailable.js';
-import { ProviderUnavailable } from '../backends/oidc/oidc-errors.js';
-import { TooManyLoginAttempts } from '../login-throttle.js';
-import { PasswordHasherBusy } from '../passwords/password-hasher-busy.js';
+import { RetryLater } from '../errors.js';
 import { headersSent, responseOf, sendJson, setHeader } from './platform.js';
 
 /**
- * Answers the refusals that say "not now" rather than "no" — the hasher's queue is full (503),
- * an address failed too often (429), the user directory or identity provider cannot be reached (503) — with `Retry-After` and `Cache-Control: no-store`, which
- * Nest's default filter cannot set.
+ * Answers the refusals that say "not now" rather than "no" (`RetryLater`: the hasher's queue is
+ * full, an address failed too often, a directory or identity provider cannot be reached) with
+ * `Retry-After` and `Cache-Control: no-store`, which Nest's default filter cannot set.
  */
-@Catch(PasswordHasherBusy, TooManyLoginAttempts, DirectoryUnavailable, ProviderUnavailable)
+@Catch(RetryLater)
 export class RetryLaterFilter implements ExceptionFilter {
-  catch(exception: PasswordHasherBusy | TooManyLoginAttempts | DirectoryUnavailable | ProviderUnavailable, host: ArgumentsHost): unknown {
+  catch(exception: RetryLater, host: ArgumentsHost): unknown {
     if (host.getType() !== 'http') {
       // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
       // response that carries it still says when to come back.
@@ -37,4 +34,3 @@ function noStoreRetryAfter(response: unknown, seconds: number): void {
   setHeader(response, 'Retry-After', String(seconds));
   setHeader(response, 'Cache-Control', 'no-store');
 }
-

@@ -1,15 +1,14 @@
-import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException } from '@nestjs/common';
+import { RetryLater } from '../../errors.js';
 
 /**
  * The identity provider could not be reached (discovery, the token or userinfo endpoint): 503
- * with `Retry-After`, nobody logged in. Apart from the OpenID Connect client, so the module's
- * filter can answer it without loading one.
+ * with `Retry-After`, nobody logged in. Apart from the OpenID Connect client, so catching it
+ * loads none.
  */
-export class ProviderUnavailable extends ServiceUnavailableException {
-  readonly retryAfter = 30;
-
+export class ProviderUnavailable extends RetryLater {
   constructor(provider: string) {
-    super(`The identity provider ${provider} is unavailable right now; please try again shortly.`);
+    super(`The identity provider ${provider} is unavailable right now; please try again shortly.`, 503, 30);
   }
 }
 
