@@ -20,7 +20,6 @@ import {
 import type { AuthModuleOptions } from './auth.options.js';
 import { AuthService } from './auth.service.js';
 import { BackendRegistry } from './backends/backend.registry.js';
-import { ModelBackend } from './backends/model.backend.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
@@ -73,7 +72,6 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
     private readonly auth: AuthService,
     private readonly moduleRef: ModuleRef,
     private readonly backends: BackendRegistry,
-    private readonly users: UserManager,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
     super();
@@ -87,14 +85,16 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
   }
 
   /**
-   * With sessions in TypeORM and a ModelBackend among the backends, the session's user is read in
-   * the same statement as the session, when users and sessions share a database.
+   * With sessions in TypeORM and a backend that builds users from rows of a table beside them
+   * (`sessionUserTable`, ModelBackend's), the session's user is read in the same statement as the session.
    */
   private readUsersAlongSessions(): void {
     const store = this.sessions.store;
     if (!(store instanceof TypeOrmSessionStore)) return;
-    if (!this.backends.all.some(({ backend }) => backend instanceof ModelBackend && backend.usesPrefetchedUsers)) return;
-    store.readUsersAlong(this.users.dataSource, this.users.entity);
+    for (const { backend } of this.backends.all) {
+      const table = backend.sessionUserTable?.();
+      if (table && store.readUsersAlong(table.dataSource, table.entity)) return;
+    }
   }
 
   /** `views: true` adds the built-in views' controller, at `loginUrl` for the login view. */

@@ -14,7 +14,6 @@ import {
 import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
-import { ModelBackend } from './backends/model.backend.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts, type LoginAttemptKind } from './login-throttle.js';
 import { PermissionChecker } from './permission.checker.js';
@@ -296,12 +295,12 @@ export class AuthService {
 
   /**
    * The backend's user for the session's id: from the row the store read along with the session
-   * when the backend can use it (ModelBackend: one read per request instead of two), else `getUser()`.
+   * when the backend can use it (`userFromSessionRow`: one read per request instead of two), else `getUser()`.
    */
   private loadUser(backend: AuthBackend, userId: string, request: Request): any {
     const prefetched = takePrefetchedUser(request);
-    if (prefetched && backend instanceof ModelBackend) {
-      const user = backend.userFromPrefetched(prefetched, userId);
+    if (prefetched && backend.userFromSessionRow) {
+      const user = backend.userFromSessionRow(prefetched, userId);
       if (user !== undefined) return user;
     }
     return backend.getUser(userId);

@@ -22,6 +22,7 @@ export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
 export { SameOriginGuard, CrossOriginRequest } from './request/same-origin.guard.js';
 
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
+export type { PrefetchedUser } from './storage/prefetched-user.js';
 export { BaseBackend } from './backends/base.backend.js';
 export { ModelBackend, AllowAllUsersModelBackend, clearPermissionCache } from './backends/model.backend.js';
 export { RemoteUserBackend, AllowAllUsersRemoteUserBackend, REMOTE_USER } from './backends/remote-user.backend.js';

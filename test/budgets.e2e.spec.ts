@@ -1,5 +1,6 @@
+import { Injectable } from '@nestjs/common';
 import request from 'supertest';
-import { ModelBackend } from 'nestjs-session-auth';
+import { ModelBackend, UserManager, type AuthBackend, type Credentials, type PrefetchedUser } from 'nestjs-session-auth';
 import { createTestApp, logIn, sessionCookie, type TestApp } from './support/test-app.js';
 
 /** Statements counted through a TypeORM logger on the embedded SQLite database. */
@@ -58,6 +59,47 @@ describe('per-request database budgets', () => {
       expect(asked).toBe(1);
       expect(own.sql.reads).toHaveLength(2);
       expect(own.sql.reads.some((sql) => /JOIN/.test(sql))).toBe(false);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a backend of the app\'s own that builds its user from the user table\'s row reads the session and its user in one statement', async () => {
+    /** Users of the built-in table, without extending ModelBackend: the two hooks are all it takes. */
+    @Injectable()
+    class TableBackend implements AuthBackend {
+      asked = 0;
+      constructor(private readonly users: UserManager) {}
+      async authenticate(_request: unknown, { username, password }: Credentials) {
+        const user = typeof username === 'string' ? await this.users.findByUsername(username) : null;
+        return user && (await this.users.checkPassword(user, password)) ? user : null;
+      }
+      getUser(id: string) {
+        this.asked++;
+        return this.users.findById(id);
+      }
+      sessionUserTable() {
+        return { dataSource: this.users.dataSource, entity: this.users.entity };
+      }
+      userFromSessionRow(prefetched: PrefetchedUser, id: string) {
+        if (prefetched.entity !== this.users.entity) return undefined;
+        return prefetched.row && this.users.fromRow(prefetched.row, id);
+      }
+    }
+    const own = await createTestApp({ auth: { backends: [TableBackend] }, providers: [TableBackend] });
+    try {
+      await own.users.createUser({ username: 'carol', password: 'correct horse' });
+      const cookie = await logIn(own.app, 'carol', 'correct horse');
+      own.sql.reset();
+      await request(own.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(200, { username: 'carol', backend: 'TableBackend' });
+      expect(own.sql.reads).toHaveLength(1);
+      expect(own.sql.reads[0]).toMatch(/auth_session.*JOIN.*auth_user/s);
+      expect(own.app.get(TableBackend).asked).toBe(0);
+      // A user deleted since the login is nobody, from the same single read.
+      await own.users.repository.delete({ username: 'carol' });
+      own.sql.reset();
+      await request(own.app.getHttpServer()).get('/me').set('Cookie', cookie).expect(401);
+      expect(own.sql.reads).toHaveLength(1);
     } finally {
       await own.close();
     }

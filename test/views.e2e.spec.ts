@@ -12,6 +12,7 @@ import {
   ModelBackend,
   SessionRecord,
   authEntities,
+  type AuthBackend,
   type AuthModuleOptions,
   type User,
 } from 'nestjs-session-auth';
@@ -110,6 +111,25 @@ describe('built-in views (views: true)', () => {
       expect(response.text).toContain('<label for="id_password">');
       expect(response.text).toContain('<input type="hidden" name="next" value="/reports">');
       expect(csrfFrom(response.text)).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('shows the "Log in with …" button of a backend of the app\'s own whose login starts elsewhere, as a form with the CSRF token', async () => {
+      class CorporateSsoBackend implements AuthBackend {
+        readonly loginButton = { label: 'Corporate <SSO>', provider: 'corp', action: '/sso/start' };
+        authenticate() {
+          return null;
+        }
+        getUser() {
+          return null;
+        }
+      }
+      await boot({ backends: [ModelBackend, CorporateSsoBackend] });
+      const page = await request(server).get('/accounts/login').set('Accept', HTML).expect(200);
+      const form = /<form class="provider" method="post" action="\/sso\/start">([\s\S]*?)<\/form>/.exec(page.text);
+      expect(form).not.toBeNull();
+      expect(form![1]).toContain(`<input type="hidden" name="csrfmiddlewaretoken" value="${csrfFrom(page.text)}">`);
+      expect(form![1]).toContain('<input type="hidden" name="provider" value="corp">');
+      expect(form![1]).toContain('<button type="submit">Log in with Corporate &lt;SSO&gt;</button>');
     });
 
     it('mounts the login view at a custom loginUrl', async () => {

@@ -1,4 +1,6 @@
 import type { Request } from 'express';
+import type { DataSource } from 'typeorm';
+import type { PrefetchedUser } from '../storage/prefetched-user.js';
 
 export type Credentials = Record<string, unknown>;
 
@@ -22,6 +24,24 @@ export interface AuthBackend<U = any> {
   userCanAuthenticate?(user: U): boolean;
   /** Credential fields naming an account, counted by the login throttle besides `username` and `email`. */
   readonly identifierFields?: readonly string[];
+  /**
+   * The user table whose rows `userFromSessionRow` turns into this backend's users: a
+   * `TypeOrmSessionStore` on the same DataSource then reads the session's user row in the same
+   * statement as the session (one read per logged-in request instead of two). Asked once at
+   * start-up; `undefined`: none.
+   */
+  sessionUserTable?(): { dataSource: DataSource; entity: Function } | undefined;
+  /**
+   * `getUser(id)` from the row read along with the session, by the same rules (`null`: no such
+   * user, or one that may not log in). `undefined` when the row is of no use here (another table,
+   * another id): `getUser(id)` is asked instead.
+   */
+  userFromSessionRow?(prefetched: PrefetchedUser, id: string): U | null | undefined;
+  /**
+   * A "Log in with …" button on the built-in login page, for a login that starts elsewhere: a
+   * form posting the CSRF token, `provider` and `next` to `action`.
+   */
+  readonly loginButton?: { label: string; provider: string; action: string };
 }
 
 /** Name a backend is recorded under in sessions. */

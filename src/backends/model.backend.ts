@@ -56,20 +56,25 @@ export class ModelBackend extends BaseBackend {
     return user && this.userCanAuthenticate(user) ? user : null;
   }
 
+  /** The `UserManager`'s table, unless a subclass loads its users its own way (its own `getUser()`). */
+  sessionUserTable(): { dataSource: DataSource; entity: Function } | undefined {
+    return this.readsOwnUsers ? { dataSource: this.users.dataSource, entity: this.users.entity } : undefined;
+  }
+
   /**
    * `getUser(id)` from the row the session store read along with the session, by the same
    * rules; `undefined` when this backend cannot use it (a subclass that loads users its own way,
    * another user entity, another id): the resolver then calls `getUser()`.
    */
-  userFromPrefetched(prefetched: PrefetchedUser, id: string): any | null | undefined {
-    if (!this.usesPrefetchedUsers) return undefined;
+  userFromSessionRow(prefetched: PrefetchedUser, id: string): any | null | undefined {
+    if (!this.readsOwnUsers) return undefined;
     if (prefetched.entity !== this.users.entity || prefetched.userId !== id) return undefined;
     const user = prefetched.row && this.users.fromRow(prefetched.row, id);
     return user && this.userCanAuthenticate(user) ? user : null;
   }
 
   /** Whether `getUser()` is this class's own, so a row read along with the session can stand in for it. */
-  get usesPrefetchedUsers(): boolean {
+  private get readsOwnUsers(): boolean {
     return this.getUser === ModelBackend.prototype.getUser;
   }
 

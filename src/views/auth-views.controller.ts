@@ -363,11 +363,11 @@ export class AuthViewsController implements OnApplicationBootstrap {
     });
   }
 
-  /** A button per OpenID Connect backend (found by its `oidcLogin`, without loading an OpenID client here). */
+  /** A "Log in with …" button per backend whose login starts elsewhere (an identity provider's, say). */
   private providerButtons(): { label: string; provider: string; action: string }[] {
     return this.backends.all.flatMap(({ backend }) => {
-      const login = (backend as { oidcLogin?: { provider: string; label: string } }).oidcLogin;
-      return login ? [{ label: login.label, provider: login.provider, action: '/oidc/authenticate' }] : [];
+      const button = backend.loginButton;
+      return button ? [{ label: button.label, provider: button.provider, action: button.action }] : [];
     });
   }
 

@@ -49,8 +49,8 @@ export interface OidcPopulateContext {
 @Injectable()
 export class OidcBackend extends BaseBackend {
   readonly name: string;
-  /** What the built-in login page shows for this provider (found without importing this class). */
-  readonly oidcLogin: { provider: string; label: string };
+  /** The built-in login page's button for this provider: a form posting to `OidcController.authenticate`. */
+  readonly loginButton: { label: string; provider: string; action: string };
   protected readonly settings: ResolvedOidcOptions;
   private readonly logger = new Logger('OidcBackend');
   private configuration?: Promise<client.Configuration>;
@@ -63,7 +63,7 @@ export class OidcBackend extends BaseBackend {
     super();
     this.settings = resolveOidcOptions(this.oidcOptions());
     this.name = this.settings.name;
-    this.oidcLogin = { provider: this.name, label: this.settings.label };
+    this.loginButton = { label: this.settings.label, provider: this.name, action: '/oidc/authenticate' };
   }
 
   /** A backend class for this provider, for `AuthModule.forRoot({ backends: [...] })`. */

@@ -121,7 +121,7 @@ export class OidcController {
     }
     if (query.error !== undefined) {
       const code = typeof query.error === 'string' && /^[\w.-]{1,64}$/.test(query.error) ? query.error : 'error';
-      throw new ForbiddenException(`${backend.oidcLogin.label} did not log you in (${code}).`);
+      throw new ForbiddenException(`${backend.loginButton.label} did not log you in (${code}).`);
     }
     const url = new URL(flow.redirectUri);
     url.search = new URL(requestUrl(request), 'http://callback.invalid').search;
@@ -155,7 +155,7 @@ export class OidcController {
     setHeader(response, 'X-Frame-Options', 'DENY');
     setHeader(response, 'X-Content-Type-Options', 'nosniff');
     setHeader(response, 'Referrer-Policy', 'no-referrer');
-    sendHtml(response, 200, endSessionPage({ label: backend!.oidcLogin.label, ...atProvider.form }).value);
+    sendHtml(response, 200, endSessionPage({ label: backend!.loginButton.label, ...atProvider.form }).value);
   }
 
   private provider(name: unknown): OidcBackend {
