@@ -11,10 +11,11 @@ import type { AuthModuleOptions, SessionOptions } from './auth.options.js';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
 import { isProduction } from './environment.js';
 import { ImproperlyConfigured } from './errors.js';
-import type { ThrottleOptions } from './login-throttle.js';
-import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
+import type { ThrottleOptions } from './login-throttle.options.js';
+import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.options.js';
 import { resolvePasswordValidators, type PasswordValidator } from './passwords/password-validation.js';
 import { LOCAL_HOSTS, splitHost } from './request/hosts.js';
+import { User } from './storage/user.entity.js';
 import type { AuthMailer } from './views/auth-mailer.js';
 import type { AuthViewsOptions } from './views/view-options.js';
 
@@ -38,8 +39,8 @@ export interface AuthConfig {
   allowedHosts: string[];
   /** Origins besides the request's own that may send unsafe requests (siteUrl's included). */
   trustedOrigins: string[];
-  /** The user entity class. */
-  userEntity: Type<any> | undefined;
+  /** The user entity class (the built-in `User` unless `userEntity` names another). */
+  userEntity: Type<any>;
   /** Password hashers, preferred first (instances are made by `PasswordHasher`). */
   passwordHashers: (PasswordHasherName | PasswordHashAlgorithm)[];
   /** The password validators, as instances. */
@@ -52,8 +53,6 @@ export interface AuthConfig {
   viewOptions: AuthViewsOptions | undefined;
   /** `NODE_ENV=production` when the module started. */
   production: boolean;
-  /** The options as given, for what no field above carries. */
-  options: AuthModuleOptions;
 }
 
 export const AUTH_CONFIG = Symbol('AUTH_CONFIG');
@@ -115,7 +114,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     siteUrl,
     allowedHosts: resolveAllowedHosts(options.allowedHosts, siteUrl),
     trustedOrigins: resolveTrustedOrigins(options.trustedOrigins, siteUrl),
-    userEntity: options.userEntity,
+    userEntity: options.userEntity ?? User,
     passwordHashers: options.passwordHashers ?? ['bcrypt_sha256', 'scrypt'],
     passwordValidators: resolvePasswordValidators(options.passwordValidators),
     throttle: options.throttle === false ? false : options.throttle && options.throttle !== true ? options.throttle : {},
@@ -123,7 +122,6 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     views: options.views === undefined ? undefined : options.views !== false,
     viewOptions: typeof options.views === 'object' && options.views !== null ? options.views : undefined,
     production: isProduction(),
-    options,
   };
 }
 

@@ -1,9 +1,9 @@
 import type { Type } from '@nestjs/common';
 import type { CookieOptions, Store } from 'express-session';
 import type { AuthBackend } from './backends/auth-backend.interface.js';
-import type { ThrottleOptions } from './login-throttle.js';
+import type { ThrottleOptions } from './login-throttle.options.js';
 import type { TypeOrmSessionStoreOptions } from './storage/typeorm-session.store.js';
-import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.js';
+import type { PasswordHashAlgorithm, PasswordHasherName } from './passwords/password-hasher.options.js';
 import type { PasswordValidator, PasswordValidatorName } from './passwords/password-validation.js';
 import type { AuthMailer } from './views/auth-mailer.js';
 import type { AuthViewsOptions } from './views/view-options.js';

@@ -40,7 +40,7 @@ export class UserManager<U extends Record<string, any> = User> {
     private readonly hasher: PasswordHasher,
     @Inject(AUTH_CONFIG) config: AuthConfig,
   ) {
-    this.entity = (config.userEntity ?? User) as new () => U;
+    this.entity = config.userEntity as new () => U;
     this.passwordValidators = config.passwordValidators;
   }
 

@@ -6,10 +6,9 @@ export {
   isPasswordUsable,
   UnknownPasswordHasher,
   UNUSABLE_PASSWORD_PREFIX,
-  type PasswordHashAlgorithm,
-  type PasswordHasherName,
   type BCryptSHA256HasherOptions,
 } from '../passwords/password-hasher.js';
+export type { PasswordHashAlgorithm, PasswordHasherName } from '../passwords/password-hasher.options.js';
 export { BcryptWorkerPool, type BcryptWorkerPoolOptions } from '../passwords/bcrypt.worker-pool.js';
 export { PasswordHasherBusy } from '../passwords/password-hasher-busy.js';
 export {

@@ -6,6 +6,6 @@ export {
   type LockoutStore,
   type LockoutState,
   type RedisLikeClient,
-  type ThrottleOptions,
   type LoginAttemptKind,
 } from '../login-throttle.js';
+export type { ThrottleOptions } from '../login-throttle.options.js';

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { BcryptWorkerPool } from './bcrypt.worker-pool.js';
+import type { PasswordHashAlgorithm, PasswordHasherName } from './password-hasher.options.js';
 
 const scrypt = promisify(scryptCallback) as (
   password: string,
@@ -12,18 +13,6 @@ const scrypt = promisify(scryptCallback) as (
   keylen: number,
   options: { N: number; r: number; p: number; maxmem: number },
 ) => Promise<Buffer>;
-
-/** One password hashing algorithm, encoded as `<algorithm>$<rest>` (Django's hasher format). */
-export interface PasswordHashAlgorithm {
-  readonly algorithm: string;
-  /** Hash `raw` with a new salt, or with `salt` when given (the hasher checks its form). */
-  encode(raw: string, salt?: string): Promise<string>;
-  verify(raw: string, encoded: string): Promise<boolean>;
-  /** True when `encoded` was made with other parameters than this hasher uses now. */
-  mustUpdate(encoded: string): boolean;
-}
-
-export type PasswordHasherName = 'bcrypt_sha256' | 'scrypt';
 
 export interface BCryptSHA256HasherOptions {
   /** log2 of the bcrypt work factor; default 12 (Django's). */
@@ -177,7 +166,7 @@ export class PasswordHasher implements OnApplicationShutdown {
   private readonly pools: BcryptWorkerPool[];
 
   constructor(@Inject(AUTH_CONFIG) config: Pick<AuthConfig, 'passwordHashers'>) {
-    this.hashers = createHashers(config.passwordHashers ?? ['bcrypt_sha256', 'scrypt']);
+    this.hashers = createHashers(config.passwordHashers);
     this.pools = [
       ...new Set(this.hashers.flatMap((hasher) => (hasher instanceof BCryptSHA256Hasher && hasher.pool ? [hasher.pool] : []))),
     ];
