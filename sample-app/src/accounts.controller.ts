@@ -12,8 +12,7 @@ import {
 import { CsrfGuard, csrfToken } from 'nestjs-session-auth/csrf';
 import { messages } from 'nestjs-session-auth/messages';
 import { PasswordValidationError, isPasswordUsable } from 'nestjs-session-auth/passwords';
-import { DEMO_MODE, IDENTITY_PROVIDER } from './seed.js';
-import type { IdentityProviderOptions } from './app.module.js';
+import { DEMO_MODE, IDENTITY_PROVIDER, type IdentityProviderOptions } from './app.options.js';
 import { layoutContext } from './views/layout.js';
 import { loginPage, passwordPage } from './views/pages.js';
 

@@ -3,6 +3,14 @@ import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, ModelBackend, authEntities } from 'nestjs-session-auth';
 import { AccountsController } from './accounts.controller.js';
+import {
+  DEMO_MODE,
+  DIRECTORY_IN_USE,
+  IDENTITY_PROVIDER,
+  IDENTITY_PROVIDER_NAME,
+  type AppOptions,
+  type IdentityProviderOptions,
+} from './app.options.js';
 import { DictionaryBackend } from './dictionary.backend.js';
 import { DirectoryBackend } from './directory.backend.js';
 import { DirectoryService } from './directory.service.js';
@@ -10,47 +18,8 @@ import { ErrorPageFilter } from './error-page.filter.js';
 import { PagesController } from './pages.controller.js';
 import { securityHeaders } from './security-headers.middleware.js';
 import { SessionsController } from './sessions.controller.js';
-import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER, IDENTITY_PROVIDER_NAME } from './seed.js';
 import { OidcBackend, OidcModule } from 'nestjs-session-auth/oidc';
 import { sampleLdapBackend } from './ldap/directory.js';
-
-/** Where users, groups, permissions and sessions live. */
-export type DatabaseOptions =
-  | { type: 'better-sqlite3'; database: string }
-  | { type: 'postgres'; url: string };
-
-export interface AppOptions {
-  database: DatabaseOptions;
-  /** Signs the session cookie and keys the session auth hashes. */
-  sessionSecret: string;
-  /**
-   * Seed, accept and list the demo accounts, whose passwords anyone can read in this repository.
-   * Off in production: then only `ModelBackend` is asked, and `npm run createsuperuser` makes the
-   * first account.
-   */
-  demo: boolean;
-  /**
-   * The directory accounts (dana, erin) from this OpenLDAP server (`LDAP_URL`; `npm run ldap`
-   * serves one) instead of the in-memory stand-in.
-   */
-  ldapUrl?: string;
-  /**
-   * An OpenID Connect provider to log in with ("Log in with …" on the login page): `npm start`
-   * runs a demo one beside the site, `IDP_URL` names another.
-   */
-  identityProvider?: IdentityProviderOptions;
-}
-
-export interface IdentityProviderOptions {
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  label: string;
-  /** The demo provider speaks plain http on a loopback port: development only. */
-  allowInsecureRequests?: boolean;
-  /** Shown next to the button in the demo (an account at that provider). */
-  demoAccount?: { login: string; password: string };
-}
 
 @Module({})
 export class AppModule implements NestModule {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AppOptions, DatabaseOptions } from './app.module.js';
+import type { AppOptions, DatabaseOptions } from './app.options.js';
 
 export const DEVELOPMENT_SECRET = 'development-only-secret-do-not-use-in-production';
 

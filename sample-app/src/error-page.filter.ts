@@ -17,7 +17,8 @@ import { errorPage, type ErrorDescription } from './views/pages.js';
 /**
  * Turns the errors a visitor can meet into pages of the site rather than Nest's JSON: 403 (a
  * logged-in user without the permission, or a form without its CSRF token), 404, 400 and 503 (the
- * directory or the session store cannot be reached).
+ * session store cannot be reached; the module itself answers a directory that is down, with
+ * `Retry-After`).
  * Clients that ask for JSON still get Nest's JSON body. Redirects to the login page are the
  * library's business and are not caught here.
  */

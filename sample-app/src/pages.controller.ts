@@ -10,7 +10,7 @@ import {
   type User,
 } from 'nestjs-session-auth';
 import { VIEW_STAFF_PAGE } from './permissions.js';
-import { DEMO_MODE, DIRECTORY_IN_USE } from './seed.js';
+import { DEMO_MODE, DIRECTORY_IN_USE } from './app.options.js';
 import { layoutContext } from './views/layout.js';
 import { dashboardPage, homePage, staffPage } from './views/pages.js';
 

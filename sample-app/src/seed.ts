@@ -1,7 +1,7 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { PermissionManager, UserManager } from 'nestjs-session-auth';
 import { isPasswordUsable } from 'nestjs-session-auth/passwords';
-import type { AppOptions } from './app.module.js';
+import type { AppOptions } from './app.options.js';
 import { STAFF_GROUP, VIEW_STAFF_PAGE } from './permissions.js';
 
 /**
@@ -20,15 +20,6 @@ export const DEMO_ACCOUNTS = [
   { username: 'dana', password: 'daylight', backend: 'DirectoryBackend', staff: true },
   { username: 'erin', password: 'evergreen', backend: 'DirectoryBackend', staff: false },
 ] as const;
-
-/** Injects `AppOptions.demo` where a page needs to know whether to list the demo accounts. */
-export const DEMO_MODE = Symbol('DEMO_MODE');
-/** A description of the real directory server in use (`LDAP_URL`), or `null` for the in-memory stand-in. */
-export const DIRECTORY_IN_USE = Symbol('DIRECTORY_IN_USE');
-/** The OpenID Connect provider offered on the login page (`IdentityProviderOptions`), or `null`. */
-export const IDENTITY_PROVIDER = Symbol('IDENTITY_PROVIDER');
-/** Its backend's name: what sessions record, the login button posts, and its callback ends in (`/oidc/callback/demo-idp`). */
-export const IDENTITY_PROVIDER_NAME = 'demo-idp';
 
 /**
  * Create what the site needs, leaving alone whatever exists: running it at every start keeps

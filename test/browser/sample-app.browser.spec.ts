@@ -12,7 +12,8 @@ import { SAMPLE_DIRECTORY } from '../../sample-app/src/ldap/directory.js';
 import { Slapd } from '../../sample-app/src/ldap/slapd.js';
 import { startDemoIdentityProvider } from '../../sample-app/src/oidc/demo-idp.js';
 import { createServer } from 'node:net';
-import { AppModule, type AppOptions } from '../../sample-app/src/app.module.js';
+import { AppModule } from '../../sample-app/src/app.module.js';
+import type { AppOptions } from '../../sample-app/src/app.options.js';
 import { seed } from '../../sample-app/src/seed.js';
 
 /*

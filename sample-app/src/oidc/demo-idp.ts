@@ -1,5 +1,4 @@
-import type { IdentityProviderOptions } from '../app.module.js';
-import { IDENTITY_PROVIDER_NAME } from '../seed.js';
+import { IDENTITY_PROVIDER_NAME, type IdentityProviderOptions } from '../app.options.js';
 import { DEMO_ACCOUNTS, DemoProvider } from './demo-provider.js';
 
 /** The client the sample is at the demo provider (both sides run here; the secret protects nothing). */

@@ -1,9 +1,9 @@
 import { isAuthenticated, type User, type UserSession } from 'nestjs-session-auth';
 import { CSRF_FIELD_NAME } from 'nestjs-session-auth/csrf';
-import { DEMO_ACCOUNTS, IDENTITY_PROVIDER_NAME } from '../seed.js';
+import { IDENTITY_PROVIDER_NAME, type IdentityProviderOptions } from '../app.options.js';
+import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
 import { html, type SafeHtml } from 'nestjs-session-auth/views';
-import type { IdentityProviderOptions } from '../app.module.js';
 import { layout, type LayoutContext } from './layout.js';
 
 /** What each backend did when it let someone in, for the dashboard. */
