@@ -263,32 +263,35 @@ export class AuthService {
     await rotateSessionId(request, data);
   }
 
-  /** `PermissionChecker.hasPerm`: Django's `user.has_perm`, asking every backend. */
+  /**
+   * Whether `user` has `perm` (Django's `user.has_perm`): an active superuser has every one; else
+   * any backend granting is enough, and a backend throwing `PermissionDenied` denies.
+   */
   hasPerm(user: any, perm: string, obj?: unknown): Promise<boolean> {
     return this.permissions.hasPerm(user, perm, obj);
   }
 
-  /** `PermissionChecker.hasPerms`: every permission of the list. */
+  /** Every permission of the list (Django's `has_perms`); an empty list is always granted. */
   hasPerms(user: any, perms: Iterable<string>, obj?: unknown): Promise<boolean> {
     return this.permissions.hasPerms(user, perms, obj);
   }
 
-  /** `PermissionChecker.hasModulePerms`: any permission of the app. */
+  /** Any permission of the app `appLabel` (Django's `has_module_perms`). */
   hasModulePerms(user: any, appLabel: string): Promise<boolean> {
     return this.permissions.hasModulePerms(user, appLabel);
   }
 
-  /** `PermissionChecker.getAllPermissions`. */
+  /** Every permission the backends list for the user (Django's `get_all_permissions`). */
   getAllPermissions(user: any, obj?: unknown): Promise<Set<string>> {
     return this.permissions.getAllPermissions(user, obj);
   }
 
-  /** `PermissionChecker.getUserPermissions`: the user's own permissions, not their groups'. */
+  /** The user's own permissions, not their groups' (Django's `get_user_permissions`). */
   getUserPermissions(user: any, obj?: unknown): Promise<Set<string>> {
     return this.permissions.getUserPermissions(user, obj);
   }
 
-  /** `PermissionChecker.getGroupPermissions`: the permissions of the user's groups. */
+  /** The permissions of the user's groups (Django's `get_group_permissions`). */
   getGroupPermissions(user: any, obj?: unknown): Promise<Set<string>> {
     return this.permissions.getGroupPermissions(user, obj);
   }

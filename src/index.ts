@@ -1,21 +1,17 @@
 /**
- * `nestjs-session-auth`: the workflow a Nest app needs — the module and its options, the service,
- * decorators, backends, entities and stores, users and permissions, errors. The rest sits under
- * subpaths: `/passwords` (hashers, validators, reset tokens), `/throttle` (lockout stores),
- * `/csrf`, `/messages`, `/views` (the built-in views' mailer), `/websockets` and `/testing`. The guard and the
- * middleware the module registers itself are not exported: an app never registers them again.
+ * `nestjs-session-auth`: the workflow a Nest app needs — the module and its options, the service
+ * (permission checks included), decorators, backends, entities and stores, users and
+ * permissions, errors. The rest sits under subpaths: `/passwords` (hashers, validators, reset
+ * tokens), `/throttle` (lockout stores), `/csrf`, `/messages`, `/views` (the built-in views'
+ * mailer), `/websockets` and `/testing`. What the module registers and uses itself (its guard,
+ * session layer, backend registry, permission checker, options token) is not exported: an app
+ * never registers or calls it.
  */
 export { AuthModule } from './auth.module.js';
-export { AUTH_OPTIONS } from './auth.module-definition.js';
 export type { AuthModuleOptions, SessionOptions } from './auth.options.js';
 export { AuthService, type AuthenticateOptions } from './auth.service.js';
 export { AuthEvents, type AuthEventMap, type AuthEventName } from './auth.events.js';
-export {
-  SESSION_KEY,
-  BACKEND_SESSION_KEY,
-  HASH_SESSION_KEY,
-  REDIRECT_FIELD_NAME,
-} from './auth.constants.js';
+export { REDIRECT_FIELD_NAME } from './auth.constants.js';
 export { AnonymousUser, isAuthenticated, type AuthenticatedUser, type RequestUser } from './anonymous-user.js';
 export { PermissionDenied, ImproperlyConfigured, RetryLater } from './errors.js';
 export { isSafeRedirectUrl, type SafeRedirectOptions } from './redirects.js';
@@ -24,7 +20,7 @@ export { SameOriginGuard, CrossOriginRequest } from './request/same-origin.guard
 export type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 export type { PrefetchedUser } from './storage/prefetched-user.js';
 export { BaseBackend } from './backends/base.backend.js';
-export { ModelBackend, AllowAllUsersModelBackend, clearPermissionCache } from './backends/model.backend.js';
+export { ModelBackend, AllowAllUsersModelBackend } from './backends/model.backend.js';
 export { RemoteUserBackend, AllowAllUsersRemoteUserBackend, REMOTE_USER } from './backends/remote-user.backend.js';
 
 export {
@@ -36,23 +32,19 @@ export {
   type UserTest,
 } from './decorators/access.decorators.js';
 export { CurrentUser } from './decorators/current-user.decorator.js';
-export { SessionHandler } from './request/session.middleware.js';
 export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable, EXPIRY_SESSION_KEY } from './request/session.js';
 export { setSessionExpiry } from './request/session-lifecycle.js';
 export type { UserSession } from './user-sessions.js';
 export { UserNotLoaded } from './request/access.guard.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
-export { BackendRegistry, type ConfiguredBackend } from './backends/backend.registry.js';
 
 export { User, Group, Permission, SessionRecord, LoginLockout, ExternalIdentity, authEntities, TypeOrmSessionStore } from './storage/index.js';
 export { RedisSessionStore, type RedisSessionClient, type RedisSessionStoreOptions } from './storage/redis-session.store.js';
 export type { TypeOrmSessionStoreOptions } from './storage/index.js';
 export { UserManager, type CreateUserInput } from './user.manager.js';
 export { ExternalUsers, type ExternalUser, type ExternalUserQuery, type LinkExistingUsers } from './external-users.js';
-export { PermissionChecker } from './permission.checker.js';
 export {
   PermissionManager,
-  checkPermissionName,
   type PermissionRef,
   type GroupRef,
   type UsersWithPermOptions,

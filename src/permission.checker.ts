@@ -8,6 +8,7 @@ import { PermissionDenied } from './errors.js';
  * What a user may do, asked of every configured backend (Django's `ModelBackend` permission
  * methods behind `User.has_perm` and friends). An active superuser has every permission; else
  * any backend granting is enough, and a backend throwing `PermissionDenied` denies at once.
+ * Internal: apps ask `AuthService.hasPerm()` and its siblings, the access guard asks this.
  */
 @Injectable()
 export class PermissionChecker {

@@ -190,7 +190,7 @@ describe('@LoginRequired() and friends', () => {
       const { ModuleRef, Reflector } = await import('@nestjs/core');
       const { AUTH_CONFIG } = await import('../src/auth.config.js');
       t = await createTestApp({ controllers: [PagesController, PrivateController] });
-      const { PermissionChecker } = await import('nestjs-session-auth');
+      const { PermissionChecker } = await import('../src/permission.checker.js');
       const guard = new AccessGuard(new Reflector(), t.auth, t.app.get(AUTH_CONFIG), t.app.get(ModuleRef), t.app.get(PermissionChecker));
       const context = (handler: Function, type: string) =>
         ({

@@ -3,7 +3,8 @@ import { createHmac } from 'node:crypto';
 import session from 'express-session';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { ModelBackend, SessionHandler, SessionRecord, TypeOrmSessionStore } from 'nestjs-session-auth';
+import { ModelBackend, SessionRecord, TypeOrmSessionStore } from 'nestjs-session-auth';
+import { SessionHandler } from './support/internals.js';
 import { createTestApp, logIn, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 function sign(id: string, secret: string): string {

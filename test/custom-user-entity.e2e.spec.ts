@@ -1,5 +1,6 @@
 import request from 'supertest';
-import { ModelBackend, SESSION_KEY, UserManager } from 'nestjs-session-auth';
+import { ModelBackend, UserManager } from 'nestjs-session-auth';
+import { SESSION_KEY, SessionHandler } from './support/internals.js';
 import { Member } from './support/member.entity.js';
 import { createTestApp, logIn, type TestApp } from './support/test-app.js';
 
@@ -32,7 +33,6 @@ describe('a custom user entity (option userEntity)', () => {
     const users = t.app.get(UserManager) as unknown as UserManager<Member>;
     const member = await users.createUser({ username: 'mia', password: 'pw' });
     const req: any = { headers: {} };
-    const { SessionHandler } = await import('nestjs-session-auth');
     t.app.get(SessionHandler).attach(req, {} as any);
     await t.auth.login(req, member);
     expect(req.session[SESSION_KEY]).toBe(member.id);

@@ -8,7 +8,6 @@ import {
   ExternalUsers,
   ImproperlyConfigured,
   ModelBackend,
-  PermissionChecker,
   PermissionManager,
   UserManager,
   type AuthModuleOptions,
@@ -322,7 +321,7 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       const permissions = t!.app.get(PermissionManager);
       await permissions.createPermission('reports.view');
       await permissions.createGroup('staff', ['reports.view']);
-      const checker = t!.app.get(PermissionChecker);
+      const checker = t!.auth;
       const dana = (await login('dana', 'daylight'))!;
       await slapd.stop();
       // Remembered: no directory round trip for a permission check.
@@ -339,7 +338,7 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
       try {
         // Not remembered, and the directory is down: the check fails closed, never a silent "no groups".
-        await expect(t!.app.get(PermissionChecker).hasPerm(fresh, 'reports.view')).rejects.toThrow(DirectoryUnavailable);
+        await expect(t!.auth.hasPerm(fresh, 'reports.view')).rejects.toThrow(DirectoryUnavailable);
       } finally {
         errors.mockRestore();
       }
@@ -350,7 +349,7 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       const permissions = t!.app.get(PermissionManager);
       await permissions.createPermission('reports.view');
       await permissions.createGroup('staff', ['reports.view']);
-      const checker = t!.app.get(PermissionChecker);
+      const checker = t!.auth;
       const dana = (await login('dana', 'daylight'))!;
       const erin = (await login('erin', 'evergreen'))!;
       expect(await checker.hasPerm(dana, 'reports.view')).toBe(true);
@@ -495,7 +494,7 @@ describeIf(slapdAvailable())('LdapBackend against a real slapd', () => {
       await slapd.ldap('ldapadd', `dn: uid=gail,${PEOPLE}\nobjectClass: inetOrgPerson\nuid: gail\ncn: Gail Other\nsn: Other\nuserPassword: other\n`);
       await slapd.member(STAFF, 'member', `uid=gail,${PEOPLE}`);
       try {
-        expect(await t!.app.get(PermissionChecker).hasPerm(gail, 'reports.view')).toBe(false);
+        expect(await t!.auth.hasPerm(gail, 'reports.view')).toBe(false);
       } finally {
         await slapd.member(STAFF, 'member', `uid=gail,${PEOPLE}`, true).catch(() => undefined);
         await ldif(`dn: uid=gail,${PEOPLE}\nchangetype: delete\n`).catch(() => undefined);

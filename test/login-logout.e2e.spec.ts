@@ -2,16 +2,9 @@ import { Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import {
-  AuthEvents,
-  AuthService,
-  BACKEND_SESSION_KEY,
-  HASH_SESSION_KEY,
-  SESSION_KEY,
-  SessionRecord,
-  User,
-} from 'nestjs-session-auth';
+import { AuthEvents, AuthService, SessionRecord, User } from 'nestjs-session-auth';
 import { messages } from 'nestjs-session-auth/messages';
+import { BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY } from './support/internals.js';
 import { createTestApp, PagesController, sessionCookie, type TestApp } from './support/test-app.js';
 
 let slowWriteGate: { promise: Promise<void>; release: () => void };

@@ -13,9 +13,22 @@ describe('the package surface', () => {
     for (const name of [
       'AuthModule', 'AuthService', 'LoginRequired', 'PermissionRequired', 'CurrentUser', 'ModelBackend', 'User',
       'authEntities', 'TypeOrmSessionStore', 'RedisSessionStore', 'UserManager', 'PermissionManager',
-      'BackendRegistry', 'PermissionDenied', 'SameOriginGuard', 'loadSession',
+      'PermissionDenied', 'RetryLater', 'SameOriginGuard', 'loadSession',
     ]) {
       expect(root).toHaveProperty(name);
+    }
+  });
+
+  it('keeps what the module uses internally out of the root, so an app cannot come to depend on it', () => {
+    for (const name of [
+      // Its session layer, backend registry and options token: an app configures them through forRoot().
+      'SessionHandler', 'BackendRegistry', 'AUTH_OPTIONS',
+      // One route to permissions: AuthService.hasPerm() and its siblings.
+      'PermissionChecker',
+      // What ModelBackend, PermissionManager and the session keep to themselves.
+      'clearPermissionCache', 'checkPermissionName', 'SESSION_KEY', 'BACKEND_SESSION_KEY', 'HASH_SESSION_KEY',
+    ]) {
+      expect(root).not.toHaveProperty(name);
     }
   });
 

@@ -8,18 +8,15 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import {
   AuthService,
-  BACKEND_SESSION_KEY,
   CurrentUser,
-  HASH_SESSION_KEY,
   LoginRequired,
   ModelBackend,
-  SESSION_KEY,
-  SessionHandler,
   SessionRecord,
   TypeOrmSessionStore,
   UserManager,
   type AuthBackend,
 } from 'nestjs-session-auth';
+import { BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, SessionHandler } from './support/internals.js';
 import { createTestApp, logIn, PagesController, sessionCookie, TEST_SECRET, type TestApp } from './support/test-app.js';
 
 let getUserCalls = 0;
