@@ -195,8 +195,8 @@ export class AuthService {
   }
 
   /**
-   * The request's user, resolved once per request whatever asks (guards, the interceptor,
-   * decorators). A request without a session cookie costs no store or database work.
+   * The request's user, resolved once per request whatever asks (the module's guard, the app's
+   * guards, decorators). A request without a session cookie costs no store or database work.
    */
   getUser<U = any>(request: Request): Promise<RequestUser<U>> {
     const known = this.peekUser(request);
