@@ -29,7 +29,7 @@ export interface LoginPage extends FormPage {
   rememberMe: boolean;
   remembered: boolean;
   /**
-   * "Log in with …" buttons, one per OpenID Connect provider among the backends: each a form
+   * "Log in with …" buttons, one per backend with a `loginButton` (each OpenID Connect provider): each a form
    * that POSTs `provider` (and `next`) to `action` with the CSRF token, since a login must not
    * start from a mere link another site could follow.
    */
