@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import signature from 'cookie-signature';
 import { AuthService } from '../auth.service.js';
-import { SessionHandler } from '../request/session.middleware.js';
+import { SessionHandler } from '../sessions/session-handler.js';
 
 /**
  * Log `user` in without a password and resolve the `Cookie` header value for that session

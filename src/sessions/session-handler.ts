@@ -3,9 +3,10 @@ import type { Request } from 'express';
 import type { Store } from 'express-session';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
+import { DEFAULT_SESSION_AGE_MS } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
-import { SessionLayer } from './session.js';
+import { SessionLayer } from './session-layer.js';
 
 /**
  * The module's session layer (`SessionLayer`), configured once with safe defaults: nothing
@@ -53,6 +54,16 @@ export class SessionHandler implements OnApplicationShutdown {
       cookie: options.cookie,
       expireAtBrowserClose: options.expireAtBrowserClose,
     });
+  }
+
+  /** The store the request's sessions live in: the module's, or with `session: false` the app's express-session's. */
+  storeOf(request: Request | undefined): Store | undefined {
+    return this.store ?? request?.sessionStore;
+  }
+
+  /** How long a session lives without `setExpiry`, in milliseconds. */
+  get sessionAge(): number {
+    return this.layer?.sessionAge ?? DEFAULT_SESSION_AGE_MS;
   }
 
   /** Make sure the request's app gives its requests sessions (once per app; nothing per request). */
