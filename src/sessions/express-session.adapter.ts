@@ -32,7 +32,7 @@ export class ExpressSessionAdapter implements Session, SessionProvider {
   /** The adapter over the request's express-session; `undefined` when the app installed none. */
   static of(request: Request): ExpressSessionAdapter | undefined {
     // express-session names its store on every request it sees, even while the store is away.
-    if (!request?.sessionStore) return undefined;
+    if (!request?.sessionStore && !request?.session) return undefined;
     return (stateOf(request).appSession ??= new ExpressSessionAdapter(request));
   }
 
