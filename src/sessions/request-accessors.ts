@@ -7,9 +7,9 @@ import type { Store } from 'express-session';
  * costs nothing until its session is used.
  */
 
-/** What answers the accessors for one request (`SessionLayer`). */
+/** What answers the accessors of a request. */
 export interface SessionAccessorSource {
-  readonly store: Store;
+  storeFor(request: Request): Store;
   /** `request.session`: the session when it is available without I/O. */
   sessionFor(request: Request): unknown;
   /** `request.session = null`: express-session's way to drop a session. */
@@ -24,30 +24,30 @@ export function hasSessionAccessors(target: object): boolean {
   return Object.hasOwn(target, ACCESSORS);
 }
 
-/** Define the accessors on `target`, once; `sourceOf` finds the source that answers for a request. */
-export function defineSessionAccessors(target: object, sourceOf: (request: Request) => SessionAccessorSource): void {
+/** Define the accessors on `target`, once. */
+export function defineSessionAccessors(target: object, source: SessionAccessorSource): void {
   if (hasSessionAccessors(target)) return;
   Object.defineProperties(target, {
     [ACCESSORS]: { value: true, configurable: true },
     session: {
       configurable: true,
       get(this: Request) {
-        return sourceOf(this).sessionFor(this);
+        return source.sessionFor(this);
       },
       set(this: Request, value: unknown) {
-        if (value == null) sourceOf(this).dropSession(this);
+        if (value == null) source.dropSession(this);
       },
     },
     sessionID: {
       configurable: true,
       get(this: Request) {
-        return sourceOf(this).sessionIdFor(this);
+        return source.sessionIdFor(this);
       },
     },
     sessionStore: {
       configurable: true,
       get(this: Request) {
-        return sourceOf(this).store;
+        return source.storeFor(this);
       },
     },
   });

@@ -17,7 +17,7 @@ export interface SessionCookie extends CookieOptions {
 }
 export const Cookie = (session as unknown as { Cookie: new (options?: object) => SessionCookie }).Cookie;
 
-/** What a session asks of the layer that keeps it for its request (`SessionRecord`). */
+/** What a session asks of the layer that keeps it for its request (`SessionTracker`). */
 export interface SessionKeeper {
   /** How long a session lives without `setExpiry`, in milliseconds. */
   readonly sessionAge: number;

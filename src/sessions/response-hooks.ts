@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
  * the one response otherwise (Node's, under a Fastify reply).
  */
 
-/** A request whose session the layer holds, as its response's hooks see it (`SessionRecord`). */
+/** A request whose session the layer holds, as its response's hooks see it (`SessionTracker`). */
 export interface HookedResponse {
   headersSeen?: boolean;
   ending?: boolean;

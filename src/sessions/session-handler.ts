@@ -7,6 +7,7 @@ import { DEFAULT_SESSION_AGE_MS } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
 import { SessionLayer } from './session-layer.js';
+import { attachSession, claimRequest, installSessions } from './session-tracker.js';
 
 /**
  * The module's session layer (`SessionLayer`), configured once with safe defaults: nothing
@@ -66,24 +67,28 @@ export class SessionHandler implements OnApplicationShutdown {
     return this.layer?.sessionAge ?? DEFAULT_SESSION_AGE_MS;
   }
 
-  /** Make sure the request's app gives its requests sessions (once per app; nothing per request). */
+  /**
+   * Make sure the request's app gives its requests sessions (once per app; nothing per request).
+   * A request whose prototype is no app's (one made up in code) gets them itself.
+   */
   install(request: Request): void {
-    this.layer?.install(request);
+    const prototype = Object.getPrototypeOf(request);
+    this.installOn(prototype && prototype !== Object.prototype ? prototype : request);
   }
 
   /** Make this app's layer answer for one request (Fastify: apps may share a request prototype). */
   claim(request: object): void {
-    this.layer?.claim(request);
+    if (this.layer) claimRequest(this.layer, request);
   }
 
   /** Give every request made from `prototype` (an Express app's `request`) its session. */
   installOn(prototype: object): void {
-    this.layer?.installOn(prototype);
+    if (this.layer) installSessions(this.layer, prototype);
   }
 
   /** Give this one request its (not yet loaded) session, whatever its prototype (a request made up in code). */
   attach(request: Request, response: unknown): void {
-    this.layer?.attach(request, response);
+    if (this.layer) attachSession(this.layer, request, response);
   }
 
   onApplicationShutdown(): void {

@@ -4,6 +4,7 @@ import type { CookieOptions, SessionData } from 'express-session';
 import signature from 'cookie-signature';
 import { SessionLayer, type SessionSettings } from './session-layer.js';
 import { sessionOf } from './session-of.js';
+import { attachSession } from './session-tracker.js';
 import type { Session } from './session.js';
 
 /**
@@ -124,7 +125,7 @@ function layerWith(store: FakeStore, settings: Partial<SessionSettings> = {}, co
 function exchange(layer: SessionLayer, cookie?: string): { request: Request; response: FakeResponse } {
   const request = { headers: cookie ? { cookie } : {} } as Request;
   const response = new FakeResponse();
-  layer.attach(request, response);
+  attachSession(layer, request, response);
   return { request, response };
 }
 

@@ -4,7 +4,7 @@ import { ImproperlyConfigured } from '../errors.js';
 import type { PrefetchedUser } from '../storage/prefetched-user.js';
 import { ExpressSessionAdapter } from './express-session.adapter.js';
 import type { RequestSession } from './request-session.js';
-import { recordOf } from './session-layer.js';
+import { trackerOf } from './session-tracker.js';
 import { SessionsUnavailable, type Session, type SessionProvider } from './session.js';
 
 /**
@@ -15,7 +15,7 @@ import { SessionsUnavailable, type Session, type SessionProvider } from './sessi
  */
 
 function providerOf(request: Request): SessionProvider | undefined {
-  return recordOf(request) ?? ExpressSessionAdapter.of(request);
+  return trackerOf(request) ?? ExpressSessionAdapter.of(request);
 }
 
 function noSessions(): never {

@@ -40,7 +40,7 @@ export interface Session {
 }
 
 /**
- * Where one request's session comes from: the module's session layer (`SessionRecord`), or the
+ * Where one request's session comes from: the module's session layer (`SessionTracker`), or the
  * express-session an app installed (`ExpressSessionAdapter`). `sessionOf` and its siblings ask it.
  */
 export interface SessionProvider {
