@@ -12,12 +12,5 @@ export const DEFAULT_SESSION_AGE_MS = 14 * 24 * 60 * 60 * 1000;
 
 /** Session key of the CSRF token (Django's CSRF_SESSION_KEY); `login()` drops it. */
 export const CSRF_SESSION_KEY = '_csrftoken';
-/**
- * The CSRF token the session held when `login()` ran in this request: the same request's CSRF
- * check still accepts it (a login by middleware must not fail the form it arrived with),
- * later requests do not.
- */
-export const CSRF_TOKEN_BEFORE_LOGIN = Symbol('nestjs-session-auth:csrf-token-before-login');
-
 /** Django's PASSWORD_RESET_TIMEOUT: three days, in seconds. */
 export const DEFAULT_PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60;

@@ -3,32 +3,19 @@ import { parse as parseCookies } from 'cookie';
 import type { Request } from 'express';
 import { AnonymousUser, isAuthenticated, type RequestUser } from './anonymous-user.js';
 import { AUTH_CONFIG, type AuthConfig } from './auth.config.js';
-import {
-  AUTH_SESSION_KEYS,
-  BACKEND_SESSION_KEY,
-  CSRF_SESSION_KEY,
-  CSRF_TOKEN_BEFORE_LOGIN,
-  HASH_SESSION_KEY,
-  SESSION_KEY,
-} from './auth.constants.js';
+import { AUTH_SESSION_KEYS, BACKEND_SESSION_KEY, CSRF_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY } from './auth.constants.js';
 import { AuthEvents, cleanseCredentials } from './auth.events.js';
 import type { AuthBackend, Credentials } from './backends/auth-backend.interface.js';
 import { BackendRegistry } from './backends/backend.registry.js';
 import { ImproperlyConfigured, PermissionDenied } from './errors.js';
 import { LOCKED_OUT, LoginThrottle, TooManyLoginAttempts, type LoginAttemptKind } from './login-throttle.js';
 import { PermissionChecker } from './permission.checker.js';
+import { rotateCsrfToken } from './request/csrf.js';
 import { clearCookie, headersSent, isSecureRequest, responseOf, setHeader } from './request/platform.js';
-import {
-  destroySession,
-  flushSession,
-  requireLoadedSession,
-  rotateSessionId,
-  sessionData,
-  storedSessionCookieName,
-} from './request/session-lifecycle.js';
-import { loadSession, sessionState, SessionsUnavailable, takePrefetchedUser } from './request/session.js';
+import { stateOf } from './request/request-state.js';
 import { makeSessionAuthHash, verifySessionAuthHash } from './session-auth-hash.js';
-import { rotateCsrfCookie } from './views/csrf.js';
+import { SessionsUnavailable } from './sessions/session.js';
+import { findSession, peekSession, sessionCookieName, sessionOf, takePrefetchedUser } from './sessions/session-of.js';
 import { UserManager } from './user.manager.js';
 import { SESSION_INFO_KEY, UserSessions, type UserSession } from './user-sessions.js';
 
@@ -41,10 +28,6 @@ export interface AuthenticateOptions {
    */
   kind?: LoginAttemptKind;
 }
-
-/** Where the per-request user is memoised: once known, and while it is being resolved. */
-const KNOWN_USER = Symbol('nestjs-session-auth:user');
-const RESOLVING_USER = Symbol('nestjs-session-auth:resolving-user');
 
 /**
  * The authentication workflow: who are you (`authenticate`), remember it (`login`), forget it
@@ -112,19 +95,19 @@ export class AuthService {
     if (!user || typeof user !== 'object') throw new TypeError('login() needs the user to log in.');
     const name = this.backendNameFor(user, backend);
     const userId = userIdOf(user);
-    const session = await requireLoadedSession(request);
+    const session = await sessionOf(request);
     const hash = makeSessionAuthHash(user, this.config.secrets[0]);
 
-    const previousId = session[SESSION_KEY];
+    const previousId = session.get(SESSION_KEY);
     const sameUser =
       previousId === undefined ||
-      (previousId === userId && verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets) >= 0);
-    const kept = sameUser ? sessionData(session) : {};
+      (previousId === userId && verifySessionAuthHash(user, session.get(HASH_SESSION_KEY), this.config.secrets) >= 0);
+    const kept = sameUser ? session.getData() : {};
     // A CSRF token seen before login must not work after it: the next form gets a new one.
-    if (typeof session[CSRF_SESSION_KEY] === 'string') (request as any)[CSRF_TOKEN_BEFORE_LOGIN] = session[CSRF_SESSION_KEY];
     delete kept[CSRF_SESSION_KEY];
-    rotateCsrfCookie(request);
-    await rotateSessionId(request, {
+    rotateCsrfToken(request, session);
+    // A new session id (fixation defence), written before this resolves.
+    await session.cycleKey({
       ...kept,
       [SESSION_KEY]: userId,
       [BACKEND_SESSION_KEY]: name,
@@ -143,7 +126,8 @@ export class AuthService {
   /** Forget the user: the session is deleted from the store and its cookie cleared. */
   async logout(request: Request): Promise<void> {
     const configuredName = this.config.session ? this.config.session.name : undefined;
-    if (!(await loadSession(request)) && hasCookie(request, configuredName)) {
+    const session = await findSession(request);
+    if (!session && hasCookie(request, configuredName)) {
       // The store is unreachable: answering "logged out" would leave the session alive in it.
       throw new SessionsUnavailable();
     }
@@ -152,9 +136,8 @@ export class AuthService {
     await this.events.emit('userLoggedOut', { request, user: isAuthenticated(user) ? user : null });
     // A request that brought no session cookie gets no Set-Cookie either.
     const cookieName =
-      storedSessionCookieName(request) ??
-      (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);
-    await destroySession(request);
+      sessionCookieName(request) ?? (configuredName && hasCookie(request, configuredName) ? configuredName : undefined);
+    await session?.flush();
     const response = responseOf(request);
     if (cookieName && response && !headersSent(response)) {
       const cookie = this.config.session ? this.config.session.cookie : undefined;
@@ -201,13 +184,10 @@ export class AuthService {
   getUser<U = any>(request: Request): Promise<RequestUser<U>> {
     const known = this.peekUser(request);
     if (known) return Promise.resolve(known as RequestUser<U>);
-    const memo = (request as any)[RESOLVING_USER] as Promise<RequestUser<U>> | undefined;
-    if (memo) return memo;
-    const resolving = this.resolveUser(request).then((user) => {
-      (request as any)[KNOWN_USER] = user;
-      return user;
-    });
-    (request as any)[RESOLVING_USER] = resolving;
+    const state = stateOf(request);
+    if (state.resolvingUser) return state.resolvingUser as Promise<RequestUser<U>>;
+    const resolving = this.resolveUser(request).then((user) => (state.user = user));
+    state.resolvingUser = resolving;
     return resolving as Promise<RequestUser<U>>;
   }
 
@@ -216,19 +196,13 @@ export class AuthService {
    * because the session names nobody. `undefined` means `getUser()` has work to do.
    */
   peekUser<U = any>(request: Request): RequestUser<U> | undefined {
-    const known = (request as any)[KNOWN_USER] as RequestUser<U> | undefined;
-    if (known) return known;
-    const state = sessionState(request);
-    if (state && !state.session) {
-      // Not loaded yet: a valid session cookie may name somebody; without one, nobody.
-      if (!state.unavailable && state.layer.hasSessionCookie(state)) return undefined;
-    } else {
-      const session = (request as any).session as Record<string, unknown> | undefined;
-      if (session && (session[SESSION_KEY] !== undefined || session[BACKEND_SESSION_KEY] !== undefined)) return undefined;
-    }
-    const anonymous = new AnonymousUser();
-    (request as any)[KNOWN_USER] = anonymous;
-    return anonymous;
+    const state = stateOf(request);
+    if (state.user) return state.user as RequestUser<U>;
+    // Not loaded yet: a valid session cookie may name somebody; without one, nobody.
+    const session = peekSession(request);
+    if (session === undefined) return undefined;
+    if (session && (session.get(SESSION_KEY) !== undefined || session.get(BACKEND_SESSION_KEY) !== undefined)) return undefined;
+    return (state.user = new AnonymousUser());
   }
 
   /**
@@ -255,12 +229,12 @@ export class AuthService {
    * by the new hash); the session id is rotated as well.
    */
   async updateSessionAuthHash(request: Request, user: any): Promise<void> {
-    const session = await requireLoadedSession(request);
-    const data = sessionData(session);
+    const session = await sessionOf(request);
+    const data = session.getData();
     if (data[SESSION_KEY] === userIdOf(user)) {
       data[HASH_SESSION_KEY] = makeSessionAuthHash(user, this.config.secrets[0]);
     }
-    await rotateSessionId(request, data);
+    await session.cycleKey(data);
   }
 
   /**
@@ -311,37 +285,39 @@ export class AuthService {
 
   /** Load the user the session names; only called once `peekUser()` found auth keys in it. */
   private async resolveUser(request: Request): Promise<RequestUser> {
-    const session = (await loadSession(request)) as Record<string, unknown> | undefined;
+    const session = await findSession(request);
     if (!session) return new AnonymousUser();
-    const userId = session[SESSION_KEY];
-    const name = session[BACKEND_SESSION_KEY];
+    const userId = session.get(SESSION_KEY);
+    const name = session.get(BACKEND_SESSION_KEY);
 
     const configured = typeof name === 'string' ? this.backends.get(name) : undefined;
     const user = typeof userId === 'string' && configured ? await this.loadUser(configured.backend, userId, request) : null;
     if (!user || !canAuthenticate(configured!.backend, user)) {
       // Stale: the backend is gone, or the user is gone or disabled. Nobody is logged in.
-      for (const key of AUTH_SESSION_KEYS) delete session[key];
+      for (const key of AUTH_SESSION_KEYS) session.delete(key);
       return new AnonymousUser();
     }
-    const hashIndex = verifySessionAuthHash(user, session[HASH_SESSION_KEY], this.config.secrets);
+    const hashIndex = verifySessionAuthHash(user, session.get(HASH_SESSION_KEY), this.config.secrets);
     if (hashIndex < 0) {
       // The password changed since this session logged in (or the hash was tampered with): the
       // whole session ends, as Django's `flush()` (every key, the CSRF token and messages too).
-      await flushSession(request);
+      await session.flush();
       return new AnonymousUser();
     }
     if (hashIndex > 0) {
       // Logged in under a secret that is now a fallback: re-signed with the current one under a
       // new session id (Django's `cycle_key()`), so the old id is not valid any more either.
-      await rotateSessionId(request, { ...sessionData(session as never), [HASH_SESSION_KEY]: makeSessionAuthHash(user, this.config.secrets[0]) });
+      await session.cycleKey({ ...session.getData(), [HASH_SESSION_KEY]: makeSessionAuthHash(user, this.config.secrets[0]) });
     }
     return annotate(user, configured!.name);
   }
 
   private remember(request: Request, user: RequestUser): void {
-    (request as any)[KNOWN_USER] = user;
-    (request as any)[RESOLVING_USER] = undefined;
-    (request as any).user = user;
+    const state = stateOf(request);
+    state.user = user;
+    state.resolvingUser = undefined;
+    // Through the request's `user` accessor (AccessGuard's), as the guard sets it.
+    (request as { user?: RequestUser }).user = user;
   }
 
   private backendNameFor(user: any, backend: string | undefined): string {

@@ -32,8 +32,10 @@ export {
   type UserTest,
 } from './decorators/access.decorators.js';
 export { CurrentUser } from './decorators/current-user.decorator.js';
-export { loadSession, RequestSession, SessionNotLoaded, SessionsUnavailable, EXPIRY_SESSION_KEY } from './request/session.js';
-export { setSessionExpiry } from './request/session-lifecycle.js';
+export type { Session } from './sessions/session.js';
+export { SessionNotLoaded, SessionsUnavailable } from './sessions/session.js';
+export { RequestSession, EXPIRY_SESSION_KEY } from './sessions/request-session.js';
+export { sessionOf, loadSession, setSessionExpiry } from './sessions/session-of.js';
 export type { UserSession } from './user-sessions.js';
 export { UserNotLoaded } from './request/access.guard.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';

@@ -1,7 +1,6 @@
 import type { Request } from 'express';
-import { ImproperlyConfigured } from './errors.js';
-import { requireSession } from './request/session-lifecycle.js';
-import { sessionState } from './request/session.js';
+import { stateOf } from './request/request-state.js';
+import { currentSession, sessionToRead } from './sessions/session-of.js';
 
 export type MessageLevel = 'debug' | 'info' | 'success' | 'warning' | 'error';
 
@@ -37,10 +36,15 @@ const MAX_EXTRA_TAGS_LENGTH = 200;
 
 /** Session key of the pending messages (Django's SessionStorage key). */
 export const MESSAGES_SESSION_KEY = '_messages';
-const SHOWN = Symbol('nestjs-session-auth:messages-shown');
-const MINIMUM = Symbol('nestjs-session-auth:messages-level');
 
-type MessageRequest = Request & { [SHOWN]?: FlashMessage[]; [MINIMUM]?: number };
+declare module './request/request-state.js' {
+  interface RequestState {
+    /** The messages `list()` handed out during this request. */
+    messagesShown?: FlashMessage[];
+    /** The lowest level kept for this request (`setLevel`). */
+    messagesLevel?: number;
+  }
+}
 
 /** A level given by name or number, as its number; a clear error for anything else. */
 function levelValue(level: unknown): number {
@@ -60,12 +64,14 @@ function add(request: Request, level: MessageLevel | string | number, text: stri
     throw new TypeError(`extraTags must be a string of at most ${MAX_EXTRA_TAGS_LENGTH} characters.`);
   }
   if (text === '') return;
-  if (value < ((request as MessageRequest)[MINIMUM] ?? DEFAULT_MINIMUM)) return;
-  const session = sessionOf(request);
-  const pending = Array.isArray(session[MESSAGES_SESSION_KEY]) ? (session[MESSAGES_SESSION_KEY] as StoredMessage[]) : [];
+  if (value < (stateOf(request).messagesLevel ?? DEFAULT_MINIMUM)) return;
+  // A visitor without a session gets one, stored because of the message ("You are logged out.").
+  const session = currentSession(request);
+  const queued = session.get(MESSAGES_SESSION_KEY);
+  const pending = Array.isArray(queued) ? (queued as StoredMessage[]) : [];
   const stored: StoredMessage = { level: TAGS.get(value) ?? '', value, text };
   if (extraTags) stored.extraTags = extraTags;
-  session[MESSAGES_SESSION_KEY] = [...pending, stored];
+  session.set(MESSAGES_SESSION_KEY, [...pending, stored]);
 }
 
 /**
@@ -74,17 +80,16 @@ function add(request: Request, level: MessageLevel | string | number, text: stri
  * added after the list was taken waits for the next request.
  */
 function list(request: Request): FlashMessage[] {
-  const req = request as MessageRequest;
-  const session = (req as any).session as Record<string, unknown> | undefined;
-  const shown = req[SHOWN] ?? [];
-  req[SHOWN] = shown;
-  const pending = session?.[MESSAGES_SESSION_KEY];
+  const state = stateOf(request);
+  const session = sessionToRead(request);
+  const shown = (state.messagesShown ??= []);
+  const pending = session?.get(MESSAGES_SESSION_KEY);
   if (session && pending !== undefined) {
     if (Array.isArray(pending)) for (const stored of pending) {
       const message = toFlashMessage(stored);
       if (message) shown.push(message);
     }
-    delete session[MESSAGES_SESSION_KEY];
+    session.delete(MESSAGES_SESSION_KEY);
   }
   return shown.map((message) => ({ ...message }));
 }
@@ -99,22 +104,6 @@ function toFlashMessage(value: unknown): FlashMessage | null {
   const level = TAGS.get(number) ?? '';
   const extraTags = stored.extraTags ?? '';
   return { level, levelValue: number, text: stored.text, extraTags, tags: [extraTags, level].filter(Boolean).join(' ') };
-}
-
-function sessionOf(request: Request): Record<string, unknown> {
-  const req = request as any;
-  if (!sessionState(request)) {
-    if (!req.session && !req.sessionStore) {
-      throw new ImproperlyConfigured(
-        'Flash messages are kept in the session, and this request has none: let AuthModule install ' +
-          'its sessions, or install express-session yourself before your routes when session is false.',
-      );
-    }
-    // An app's express-session after logout() destroyed the session: start a new one for the
-    // message ("You are logged out."), stored only because something is written to it.
-    if (!req.session && typeof req.sessionStore.generate === 'function') req.sessionStore.generate(request);
-  }
-  return requireSession(request);
 }
 
 /**
@@ -137,7 +126,7 @@ export const messages = {
   error: (request: Request, text: string, options?: { extraTags?: string }) => add(request, 'error', text, options),
   /** Lowest level kept for this request (a name or a number); `info` by default, so debug messages are dropped. */
   setLevel(request: Request, level: MessageLevel | string | number): void {
-    (request as MessageRequest)[MINIMUM] = levelValue(level);
+    stateOf(request).messagesLevel = levelValue(level);
   },
   /**
    * A level of your own, or another tag for a built-in one (Django's custom levels and

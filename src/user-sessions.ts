@@ -2,10 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { Store } from 'express-session';
 import type { Request } from 'express';
-import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from './auth.constants.js';
+import { SESSION_KEY } from './auth.constants.js';
 import { ImproperlyConfigured } from './errors.js';
-import { SessionHandler } from './request/session-handler.js';
-import { sessionState } from './request/session.js';
+import { SessionHandler } from './sessions/session-handler.js';
+import { peekSession } from './sessions/session-of.js';
 import { canListUserSessions, type StoredSession } from './storage/session-data.js';
 
 /** Session key of what a login noted about the device (`UserSession`'s `loggedInAt`, `userAgent`, `address`). */
@@ -56,7 +56,7 @@ export class UserSessions {
   async list(userId: string, request?: Request): Promise<UserSession[]> {
     const stored = await this.storeFor(request).userSessions(userId);
     const current = currentSessionId(request);
-    const age = this.sessions.layer?.sessionAge ?? DEFAULT_SESSION_AGE_MS;
+    const age = this.sessions.sessionAge;
     return stored
       .filter((session) => (session.data as unknown as Record<string, unknown>)[SESSION_KEY] === userId)
       .map((session) => describeStored(session, current, age))
@@ -86,7 +86,7 @@ export class UserSessions {
   }
 
   private storeFor(request: Request | undefined): Store & { userSessions(userId: string): Promise<StoredSession[]> } {
-    const store = this.sessions.store ?? (request as { sessionStore?: Store } | undefined)?.sessionStore;
+    const store = this.sessions.storeOf(request);
     if (!canListUserSessions(store)) {
       throw new ImproperlyConfigured(
         `The session store ${store?.constructor?.name ?? '(none)'} cannot list a user's sessions: use TypeOrmSessionStore or RedisSessionStore.`,
@@ -100,11 +100,9 @@ function sessionKey(id: string): string {
   return createHash('sha256').update(id).digest('base64url').slice(0, 32);
 }
 
+/** The id of the request's session, once loaded. */
 function currentSessionId(request: Request | undefined): string | undefined {
-  if (!request) return undefined;
-  const state = sessionState(request);
-  const session = state ? state.session : (request as { session?: { id?: string } }).session;
-  return typeof session?.id === 'string' ? session.id : undefined;
+  return request ? (peekSession(request)?.id ?? undefined) : undefined;
 }
 
 function describeStored(stored: StoredSession, current: string | undefined, age: number): UserSession {

@@ -1,4 +1,5 @@
-import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { Controller, Get, HttpCode, Injectable, Module, Param, Post, Req } from '@nestjs/common';
+import type { Request } from 'express';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
@@ -10,6 +11,7 @@ import {
   ModelBackend,
   UserManager,
   authEntities,
+  sessionOf,
   type AuthBackend,
 } from 'nestjs-session-auth';
 import { forceLogin } from 'nestjs-session-auth/testing';
@@ -265,6 +267,70 @@ describe('session: false (the app installs express-session itself)', () => {
       const logout = await request(server).post('/logout').set('Cookie', cookie).expect(200);
       expect([logout.headers['set-cookie']].flat().some((c: string) => c?.startsWith('app.sid=;'))).toBe(true);
       await request(server).get('/me').set('Cookie', cookie).expect(401);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+/** App code written against the module's `Session` interface, the same whichever sessions the app has. */
+@Controller('cart')
+class CartController {
+  @Post('add/:sku')
+  @HttpCode(200)
+  async add(@Req() request: Request, @Param('sku') sku: string) {
+    const session = await sessionOf(request);
+    session.set('cart', [...((session.get('cart') as string[] | undefined) ?? []), sku]);
+    return { cart: session.get('cart') };
+  }
+
+  /** A privilege change, as a login is: the session gets a new id, its data kept. */
+  @Post('checkout')
+  @HttpCode(200)
+  async checkout(@Req() request: Request) {
+    await (await sessionOf(request)).cycleKey();
+    return {};
+  }
+
+  @Get()
+  async show(@Req() request: Request) {
+    return { cart: (await sessionOf(request)).get('cart') ?? [] };
+  }
+}
+
+describe.each([
+  ['the module\'s own sessions', 'sessionid', false],
+  ['an app-installed express-session (session: false)', 'app.sid', true],
+])('sessionOf(request) with %s', (_label, cookieName, appSessions) => {
+  it('keeps the data across a cycleKey under a new id, and the id from before (a planted cookie) carries nothing any more', async () => {
+    const { default: session } = await import('express-session');
+    @Module({
+      imports: [
+        database(),
+        AuthModule.forRoot(
+          appSessions
+            ? { backends: [ModelBackend], session: false, secret: 'auth-secret', passwordHashers: fastHashers }
+            : { backends: [ModelBackend], session: { secret: TEST_SECRET }, passwordHashers: fastHashers },
+        ),
+      ],
+      controllers: [CartController],
+    })
+    class AppModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    if (appSessions) app.use(session({ name: 'app.sid', secret: 'cookie-secret', resave: false, saveUninitialized: false }));
+    await app.init();
+    const cookieOf = (response: request.Response) =>
+      [response.headers['set-cookie'] ?? []].flat().find((line: string) => line.startsWith(`${cookieName}=`))?.split(';')[0];
+    try {
+      const server = app.getHttpServer();
+      const planted = cookieOf(await request(server).post('/cart/add/book').expect(200, { cart: ['book'] }))!;
+      await request(server).post('/cart/add/pen').set('Cookie', planted).expect(200, { cart: ['book', 'pen'] });
+      const rotated = cookieOf(await request(server).post('/cart/checkout').set('Cookie', planted).expect(200))!;
+      expect(rotated).toBeDefined();
+      expect(rotated).not.toBe(planted);
+      await request(server).get('/cart').set('Cookie', rotated).expect(200, { cart: ['book', 'pen'] });
+      await request(server).get('/cart').set('Cookie', planted).expect(200, { cart: [] });
     } finally {
       await app.close();
     }

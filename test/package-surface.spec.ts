@@ -13,7 +13,7 @@ describe('the package surface', () => {
     for (const name of [
       'AuthModule', 'AuthService', 'LoginRequired', 'PermissionRequired', 'CurrentUser', 'ModelBackend', 'User',
       'authEntities', 'TypeOrmSessionStore', 'RedisSessionStore', 'UserManager', 'PermissionManager',
-      'PermissionDenied', 'RetryLater', 'SameOriginGuard', 'loadSession',
+      'PermissionDenied', 'RetryLater', 'SameOriginGuard', 'loadSession', 'sessionOf',
     ]) {
       expect(root).toHaveProperty(name);
     }

@@ -31,10 +31,9 @@ import { httpRequestOf, subscriptionRequestOf } from './execution-request.js';
 import { HandshakeRequests } from './handshake-requests.js';
 import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
-import { varyOnCookie } from './session.js';
 import { loginOnOtherSite, withReturnUrl } from './login-redirect.js';
 import { trustedHost } from './hosts.js';
-import { requestUrl } from './platform.js';
+import { requestUrl, varyOnCookie } from './platform.js';
 
 interface HandlerRules {
   rule: LoginRule | undefined;

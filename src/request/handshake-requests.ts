@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
 import { foreignPageOrigin } from './origins.js';
 import { requestPrototypeOf } from './platform.js';
-import { SessionHandler } from './session-handler.js';
+import { SessionHandler } from '../sessions/session-handler.js';
 import { requestFromHandshake } from './socket-request.js';
 
 /**

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { serialize, type SerializeOptions } from 'cookie';
 import vary from 'vary';
+import { existingStateOf, stateOf } from './request-state.js';
 
 /**
  * What the module reads of a request and writes to its response, on Nest's Express adapter and
@@ -25,17 +26,16 @@ interface FastifyReply {
   redirect(url: string, code?: number): FastifyReply;
 }
 
-const REPLY = Symbol('nestjs-session-auth:reply');
-
 /** Remember a Fastify request's reply (at `onRequest`), so the module can answer through it. */
 export function noteReply(request: object, reply: object): void {
-  (request as any)[REPLY] = reply;
+  stateOf(request).reply = reply;
 }
 
 /** The response of a request: Express's `request.res`, or the Fastify reply noted for it. */
 export function responseOf(request: unknown): HttpResponse | undefined {
-  const anyRequest = request as any;
-  return anyRequest?.res ?? anyRequest?.[REPLY];
+  const express = (request as { res?: HttpResponse } | undefined)?.res;
+  if (express || !request) return express;
+  return existingStateOf(request as object)?.reply as HttpResponse | undefined;
 }
 
 function isFastifyReply(response: unknown): response is FastifyReply {
@@ -71,6 +71,12 @@ export function varyOn(response: unknown, field: string): void {
   if (current === field) return;
   const merged = vary.append(String(current), field);
   if (merged !== current) setHeader(response, 'Vary', merged);
+}
+
+/** Add `Vary: Cookie` to the request's response: the answer depends on who is asking. */
+export function varyOnCookie(request: unknown): void {
+  const response = responseOf(request);
+  if (response && !headersSent(response)) varyOn(response, 'Cookie');
 }
 
 /** Options of a cookie set by the module; `maxAge` in milliseconds, as Express takes it. */

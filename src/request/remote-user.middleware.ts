@@ -5,8 +5,8 @@ import { AuthService } from '../auth.service.js';
 import { BackendRegistry } from '../backends/backend.registry.js';
 import { REMOTE_USER, RemoteUserBackend } from '../backends/remote-user.backend.js';
 import { ImproperlyConfigured } from '../errors.js';
-import { SessionHandler } from './session.middleware.js';
-import { loadSession, sessionState, SessionsUnavailable } from './session.js';
+import { SessionHandler } from '../sessions/session-handler.js';
+import { sessionOf } from '../sessions/session-of.js';
 
 /**
  * Logs in the user a trusted proxy names in a request header (Django's `RemoteUserMiddleware`),
@@ -84,8 +84,9 @@ export class RemoteUserMiddleware implements NestMiddleware {
 
   /**
    * Nest mounts the auth module's session middleware first; should an app mount this one
-   * earlier anyway, the session layer is attached here. Then the session is loaded: this runs
-   * before any guard.
+   * earlier anyway, the session layer is attached here. Then the session is loaded (this runs
+   * before any guard): an app without sessions is told to install them, a store that is away
+   * answers 503.
    */
   private async ensureSession(request: Request, response: Response): Promise<void> {
     if (this.sessions.platform === 'fastify') {
@@ -94,12 +95,7 @@ export class RemoteUserMiddleware implements NestMiddleware {
       throw new ImproperlyConfigured('RemoteUserMiddleware runs on the Express adapter only; on Fastify, Nest middleware sees another request object than guards and handlers.');
     }
     this.sessions.install(request);
-    if (!sessionState(request) && !(request as any).session) {
-      throw new ImproperlyConfigured(
-        'RemoteUserMiddleware needs sessions: with session: false, install express-session before it.',
-      );
-    }
-    if (!(await loadSession(request))) throw new SessionsUnavailable();
+    await sessionOf(request);
   }
 }
 

@@ -1,13 +1,11 @@
 import { Injectable, Logger, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { ModuleRef } from '@nestjs/core';
-import { AnonymousUser } from '../anonymous-user.js';
+import { AnonymousUser, type RequestUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
+import { SessionHandler } from '../sessions/session-handler.js';
 import { AccessGuard, defineLazyUser } from './access.guard.js';
 import { appGuardsRunFirst } from './route-readers.js';
-import { SessionHandler } from './session-handler.js';
-
-export { SessionHandler };
 
 /**
  * For an app whose requests could not be given their accessors at start-up, or where an app
@@ -50,15 +48,16 @@ export function prepareRequest(
   const prototype = Object.getPrototypeOf(request);
   defineLazyUser(prototype && prototype !== Object.prototype ? prototype : request, auth);
   if (!loadUser) return next();
+  const withUser = request as Request & { user?: RequestUser };
   auth.getUser(request).then(
     (user) => {
-      (request as any).user = user;
+      withUser.user = user;
       next();
     },
     (error: Error) => {
       // Fail closed, as the guard does on open routes: rules still answer 5xx.
       logger.error(`Loading the request's user failed: ${error.message}`);
-      (request as any).user = new AnonymousUser();
+      withUser.user = new AnonymousUser();
       next();
     },
   );

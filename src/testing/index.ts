@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import signature from 'cookie-signature';
 import { AuthService } from '../auth.service.js';
-import { SessionHandler } from '../request/session.middleware.js';
+import { SessionHandler } from '../sessions/session-handler.js';
 
 /**
  * Log `user` in without a password and resolve the `Cookie` header value for that session
@@ -19,7 +19,7 @@ export async function forceLogin(app: INestApplicationContext, user: any, backen
   }
   // A request of its own, with no cookie: login() starts a session for it and stores it.
   const request: any = { headers: {} };
-  sessions.layer.attach(request, {} as any);
+  sessions.attach(request, {});
   const backend = backendName ?? (auth as any).backends.all[0].name;
   await auth.login(request, user, backend);
   const value = 's:' + signature.sign(request.session.id, sessions.secrets[0]);

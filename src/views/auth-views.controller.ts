@@ -11,9 +11,9 @@ import { PasswordResetTokens } from '../password-reset-tokens.js';
 import { isSafeRedirectUrl } from '../redirects.js';
 import { trustedHost } from '../request/hosts.js';
 import { isSecureRequest, setHeader } from '../request/platform.js';
-import { requireSession, setSessionExpiry } from '../request/session-lifecycle.js';
+import { findSession, sessionOf, setSessionExpiry } from '../sessions/session-of.js';
 import { UserManager } from '../user.manager.js';
-import { CSRF_FIELD_NAME, CsrfGuard, csrfToken } from './csrf.js';
+import { CSRF_FIELD_NAME, CsrfGuard, csrfToken } from '../request/csrf.js';
 import { AuthenticationForm, FORM_MESSAGES, formBody, PasswordChangeForm, PasswordResetForm, SetPasswordForm } from './forms.js';
 import { decodeUid, PasswordResetMail } from './password-reset-mail.js';
 import type { FormErrors } from './templates.js';
@@ -272,7 +272,7 @@ export class AuthViewsController implements OnApplicationBootstrap {
     if (!form.valid) return render(200, form.errors);
 
     await this.savePassword(user, form.newPassword1!);
-    delete requireSession(request)[RESET_SESSION_TOKEN];
+    (await sessionOf(request)).delete(RESET_SESSION_TOKEN);
     const { postResetLogin, postResetLoginBackend } = this.options.passwordResetConfirm;
     if (postResetLogin) await this.auth.login(request, user, postResetLoginBackend);
     redirectTo(response, AUTH_VIEW_PATHS.passwordResetComplete);
@@ -295,14 +295,14 @@ export class AuthViewsController implements OnApplicationBootstrap {
     const invalid = () => this.templates.send(response, 200, 'passwordResetInvalid', { passwordResetUrl: AUTH_VIEW_PATHS.passwordReset });
     if (token !== RESET_URL_TOKEN) {
       if (user && this.tokens.check(user, token)) {
-        requireSession(request)[RESET_SESSION_TOKEN] = token;
+        (await sessionOf(request)).set(RESET_SESSION_TOKEN, token);
         redirectTo(response, passwordResetConfirmPath(uidb64));
       } else {
         invalid();
       }
       return null;
     }
-    const stored = (request as any).session?.[RESET_SESSION_TOKEN];
+    const stored = (await findSession(request))?.get(RESET_SESSION_TOKEN);
     if (!user || !this.tokens.check(user, stored)) {
       invalid();
       return null;

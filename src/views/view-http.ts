@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { ImproperlyConfigured } from '../errors.js';
 import { wantsHtml } from '../request/negotiation.js';
 import { sendHtml, sendJson, sendRedirect, setHeader } from '../request/platform.js';
-import { CsrfFailure } from './csrf.js';
+import { CsrfFailure } from '../request/csrf.js';
 import { SafeHtml } from './html.js';
 import { builtInTemplates, STYLE_SOURCE, type AuthTemplates, type FormErrors } from './templates.js';
 import { AUTH_VIEW_OPTIONS, type ResolvedViewOptions } from './view-options.js';

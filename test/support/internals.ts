@@ -4,4 +4,4 @@
  * session layer whose store a test watches. Apps import none of it.
  */
 export { SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY } from '../../src/auth.constants.js';
-export { SessionHandler } from '../../src/request/session-handler.js';
+export { SessionHandler } from '../../src/sessions/session-handler.js';

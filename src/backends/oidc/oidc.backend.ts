@@ -3,7 +3,8 @@ import type { Request } from 'express';
 import * as client from 'openid-client';
 import { ExternalUsers } from '../../external-users.js';
 import { PermissionManager } from '../../permission.manager.js';
-import { requireLoadedSession } from '../../request/session-lifecycle.js';
+import { stateOf } from '../../request/request-state.js';
+import { sessionOf } from '../../sessions/session-of.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
 import { BaseBackend, configuredBackend, configuredOptions } from '../base.backend.js';
@@ -96,13 +97,13 @@ export class OidcBackend extends BaseBackend {
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    const session = await requireLoadedSession(request);
+    const session = await sessionOf(request);
     const now = Date.now();
-    const flows = Object.entries(liveFlows(session[OIDC_FLOWS_SESSION_KEY], now)).slice(-(MAX_FLOWS - 1));
-    session[OIDC_FLOWS_SESSION_KEY] = Object.fromEntries([
-      ...flows,
-      [state, { provider: this.name, codeVerifier, nonce, redirectUri, next, startedAt: now } satisfies OidcFlow],
-    ]);
+    const flows = Object.entries(liveFlows(session.get(OIDC_FLOWS_SESSION_KEY), now)).slice(-(MAX_FLOWS - 1));
+    session.set(
+      OIDC_FLOWS_SESSION_KEY,
+      Object.fromEntries([...flows, [state, { provider: this.name, codeVerifier, nonce, redirectUri, next, startedAt: now } satisfies OidcFlow]]),
+    );
     return client
       .buildAuthorizationUrl(configuration, {
         redirect_uri: redirectUri,
@@ -118,14 +119,14 @@ export class OidcBackend extends BaseBackend {
   /**
    * The callback's half of the login, through `AuthService.authenticate(request, { oidcCallback:
    * name }, { kind: 'callback' })`; the callback view puts the login it took out of the session, the state and the
-   * callback URL on the request (`OIDC_CALLBACK`), so the code and the PKCE verifier never travel
+   * callback URL in the request's state (`oidcCallback`), so the code and the PKCE verifier never travel
    * in the credentials (which `userLoginFailed` listeners see). The code is exchanged (PKCE,
    * state, nonce checked), the ID token validated, the local user found or created. `null` when
    * the claims are refused or no local user may be made.
    */
   async authenticate(request: Request | undefined, credentials: Credentials): Promise<any | null> {
     if (credentials.oidcCallback !== this.name || !request) return null;
-    const callback = (request as any)[OIDC_CALLBACK] as OidcCallback | undefined;
+    const callback = stateOf(request).oidcCallback;
     if (!callback || callback.flow.provider !== this.name) return null;
     const { flow, state, url } = callback;
     const configuration = await this.discover();
@@ -162,7 +163,7 @@ export class OidcBackend extends BaseBackend {
     if (!user) return null;
     if (request) {
       // For logging out at the provider later; the ID token is kept only when that sends it.
-      (request as any)[PENDING_LOGIN] = { provider: this.name, ...(this.settings.logoutIdTokenHint ? { idToken: tokens.id_token } : {}) };
+      stateOf(request).oidcLogin = { provider: this.name, ...(this.settings.logoutIdTokenHint ? { idToken: tokens.id_token } : {}) };
     }
     return user;
   }
@@ -284,9 +285,16 @@ export class OidcBackend extends BaseBackend {
   }
 }
 
-/** Where the callback view puts the login under way for `authenticate()` (kept out of the credentials). */
-export const OIDC_CALLBACK = Symbol('nestjs-session-auth:oidc-callback');
+declare module '../../request/request-state.js' {
+  interface RequestState {
+    /** Where the callback view puts the login under way for `authenticate()` (kept out of the credentials). */
+    oidcCallback?: OidcCallback;
+    /** The provider and ID token of the login `authenticate()` just made, for the callback view to keep in the session. */
+    oidcLogin?: OidcLogin;
+  }
+}
 
+/** The login under way, as the callback view hands it to `authenticate()`. */
 export interface OidcCallback {
   flow: OidcFlow;
   state: string;
@@ -297,8 +305,11 @@ export interface OidcCallback {
 /** Logging out at the provider: a redirect, or a form for the browser to POST there. */
 export type EndSession = { redirect: string } | { form: { action: string; fields: Record<string, string> } };
 
-/** What the callback hands `AuthService.login()`'s caller: the provider and ID token of the login just made. */
-export const PENDING_LOGIN = Symbol('nestjs-session-auth:oidc-pending-login');
+/** The provider and (with `logoutIdTokenHint`) the ID token of a login, kept in the session for logging out there. */
+export interface OidcLogin {
+  provider: string;
+  idToken?: string;
+}
 
 /** The flows of a session that are still young enough to finish. */
 export function liveFlows(value: unknown, now = Date.now()): Record<string, OidcFlow> {

@@ -23,13 +23,13 @@ import { LoginNotRequired } from '../../decorators/access.decorators.js';
 import { isSafeRedirectUrl } from '../../redirects.js';
 import { trustedHost } from '../../request/hosts.js';
 import { isSecureRequest, requestUrl, sendHtml, sendRedirect, setHeader } from '../../request/platform.js';
-import { requireLoadedSession } from '../../request/session-lifecycle.js';
-import { loadSession } from '../../request/session.js';
-import { CsrfGuard } from '../../views/csrf.js';
+import { CsrfGuard } from '../../request/csrf.js';
+import { stateOf } from '../../request/request-state.js';
+import { findSession, sessionOf } from '../../sessions/session-of.js';
 import { BackendRegistry } from '../backend.registry.js';
 import { OidcLoginFailed } from './oidc-errors.js';
 import { endSessionPage, END_SESSION_PAGE_POLICY } from './oidc-logout.page.js';
-import { liveFlows, OIDC_CALLBACK, OIDC_FLOWS_SESSION_KEY, OIDC_LOGIN_SESSION_KEY, OidcBackend, PENDING_LOGIN, type OidcCallback } from './oidc.backend.js';
+import { liveFlows, OIDC_FLOWS_SESSION_KEY, OIDC_LOGIN_SESSION_KEY, OidcBackend, type OidcLogin } from './oidc.backend.js';
 
 const MAX_NEXT_LENGTH = 2048;
 
@@ -103,14 +103,14 @@ export class OidcController {
     @Query() query: Record<string, unknown>,
   ): Promise<void> {
     const backend = this.provider(name);
-    const session = await requireLoadedSession(request);
-    const flows = liveFlows(session[OIDC_FLOWS_SESSION_KEY]);
+    const session = await sessionOf(request);
+    const flows = liveFlows(session.get(OIDC_FLOWS_SESSION_KEY));
     const state = typeof query.state === 'string' ? query.state : '';
     const flow = Object.hasOwn(flows, state) ? flows[state] : undefined;
     if (flow) {
       // One use: a replayed callback finds nothing.
       delete flows[state];
-      session[OIDC_FLOWS_SESSION_KEY] = flows;
+      session.set(OIDC_FLOWS_SESSION_KEY, flows);
     }
     if (!flow) {
       throw new OidcLoginFailed('This login does not match one started here: it was already used, it expired, or it came from elsewhere. Please log in again.');
@@ -125,13 +125,14 @@ export class OidcController {
     }
     const url = new URL(flow.redirectUri);
     url.search = new URL(requestUrl(request), 'http://callback.invalid').search;
-    (request as any)[OIDC_CALLBACK] = { flow, state, url } satisfies OidcCallback;
+    const requestState = stateOf(request);
+    requestState.oidcCallback = { flow, state, url };
     // A code redeemed with this session's own state and PKCE verifier: no password guess.
     const user = await this.auth.authenticate(request, { oidcCallback: backend.name }, { kind: 'callback' });
     if (!user) throw new ForbiddenException('This account may not log in here.');
-    const pending = (request as any)[PENDING_LOGIN];
+    const login = requestState.oidcLogin;
     await this.auth.login(request, user, backend.name);
-    if (pending) (await requireLoadedSession(request))[OIDC_LOGIN_SESSION_KEY] = pending;
+    if (login) (await sessionOf(request)).set(OIDC_LOGIN_SESSION_KEY, login);
     redirect(response, flow.next || this.config.loginRedirectUrl);
   }
 
@@ -143,8 +144,7 @@ export class OidcController {
   @Post('logout')
   @UseGuards(CsrfGuard)
   async logout(@Req() request: Request, @Res() response: Response): Promise<void> {
-    const session = (await loadSession(request)) as Record<string, unknown> | undefined;
-    const login = session?.[OIDC_LOGIN_SESSION_KEY] as { provider?: string; idToken?: string } | undefined;
+    const login = (await findSession(request))?.get(OIDC_LOGIN_SESSION_KEY) as Partial<OidcLogin> | undefined;
     await this.auth.logout(request);
     const backend = login?.provider ? this.findProvider(login.provider) : undefined;
     const atProvider = backend ? await backend.endSession(login!.idToken).catch(() => null) : null;

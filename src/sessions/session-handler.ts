@@ -3,9 +3,11 @@ import type { Request } from 'express';
 import type { Store } from 'express-session';
 import { DataSource } from 'typeorm';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
+import { DEFAULT_SESSION_AGE_MS } from '../auth.constants.js';
 import { ImproperlyConfigured } from '../errors.js';
 import { TypeOrmSessionStore } from '../storage/typeorm-session.store.js';
-import { SessionLayer } from './session.js';
+import { SessionLayer } from './session-layer.js';
+import { attachSession, claimRequest, installSessions } from './session-tracker.js';
 
 /**
  * The module's session layer (`SessionLayer`), configured once with safe defaults: nothing
@@ -55,24 +57,38 @@ export class SessionHandler implements OnApplicationShutdown {
     });
   }
 
-  /** Make sure the request's app gives its requests sessions (once per app; nothing per request). */
+  /** The store the request's sessions live in: the module's, or with `session: false` the app's express-session's. */
+  storeOf(request: Request | undefined): Store | undefined {
+    return this.store ?? request?.sessionStore;
+  }
+
+  /** How long a session lives without `setExpiry`, in milliseconds. */
+  get sessionAge(): number {
+    return this.layer?.sessionAge ?? DEFAULT_SESSION_AGE_MS;
+  }
+
+  /**
+   * Make sure the request's app gives its requests sessions (once per app; nothing per request).
+   * A request whose prototype is no app's (one made up in code) gets them itself.
+   */
   install(request: Request): void {
-    this.layer?.install(request);
+    const prototype = Object.getPrototypeOf(request);
+    this.installOn(prototype && prototype !== Object.prototype ? prototype : request);
   }
 
   /** Make this app's layer answer for one request (Fastify: apps may share a request prototype). */
   claim(request: object): void {
-    this.layer?.claim(request);
+    if (this.layer) claimRequest(this.layer, request);
   }
 
   /** Give every request made from `prototype` (an Express app's `request`) its session. */
   installOn(prototype: object): void {
-    this.layer?.installOn(prototype);
+    if (this.layer) installSessions(this.layer, prototype);
   }
 
   /** Give this one request its (not yet loaded) session, whatever its prototype (a request made up in code). */
   attach(request: Request, response: unknown): void {
-    this.layer?.attach(request, response);
+    if (this.layer) attachSession(this.layer, request, response);
   }
 
   onApplicationShutdown(): void {

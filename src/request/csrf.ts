@@ -4,12 +4,13 @@ import { parse as parseCookies } from 'cookie';
 import { csrfSync } from 'csrf-sync';
 import { randomBytes } from 'node:crypto';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
-import { CSRF_SESSION_KEY, CSRF_TOKEN_BEFORE_LOGIN, SESSION_KEY } from '../auth.constants.js';
-import { foreignOrigin } from '../request/same-origin.guard.js';
-import { clearCookie, headersSent, isSecureRequest, responseOf, setCookie } from '../request/platform.js';
-import { requireSession } from '../request/session-lifecycle.js';
-import { sessionState } from '../request/session.js';
+import { CSRF_SESSION_KEY, SESSION_KEY } from '../auth.constants.js';
 import { constantTimeEquals, saltedHmac } from '../signing.js';
+import { currentSession, moduleSessionCookie, sessionToRead } from '../sessions/session-of.js';
+import type { Session } from '../sessions/session.js';
+import { clearCookie, headersSent, isSecureRequest, responseOf, setCookie } from './platform.js';
+import { stateOf } from './request-state.js';
+import { foreignOrigin } from './same-origin.guard.js';
 
 export { CSRF_SESSION_KEY };
 
@@ -27,13 +28,13 @@ const DJANGO_CSRF_HEADER_NAME = 'x-csrftoken';
 const csrf = csrfSync({
   size: 32,
   getTokenFromState: (request) => {
-    const token = (request as any).session?.[CSRF_SESSION_KEY];
+    const token = sessionToRead(request)?.get(CSRF_SESSION_KEY);
     return typeof token === 'string' ? token : undefined;
   },
   storeTokenInState: (request, token) => {
-    const session = requireSession(request);
-    if (typeof token === 'string') session[CSRF_SESSION_KEY] = token;
-    else delete session[CSRF_SESSION_KEY];
+    const session = currentSession(request);
+    if (typeof token === 'string') session.set(CSRF_SESSION_KEY, token);
+    else session.delete(CSRF_SESSION_KEY);
   },
   getTokenFromRequest: (request) => {
     const header = request.headers[CSRF_HEADER_NAME] ?? request.headers[DJANGO_CSRF_HEADER_NAME];
@@ -48,7 +49,6 @@ export const CSRF_COOKIE_NAME = 'csrftoken';
 const COOKIE_SALT = 'nestjs-session-auth.csrf-cookie';
 /** Django's CSRF_COOKIE_AGE: a year. */
 const COOKIE_AGE_MS = 365 * 24 * 60 * 60 * 1000;
-const ISSUED = Symbol('nestjs-session-auth:csrf-cookie-token');
 
 /**
  * The token to put in a form's hidden `csrfmiddlewaretoken` input (or a script's
@@ -58,16 +58,17 @@ const ISSUED = Symbol('nestjs-session-auth:csrf-cookie-token');
  * signature keeps a cookie set by a neighbouring subdomain from counting.
  */
 export function csrfToken(request: Request): string {
-  if (!tokenInCookie(request)) return csrf.generateToken(request);
-  const known = (request as any)[ISSUED] ?? cookieToken(request);
+  const sessionCookie = moduleSessionCookie(request);
+  if (!sessionCookie || !tokenInCookie(request)) return csrf.generateToken(request);
+  const state = stateOf(request);
+  const known = state.csrfCookieToken ?? cookieToken(request, sessionCookie.secrets);
   if (known) return known;
   const token = randomBytes(32).toString('hex');
-  (request as any)[ISSUED] = token;
-  const state = sessionState(request)!;
-  const cookie = state.layer.settings.cookie;
+  state.csrfCookieToken = token;
+  const cookie = sessionCookie.options;
   const response = responseOf(request);
   if (response && !headersSent(response)) {
-    setCookie(response, CSRF_COOKIE_NAME, `${token}.${sign(token, state.layer.settings.secrets[0])}`, {
+    setCookie(response, CSRF_COOKIE_NAME, `${token}.${sign(token, sessionCookie.secrets[0])}`, {
       httpOnly: true,
       sameSite: (cookie.sameSite as 'lax' | 'strict' | 'none' | undefined) ?? 'lax',
       secure: cookie.secure === 'auto' ? isSecureRequest(request) : !!cookie.secure,
@@ -86,45 +87,49 @@ export function csrfToken(request: Request): string {
 export function verifyCsrfToken(request: Request): boolean {
   const given = csrf.getTokenFromRequest(request);
   if (typeof given !== 'string') return false;
+  const state = stateOf(request);
+  const sessionCookie = moduleSessionCookie(request);
+  const fromCookie = sessionCookie && tokenInCookie(request) ? (state.csrfCookieToken ?? cookieToken(request, sessionCookie.secrets)) : undefined;
   // A login earlier in this same request (e.g. by the remote-user middleware) replaced the token.
-  const beforeLogin = (request as any)[CSRF_TOKEN_BEFORE_LOGIN] as string | undefined;
-  const fromCookie = tokenInCookie(request) ? ((request as any)[ISSUED] ?? cookieToken(request)) : undefined;
-  return [csrf.getTokenFromState(request), fromCookie, beforeLogin].some((stored) => sameToken(given, stored));
+  return [csrf.getTokenFromState(request), fromCookie, state.csrfTokenBeforeLogin].some((stored) => sameToken(given, stored));
 }
 
 /**
- * Forget the anonymous visitor's token at login (Django's `rotate_token`): the cookie is cleared,
- * and the same request may still use it (its form was filled in before the login).
+ * At login, forget the token of before (Django's `rotate_token`): the session's goes with the
+ * session's data, the anonymous visitor's cookie is cleared, and the same request may still use
+ * either (its form was filled in before the login).
  */
-export function rotateCsrfCookie(request: Request): void {
-  const state = sessionState(request);
-  if (!state) return;
-  const token = (request as any)[ISSUED] ?? cookieToken(request);
+export function rotateCsrfToken(request: Request, session: Session): void {
+  const state = stateOf(request);
+  const inSession = session.get(CSRF_SESSION_KEY);
+  if (typeof inSession === 'string') state.csrfTokenBeforeLogin = inSession;
+  const sessionCookie = moduleSessionCookie(request);
+  if (!sessionCookie) return;
+  const token = state.csrfCookieToken ?? cookieToken(request, sessionCookie.secrets);
   if (!token) return;
-  (request as any)[CSRF_TOKEN_BEFORE_LOGIN] ??= token;
-  (request as any)[ISSUED] = undefined;
+  state.csrfTokenBeforeLogin ??= token;
+  state.csrfCookieToken = undefined;
   const response = responseOf(request);
   if (response && !headersSent(response)) clearCookie(response, CSRF_COOKIE_NAME, { path: '/' });
 }
 
-/** Anonymous visitors of the module's own sessions keep their token in the cookie. */
+/**
+ * Anonymous visitors of the module's own sessions keep their token in the cookie (the caller
+ * checked that the module sets the session cookie), logged-in users in their session.
+ */
 function tokenInCookie(request: Request): boolean {
-  const state = sessionState(request);
-  if (!state) return false;
   // Not loaded and no session cookie: anonymous, known without making a session for it.
-  if (!state.session && !state.layer.hasSessionCookie(state)) return true;
-  const session = state.session ?? (request as any).session;
-  return !session || session[SESSION_KEY] === undefined;
+  const session = sessionToRead(request);
+  return !session || session.get(SESSION_KEY) === undefined;
 }
 
 /** The token of a correctly signed `csrftoken` cookie, or `undefined`. */
-function cookieToken(request: Request): string | undefined {
+function cookieToken(request: Request, secrets: string[]): string | undefined {
   const header = request.headers?.cookie;
   if (typeof header !== 'string' || !header.includes(CSRF_COOKIE_NAME)) return undefined;
   const value = parseCookies(header)[CSRF_COOKIE_NAME];
   const match = typeof value === 'string' ? /^([0-9a-f]{64})\.([A-Za-z0-9_-]{43})$/.exec(value) : null;
   if (!match) return undefined;
-  const secrets = sessionState(request)!.layer.settings.secrets;
   return secrets.some((secret) => sameToken(match[2], sign(match[1], secret))) ? match[1] : undefined;
 }
 
