@@ -131,6 +131,9 @@ describe('attacks and bad input', () => {
       const get = jest.spyOn(store, 'getData').mockRejectedValue(new Error('db down'));
       const response = await request(server).get('/me').set('Cookie', cookie).expect(503);
       expect(JSON.stringify(response.body)).not.toContain('carol');
+      // Like any source that is away: when to come back, and nothing cached.
+      expect(response.headers['retry-after']).toBe('5');
+      expect(response.headers['cache-control']).toContain('no-store');
       get.mockRestore();
       await request(server).get('/me').set('Cookie', cookie).expect(200);
     });

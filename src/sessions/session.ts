@@ -1,4 +1,4 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { RetryLater } from '../errors.js';
 import type { CookieOptions } from 'express-session';
 import type { PrefetchedUser } from '../storage/prefetched-user.js';
 
@@ -61,12 +61,20 @@ export interface SessionProvider {
   takePrefetchedUser(): PrefetchedUser | undefined;
 }
 
-/** A session the store could not load, or a store that is disconnected: answered with 503 where needed. */
-export class SessionsUnavailable extends ServiceUnavailableException {
+/** How long a client is asked to wait for the session store, in seconds. */
+const SESSIONS_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A session the store could not load, or a store that is disconnected: 503 with `Retry-After`
+ * where needed, like any other source that is away (`RetryLater`).
+ */
+export class SessionsUnavailable extends RetryLater {
   constructor() {
-    super('Sessions are unavailable right now; please try again shortly.');
+    super('Sessions are unavailable right now; please try again shortly.', 503, SESSIONS_RETRY_AFTER_SECONDS);
   }
 }
+
+
 
 /** The session read synchronously before anything loaded it (in middleware, say). */
 export class SessionNotLoaded extends Error {
