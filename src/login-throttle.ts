@@ -120,6 +120,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly refusedUntil = new Map<string, number>();
   /** Attempts each address may still start now (a token bucket), and when that was computed. */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** When a lockout was last logged, by account and address. */
+  private readonly lockoutsLogged = new Map<string, number>();
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -227,12 +229,40 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
         this.refusedUntil.delete(keys.address);
       }
       this.spendToken(keys.address, this.addressRate, this.addressBurst);
-      return await this.exclusive(keys.pairs[0] ?? keys.address, () => this.judgeAndRun(request, keys, check));
+      const outcome = await this.exclusive(keys.pairs[0] ?? keys.address, () => this.judgeAndRun(request, keys, check));
+      if (outcome === LOCKED_OUT) this.noteLockout(request, credentials, keys);
+      return outcome;
     } finally {
       const left = (this.inFlight.get(keys.address) ?? 1) - 1;
       if (left > 0) this.inFlight.set(keys.address, left);
       else this.inFlight.delete(keys.address);
     }
+  }
+
+  /**
+   * Say in the log that an attempt was refused unchecked (the right password gets 401 while an
+   * account is locked, which is otherwise hard to explain): which account, from where, and what
+   * to do. Never the password; once per account and address in a window, so guessing cannot
+   * flood the log.
+   */
+  private noteLockout(request: Request | undefined, credentials: Record<string, unknown>, keys: AttemptKeys): void {
+    const key = keys.pairs[0] ?? keys.address;
+    const now = Date.now();
+    const last = this.lockoutsLogged.get(key);
+    if (last !== undefined && now - last < this.windowMs) return;
+    this.lockoutsLogged.delete(key);
+    if (this.lockoutsLogged.size >= MAX_REMEMBERED_ADDRESSES) this.lockoutsLogged.delete(this.lockoutsLogged.keys().next().value!);
+    this.lockoutsLogged.set(key, now);
+    const names = this.identifierFields()
+      .map((field) => credentials[field])
+      .filter((value): value is string => typeof value === 'string')
+      .map((value) => JSON.stringify(value.slice(0, 64)));
+    this.logger.warn(
+      `Login refused without asking any backend: ${names.join(' / ') || 'this account'} from ${clientAddress(request)} failed too often ` +
+        `(throttle: ${this.maxFailures} failures per account and address in ${describeSeconds(this.windowMs / 1000)}, ` +
+        `${this.accountMaxFailures} per account in ${describeSeconds(this.accountWindowMs / 1000)}): even the right password is refused ` +
+        'until the window ends (the throttle options set the limits).',
+    );
   }
 
   /** Take one attempt from the address's bucket, or refuse with the seconds until the next one. */

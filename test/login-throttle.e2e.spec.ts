@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Post, Req, UnauthorizedException } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { Body, Controller, HttpCode, Logger, Post, Req, UnauthorizedException } from '@nestjs/common';
 import type { Request } from 'express';
 import request from 'supertest';
 import { createClient } from 'redis';
@@ -38,6 +39,22 @@ describe('login throttling (5 failures in 15 minutes per username and address)',
     expect(sessionCookie(response.headers['set-cookie'])).toBeUndefined();
     expect(lockedOut).toEqual([true]);
     expect(t.sql.statements.some((sql) => /FROM "auth_user"/.test(sql))).toBe(false);
+  });
+
+  it('says in the log why the right password was refused, naming the account but never a password, once per window', async () => {
+    await failTimes(5);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      await attempt('correct horse').expect(401);
+      await attempt('correct horse').expect(401);
+      const lines = warn.mock.calls.map(([line]) => String(line)).filter((line) => line.startsWith('Login refused without asking any backend'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('"carol"');
+      expect(lines[0]).toContain('5 failures per account and address');
+      expect(lines[0]).not.toMatch(/correct horse|wrong \d/);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('counts parallel guesses one by one: 15 at once, then the right password is refused', async () => {
