@@ -150,7 +150,7 @@ export class AccessGuard implements CanActivate {
       }
       return true;
     } catch (error) {
-      return transport.refuse(error, context);
+      return transport.raise(error, context);
     }
   }
 

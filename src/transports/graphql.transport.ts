@@ -33,7 +33,7 @@ export const graphqlTransport: Transport = {
   refuseUnjudged: refuseWithoutRequest,
   // The refusal carries its code itself: a subscription's errors are not formatted by the driver as an operation's are.
   refusal: withRefusalCode,
-  refuse: rethrow,
+  raise: rethrow,
   responseOf(host) {
     const graphqlContext = host.getArgByIndex<GraphqlContext | undefined>(2);
     return (graphqlContext?.reply as HttpResponse | undefined) ?? responseOf(graphqlContext?.req);

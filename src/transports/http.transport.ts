@@ -14,6 +14,6 @@ export const httpTransport: Transport = {
   // Never reached: an HTTP route always has its request.
   refuseUnjudged: refuseWithoutRequest,
   refusal: (error) => error,
-  refuse: rethrow,
+  raise: rethrow,
   responseOf: (host) => host.switchToHttp().getResponse<HttpResponse>(),
 };

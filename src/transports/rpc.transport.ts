@@ -11,6 +11,6 @@ export const rpcTransport: Transport = {
   screen: () => undefined,
   refuseUnjudged: refuseWithoutRequest,
   refusal: withRefusalCode,
-  refuse: rethrow,
+  raise: rethrow,
   responseOf: () => undefined,
 };

@@ -30,10 +30,10 @@ export interface Transport {
   screen(request: Request): void;
   /** Refuses a handler with rules that was reached without a request to judge them by. */
   refuseUnjudged(context: ExecutionContext): never | Promise<never>;
-  /** A rule's 401 or 403, as this transport's clients read it. */
+  /** A rule's 401 or 403 as this transport's clients read it (a GraphQL error's `extensions.code`). */
   refusal(error: HttpException): HttpException;
-  /** Throws an error met while judging, as this transport's clients get it. */
-  refuse(error: unknown, context: ExecutionContext): never | Promise<never>;
+  /** Throws an error met while judging in the form this transport's clients get (a WebSocket's `WsException`). */
+  raise(error: unknown, context: ExecutionContext): never | Promise<never>;
   /** The HTTP response the handler's answer goes out in, if any, for its headers. */
   responseOf(host: ArgumentsHost): HttpResponse | undefined;
 }

@@ -25,7 +25,7 @@ export const websocketTransport: Transport = {
     return refuseMessage(missing, context);
   },
   refusal: withRefusalCode,
-  refuse: refuseMessage,
+  raise: refuseMessage,
   responseOf: () => undefined,
 };
 
