@@ -1,8 +1,6 @@
 import {
-  Logger,
   Module,
   Optional,
-  RequestMethod,
   type DynamicModule,
   type MiddlewareConsumer,
   type NestModule,
@@ -25,18 +23,15 @@ import { PasswordResetTokens } from './password-reset-tokens.js';
 import { PasswordHasher } from './passwords/password-hasher.js';
 import { PermissionChecker } from './permission.checker.js';
 import { PermissionManager } from './permission.manager.js';
-import { AccessGuard, defineLazyUser } from './request/access.guard.js';
+import { AccessGuard } from './request/access.guard.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
-import { appGuardsRunFirst } from './request/route-readers.js';
-import { prepareRequest, SessionMiddleware } from './request/session.middleware.js';
 import { SessionHandler } from './sessions/session-handler.js';
 import { UserSessions } from './user-sessions.js';
-import { noteReply } from './request/platform.js';
-import { noteUpgradeRequests } from './request/socket-request.js';
-import { HandshakeRequests } from './request/handshake-requests.js';
+import { HandshakeRequests } from './transports/handshake-requests.js';
+import { httpPlatformOf } from './transports/http-platforms.js';
+import { noteUpgradeRequests } from './transports/websocket.transport.js';
 import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
-import { ImproperlyConfigured } from './errors.js';
 import { UserManager } from './user.manager.js';
 import { ExternalUsers } from './external-users.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
@@ -65,7 +60,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },
   ],
-  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionChecker, PermissionManager, UserManager, ExternalUsers, SessionHandler, UserSessions],
+  exports: [AUTH_CONFIG, AuthService, AuthEvents, PasswordResetTokens, BackendRegistry, PasswordHasher, PermissionManager, UserManager, ExternalUsers, SessionHandler, UserSessions],
 })
 export class AuthModule extends ConfigurableAuthModule implements NestModule, OnApplicationBootstrap {
   constructor(
@@ -113,56 +108,12 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
   }
 
   /**
-   * Sessions (unless the app installs its own) and the lazy `request.user` for every request:
-   * accessors on the Express app's request prototype, defined once here, so a request that uses
-   * neither pays nothing, not even a middleware call. The middleware is mounted only where that
-   * is not enough (see `SessionMiddleware`).
+   * Sessions (unless the app installs its own) and the lazy `request.user` for every request,
+   * set up the way the app's HTTP platform allows at the least cost per request (see
+   * `expressPlatform`, `fastifyPlatform`); another adapter is refused here.
    */
   configure(consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost?.httpAdapter;
-    const type = adapter?.getType?.();
-    if (type === 'fastify') return this.configureFastify(adapter!.getInstance());
-    if (type && type !== 'express') {
-      // Sessions, cookies and the per-request user are built on Express's and Fastify's request
-      // and response: on another adapter every login would fail later, and misleadingly.
-      throw new ImproperlyConfigured(
-        `AuthModule runs on Nest's Express and Fastify adapters (@nestjs/platform-express, @nestjs/platform-fastify); ` +
-          `this app uses the '${type}' adapter (${adapter!.constructor.name}), which it does not support.`,
-      );
-    }
-    const prototype = this.adapterHost?.httpAdapter?.getInstance?.()?.request;
-    if (prototype && typeof prototype === 'object') {
-      this.sessions.installOn(prototype);
-      defineLazyUser(prototype, this.auth);
-    }
-    if (!prototype || appGuardsRunFirst(this.moduleRef, AccessGuard)) {
-      consumer.apply(SessionMiddleware).forRoutes({ path: '*', method: RequestMethod.ALL });
-    }
+    httpPlatformOf(adapter).install(adapter?.getInstance?.(), { consumer, sessions: this.sessions, auth: this.auth, moduleRef: this.moduleRef });
   }
-
-  /**
-   * On Fastify a request does not know its reply, and Nest middleware sees Node's request rather
-   * than Fastify's: an `onRequest` hook notes the reply (the session cookie goes out through it)
-   * and gives the request its session and lazy user, before any guard.
-   */
-  private configureFastify(instance: FastifyInstance): void {
-    if (!this.sessions.layer) {
-      throw new ImproperlyConfigured(
-        'AuthModule keeps the sessions itself on Fastify: session: false is for Express apps that install ' +
-          'express-session. Pass session: { secret, ... } instead.',
-      );
-    }
-    this.sessions.platform = 'fastify';
-    const loadUser = appGuardsRunFirst(this.moduleRef, AccessGuard);
-    const logger = new Logger('AuthModule');
-    instance.addHook('onRequest', (request: any, reply: object, done: () => void) => {
-      noteReply(request, reply);
-      prepareRequest(request, this.sessions, this.auth, loadUser, logger, done);
-    });
-  }
-}
-
-/** The slice of a Fastify instance the module uses. */
-interface FastifyInstance {
-  addHook(name: 'onRequest', hook: (request: any, reply: object, done: () => void) => void): unknown;
 }

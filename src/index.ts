@@ -37,7 +37,7 @@ export { SessionNotLoaded, SessionsUnavailable } from './sessions/session.js';
 export { RequestSession, EXPIRY_SESSION_KEY } from './sessions/request-session.js';
 export { sessionOf, loadSession, setSessionExpiry } from './sessions/session-of.js';
 export type { UserSession } from './user-sessions.js';
-export { UserNotLoaded } from './request/access.guard.js';
+export { UserNotLoaded } from './request/lazy-user.js';
 export { RemoteUserMiddleware, PersistentRemoteUserMiddleware } from './request/remote-user.middleware.js';
 
 export { User, Group, Permission, SessionRecord, LoginLockout, ExternalIdentity, authEntities, TypeOrmSessionStore } from './storage/index.js';

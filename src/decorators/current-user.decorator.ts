@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { httpRequestOf } from '../request/execution-request.js';
+import { requestOf } from '../transports/transports.js';
 
 /**
  * Injects `request.user`: the logged-in user or the `AnonymousUser`. The module's guard loads it
@@ -7,7 +7,7 @@ import { httpRequestOf } from '../request/execution-request.js';
  * anonymous user standing in for somebody who is logged in.
  */
 export const CurrentUser = createParamDecorator((_data: unknown, context: ExecutionContext) => {
-  const request = httpRequestOf(context) as { user?: unknown } | undefined;
+  const request = requestOf(context) as { user?: unknown } | undefined;
   const user = request?.user;
   if (user === undefined || user === null) {
     throw new Error(

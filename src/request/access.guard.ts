@@ -1,6 +1,5 @@
 import {
   ForbiddenException,
-  HttpException,
   Inject,
   Injectable,
   Logger,
@@ -9,7 +8,6 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { ModuleRef, Reflector } from '@nestjs/core';
-import typeIs from 'type-is';
 import type { Request } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { AnonymousUser, isAuthenticated, type RequestUser } from '../anonymous-user.js';
@@ -25,13 +23,13 @@ import {
   type PermissionRule,
   type UserTestRule,
 } from '../decorators/access.decorators.js';
-import { LoginRedirect } from './login-redirect.js';
+import { HandshakeRequests } from '../transports/handshake-requests.js';
+import type { Transport } from '../transports/transport.js';
+import { transportOf } from '../transports/transports.js';
+import { setUser } from './lazy-user.js';
+import { LoginRedirect, loginOnOtherSite, withReturnUrl } from './login-redirect.js';
 import { appHasOtherGlobalEnhancers, routeMayRead } from './route-readers.js';
-import { httpRequestOf, subscriptionRequestOf } from './execution-request.js';
-import { HandshakeRequests } from './handshake-requests.js';
-import { messageRequestOf } from './socket-request.js';
 import { wantsHtml } from './negotiation.js';
-import { loginOnOtherSite, withReturnUrl } from './login-redirect.js';
 import { trustedHost } from './hosts.js';
 import { requestUrl, varyOnCookie } from './platform.js';
 
@@ -43,21 +41,6 @@ interface HandlerRules {
   open: boolean;
   /** Nothing on the route but this guard could read the user: it is not loaded. */
   blind: boolean;
-}
-
-/**
- * `request.user` read for a logged-in request before the module's guard loaded it (in
- * middleware), or on a route that declared it never reads it.
- */
-export class UserNotLoaded extends Error {
-  constructor() {
-    super(
-      'request.user is not loaded here: AuthModule loads it in its guard, for routes where something reads it ' +
-        '(a login or permission rule, @CurrentUser(), @Req(), a guard or an interceptor). In middleware, or ' +
-        'elsewhere, use `await authService.getUser(request)`.',
-    );
-    this.name = 'UserNotLoaded';
-  }
 }
 
 /**
@@ -91,60 +74,21 @@ export class AccessGuard implements CanActivate {
 
   /** Synchronous whenever the answer needs no I/O, so most requests pay no promise round trip. */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const { rule, loginRequired, permRules, testRules, open, blind } = this.rulesFor(context);
-    const type = context.getType<string>();
-    const http = type === 'http';
+    const rules = this.rulesFor(context);
+    const transport = transportOf(context);
     // Nothing reads the user here: not even the cookie is looked at until somebody asks.
-    // (A GraphQL resolver's fields and arguments are its own business: the user is loaded.)
-    if (blind && type !== 'graphql') return true;
-    // A WebSocket message is judged by the session of its connection's handshake.
-    const make = this.requestFromHandshake;
-    const request =
-      type === 'ws'
-        ? messageRequestOf(context, make)
-        : (httpRequestOf(context) ?? (type === 'graphql' ? subscriptionRequestOf(context, make) : undefined));
-    if (!request) {
-      if (open) return true;
-      if (type === 'ws') {
-        // A `ws` gateway on a server of its own: its handshakes are not seen, so nobody is logged in.
-        const missing = new UnauthorizedException(
-          "This connection's handshake was not seen, so it has no session: run the gateway on the app's own HTTP server.",
-        );
-        return this.refuseMessage(missing, context);
-      }
-      // Sessions come with HTTP requests and WebSocket handshakes: a rule on a handler reached
-      // without either (RPC) cannot be checked here, so it fails closed instead of being
-      // silently ignored.
-      throw new ForbiddenException(
-        `Login and permission rules of nestjs-session-auth apply to HTTP requests, GraphQL operations and WebSocket messages; this ${type} handler has none of them. Mark it @LoginNotRequired() and check access another way.`,
-      );
-    }
-    if (type === 'graphql' && sentWithoutPreflight(request)) {
-      // A page of another site can make the browser send this with the visitor's cookie.
-      throw Object.assign(new ForbiddenException(PREFLIGHT_REQUIRED), { extensions: { code: 'FORBIDDEN' } });
-    }
+    if (rules.blind && !transport.loadsUserOnBlindRoutes) return true;
+    const request = transport.requestOf(context, this.requestFromHandshake);
+    if (!request) return rules.open || transport.refuseUnjudged(context);
+    transport.screen(request);
     // From here on the answer depends on who is asking, so on the Cookie header.
     varyOnCookie(request);
-    if (open) {
+    if (rules.open) {
       const known = this.auth.peekUser(request);
       if (known) return setUser(request, known);
       return this.attachUser(request);
     }
-    const checked = this.check(request, rule, loginRequired, permRules, testRules, http);
-    return type === 'ws' ? checked.catch((error) => this.refuseMessage(error, context)) : checked;
-  }
-
-  /**
-   * A refused WebSocket message: the client gets an `exception` event with a code
-   * (`UNAUTHENTICATED`, `FORBIDDEN`), as Nest's gateways send `WsException`s, and it is logged.
-   */
-  private async refuseMessage(error: unknown, context: ExecutionContext): Promise<never> {
-    const code = error instanceof HttpException ? REFUSAL_CODES[error.getStatus()] : undefined;
-    if (!code) throw error;
-    const message = (error as Error).message;
-    this.logger.warn(`Refused a WebSocket message (${String(context.switchToWs().getPattern?.() ?? 'unknown')}): ${code}`);
-    const { WsException } = await import('@nestjs/websockets');
-    throw new WsException({ status: 'error', code, message });
+    return this.check(request, rules, transport, context);
   }
 
   private handshakes?: HandshakeRequests;
@@ -190,42 +134,35 @@ export class AccessGuard implements CanActivate {
     return rules;
   }
 
-  private async check(
-    request: Request,
-    rule: LoginRule | undefined,
-    loginRequired: boolean,
-    permRules: PermissionRule[],
-    testRules: UserTestRule[],
-    http: boolean,
-  ): Promise<boolean> {
-    const user = await this.auth.getUser(request);
-    setUser(request, user);
-    const loggedIn = isAuthenticated(user);
-    if (loginRequired && !loggedIn) this.deny(request, rule, false, http);
-    // Anonymous users are asked too: a backend may grant them permissions, as in Django.
-    for (const permRule of permRules) {
-      if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn, http);
+  private async check(request: Request, rules: HandlerRules, transport: Transport, context: ExecutionContext): Promise<boolean> {
+    const { rule, loginRequired, permRules, testRules } = rules;
+    try {
+      const user = await this.auth.getUser(request);
+      setUser(request, user);
+      const loggedIn = isAuthenticated(user);
+      if (loginRequired && !loggedIn) this.deny(request, rule, false, transport);
+      // Anonymous users are asked too: a backend may grant them permissions, as in Django.
+      for (const permRule of permRules) {
+        if (!(await this.permissions.hasPerms(user, permRule.perms))) this.deny(request, { ...rule, ...permRule }, loggedIn, transport);
+      }
+      for (const testRule of testRules) {
+        if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn, transport);
+      }
+      return true;
+    } catch (error) {
+      return transport.raise(error, context);
     }
-    for (const testRule of testRules) {
-      if (!(await testRule.test(user, request))) this.deny(request, { ...rule, ...testRule }, loggedIn, http);
-    }
-    return true;
   }
 
   /**
-   * Logged-in users get 403, never a redirect; anonymous browsers go to log in, other clients get
-   * 401. A GraphQL operation is never redirected: GraphQL drivers answer 401 and 403 as errors
-   * coded UNAUTHENTICATED and FORBIDDEN.
+   * Logged-in users get 403, never a redirect; anonymous browsers go to log in where the
+   * transport answers over HTTP, other clients get 401 (GraphQL's and WebSockets' coded
+   * UNAUTHENTICATED and FORBIDDEN).
    */
-  private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean, http: boolean): never {
-    // Outside HTTP the refusal carries its GraphQL code itself: a subscription's errors are not
-    // formatted by the driver as an operation's are.
-    const coded = (error: HttpException) => (http ? error : Object.assign(error, { extensions: { code: REFUSAL_CODES[error.getStatus()] } }));
-    if (loggedIn || rule?.raiseException) throw coded(new ForbiddenException('You do not have permission to perform this action.'));
-    if (!http || !wantsHtml(request)) {
-      throw coded(new UnauthorizedException('Authentication credentials were not provided; log in first.'));
-    }
-    throw new LoginRedirect(this.loginUrlFor(request, rule));
+  private deny(request: Request, rule: LoginRequiredOptions | undefined, loggedIn: boolean, transport: Transport): never {
+    if (loggedIn || rule?.raiseException) throw transport.refusal(new ForbiddenException('You do not have permission to perform this action.'));
+    if (transport.answersOverHttp && wantsHtml(request)) throw new LoginRedirect(this.loginUrlFor(request, rule));
+    throw transport.refusal(new UnauthorizedException('Authentication credentials were not provided; log in first.'));
   }
 
   /**
@@ -242,57 +179,3 @@ export class AccessGuard implements CanActivate {
   }
 }
 
-const PREFLIGHT_REQUIRED =
-  'GraphQL operations over HTTP POST must be sent as application/json: a page of another site can send this ' +
-  'content type with the visitor’s cookie without asking first (CSRF).';
-
-/**
- * A GraphQL POST a page of another site can make a browser send, cookie included, without a CORS
- * preflight: a "simple" content type (a form, `text/plain`) or none. Refused before any resolver
- * runs, so no mutation (a login, say) runs for another site (Apollo's `csrfPrevention`, for
- * every driver). A request carrying a header that forces a preflight is let through (Apollo's
- * `Apollo-Require-Preflight` and `X-Apollo-Operation-Name`, used by file uploads).
- */
-function sentWithoutPreflight(request: Request): boolean {
-  if (request.method !== 'POST') return false;
-  const headers = request.headers;
-  if (headers['apollo-require-preflight'] || headers['x-apollo-operation-name']) return false;
-  const type = headers['content-type'];
-  if (typeof type !== 'string' || type === '') return true;
-  return typeIs.is(type, ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain']) !== false;
-}
-
-/** The codes a refusal carries outside HTTP (GraphQL's and the WebSocket `exception` event's). */
-const REFUSAL_CODES: Record<number, string | undefined> = { 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN' };
-
-function setUser(request: Request, user: RequestUser): true {
-  Object.defineProperty(request, 'user', { value: user, writable: true, configurable: true, enumerable: true });
-  return true;
-}
-
-/**
- * `request.user` until the guard sets it, and on routes that never load it: the user when it is
- * known without I/O (anonymous), else `UserNotLoaded`, never undefined. An accessor on the app's
- * request prototype (defined once), so a request pays nothing for it; assigning `request.user`
- * (as `login()` and the guard do) puts a plain value on the request itself.
- */
-export function defineLazyUser(target: object, auth: AuthService): void {
-  if (Object.hasOwn(target, LAZY_USER)) return;
-  Object.defineProperties(target, {
-    [LAZY_USER]: { value: true, configurable: true },
-    user: {
-      configurable: true,
-      enumerable: false,
-      get(this: Request) {
-        const known = auth.peekUser(this);
-        if (known) return known;
-        throw new UserNotLoaded();
-      },
-      set(this: Request, user: RequestUser) {
-        setUser(this, user);
-      },
-    },
-  });
-}
-
-const LAZY_USER = Symbol('nestjs-session-auth:lazy-user');

@@ -1,6 +1,7 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { RetryLater } from '../errors.js';
-import { headersSent, responseOf, sendJson, setHeader } from './platform.js';
+import { transportOf } from '../transports/transports.js';
+import { headersSent, sendJson, setHeader } from './platform.js';
 
 /**
  * Answers the refusals that say "not now" rather than "no" (`RetryLater`: the hasher's queue is
@@ -10,21 +11,19 @@ import { headersSent, responseOf, sendJson, setHeader } from './platform.js';
 @Catch(RetryLater)
 export class RetryLaterFilter implements ExceptionFilter {
   catch(exception: RetryLater, host: ArgumentsHost): unknown {
-    if (host.getType() !== 'http') {
-      // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
-      // response that carries it still says when to come back.
-      // (Apollo's context holds the request, Mercurius's the reply.)
-      const context = host.getArgByIndex<{ req?: unknown; reply?: unknown } | undefined>(2);
-      const response = context?.reply ?? responseOf(context?.req);
-      if (response && !headersSent(response)) noStoreRetryAfter(response, exception.retryAfter);
-      // The status and the wait ride along as the error's extensions, whichever driver formats it.
-      const status = exception.getStatus();
-      return Object.assign(exception, { extensions: { code: RETRY_CODES[status], status, retryAfter: exception.retryAfter } });
+    const transport = transportOf(host);
+    const response = transport.responseOf(host);
+    if (transport.answersOverHttp) {
+      noStoreRetryAfter(response, exception.retryAfter);
+      sendJson(response, exception.getStatus(), exception.getResponse());
+      return undefined;
     }
-    const response = host.switchToHttp().getResponse();
-    noStoreRetryAfter(response, exception.retryAfter);
-    sendJson(response, exception.getStatus(), exception.getResponse());
-    return undefined;
+    // A GraphQL operation (say a login mutation) reports the error its own way; the HTTP
+    // response that carries it still says when to come back.
+    if (response && !headersSent(response)) noStoreRetryAfter(response, exception.retryAfter);
+    // The status and the wait ride along as the error's extensions, whichever driver formats it.
+    const status = exception.getStatus();
+    return Object.assign(exception, { extensions: { code: RETRY_CODES[status], status, retryAfter: exception.retryAfter } });
   }
 }
 

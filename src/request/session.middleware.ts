@@ -4,7 +4,8 @@ import { ModuleRef } from '@nestjs/core';
 import { AnonymousUser, type RequestUser } from '../anonymous-user.js';
 import { AuthService } from '../auth.service.js';
 import { SessionHandler } from '../sessions/session-handler.js';
-import { AccessGuard, defineLazyUser } from './access.guard.js';
+import { AccessGuard } from './access.guard.js';
+import { defineLazyUser } from './lazy-user.js';
 import { appGuardsRunFirst } from './route-readers.js';
 
 /**
@@ -26,25 +27,17 @@ export class SessionMiddleware implements NestMiddleware {
 
   use(request: Request, _response: Response, next: NextFunction): void {
     this.guardsBeforeOurs ??= appGuardsRunFirst(this.moduleRef, AccessGuard);
-    prepareRequest(request, this.sessions, this.auth, this.guardsBeforeOurs, this.logger, next);
+    this.sessions.install(request);
+    prepareRequest(request, this.auth, this.guardsBeforeOurs, this.logger, next);
   }
 }
 
 /**
- * Give a request its session and lazy user (accessors on its prototype, defined once), and when
- * the app's guards run before the module's, load the user before them. Used by the middleware on
- * Express and by an `onRequest` hook on Fastify.
+ * Give a request that has its session its lazy user (an accessor on its prototype, defined
+ * once), and when the app's guards run before the module's, load the user before them. Used by
+ * the middleware on Express and by an `onRequest` hook on Fastify.
  */
-export function prepareRequest(
-  request: Request,
-  sessions: SessionHandler,
-  auth: AuthService,
-  loadUser: boolean,
-  logger: Logger,
-  next: () => void,
-): void {
-  if (sessions.platform === 'fastify') sessions.claim(request);
-  else sessions.install(request);
+export function prepareRequest(request: Request, auth: AuthService, loadUser: boolean, logger: Logger, next: () => void): void {
   const prototype = Object.getPrototypeOf(request);
   defineLazyUser(prototype && prototype !== Object.prototype ? prototype : request, auth);
   if (!loadUser) return next();

@@ -3,10 +3,9 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Request } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { AUTH_CONFIG, type AuthConfig } from '../auth.config.js';
-import { foreignPageOrigin } from './origins.js';
-import { requestPrototypeOf } from './platform.js';
+import { foreignPageOrigin } from '../request/origins.js';
+import { requestPrototypeOf } from '../request/platform.js';
 import { SessionHandler } from '../sessions/session-handler.js';
-import { requestFromHandshake } from './socket-request.js';
 
 /**
  * The requests WebSocket messages and GraphQL subscriptions are judged by, made from their
@@ -80,6 +79,32 @@ export class HandshakeRequests {
     if (this.prototype === undefined) this.prototype = requestPrototypeOf(this.adapterHost?.httpAdapter) ?? null;
     return requestFromHandshake(handshake, this.prototype ?? undefined);
   }
+}
+
+/**
+ * A request of the module's own for a message over a WebSocket: the handshake's headers, nothing
+ * else. Made from the app's request prototype when there is one (`requestPrototypeOf`), so its
+ * scheme, host and client address follow the app's proxy setting as its HTTP requests' do.
+ */
+function requestFromHandshake(handshake: IncomingMessage, prototype?: object): Request {
+  const own = (value: unknown): PropertyDescriptor => ({ value, writable: true, enumerable: true, configurable: true });
+  const socket = handshake.socket as (IncomingMessage['socket'] & { encrypted?: boolean }) | undefined;
+  // Without a socket the framework's getters have nothing to read.
+  const base = socket ? prototype : undefined;
+  const fields: PropertyDescriptorMap = {
+    headers: own({ ...handshake.headers }),
+    method: own(handshake.method),
+    url: own(handshake.url),
+    originalUrl: own(handshake.url),
+    socket: own(socket),
+    // Fastify's getters read the request they wrap.
+    raw: own(handshake),
+  };
+  if (!base) {
+    fields.ip = own(socket?.remoteAddress);
+    fields.protocol = own(socket?.encrypted ? 'https' : 'http');
+  }
+  return Object.create(base ?? Object.prototype, fields) as Request;
 }
 
 /**

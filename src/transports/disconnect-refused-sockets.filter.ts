@@ -1,8 +1,9 @@
 import { Catch, type ArgumentsHost } from '@nestjs/common';
 import { BaseWsExceptionFilter, WsException } from '@nestjs/websockets';
+import { REFUSAL_CODES } from './transport.js';
 
-/** The codes of the module's refusals of a WebSocket message (see `AccessGuard`). */
-const REFUSALS = new Set(['UNAUTHENTICATED', 'FORBIDDEN']);
+/** The codes of the module's refusals of a WebSocket message (see `websocketTransport`). */
+const REFUSALS = new Set(Object.values(REFUSAL_CODES));
 
 /**
  * A gateway filter that sends a refused message its `exception` event, as Nest does, and then
