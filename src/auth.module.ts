@@ -31,7 +31,6 @@ import { UserSessions } from './user-sessions.js';
 import { HandshakeRequests } from './transports/handshake-requests.js';
 import { httpPlatformOf } from './transports/http-platforms.js';
 import { noteUpgradeRequests } from './transports/websocket.transport.js';
-import { TypeOrmSessionStore } from './storage/typeorm-session.store.js';
 import { UserManager } from './user.manager.js';
 import { ExternalUsers } from './external-users.js';
 import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js';
@@ -85,11 +84,9 @@ export class AuthModule extends ConfigurableAuthModule implements NestModule, On
    * (`sessionUserTable`, ModelBackend's), the session's user is read in the same statement as the session.
    */
   private readUsersAlongSessions(): void {
-    const store = this.sessions.store;
-    if (!(store instanceof TypeOrmSessionStore)) return;
     for (const { backend } of this.backends.all) {
       const table = backend.sessionUserTable?.();
-      if (table && store.readUsersAlong(table.dataSource, table.entity)) return;
+      if (table && this.sessions.readUsersAlong(table.dataSource, table.entity)) return;
     }
   }
 

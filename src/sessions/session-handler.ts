@@ -91,6 +91,15 @@ export class SessionHandler implements OnApplicationShutdown {
     if (this.layer) attachSession(this.layer, request, response);
   }
 
+  /**
+   * Have the store read the session's user in the same statement as the session, from `entity`'s
+   * table in `dataSource` (the module's `TypeOrmSessionStore`, when both share a database).
+   * Whether it will.
+   */
+  readUsersAlong(dataSource: DataSource, entity: Function): boolean {
+    return this.store instanceof TypeOrmSessionStore && this.store.readUsersAlong(dataSource, entity);
+  }
+
   onApplicationShutdown(): void {
     if (this.store instanceof TypeOrmSessionStore) this.store.close();
   }
