@@ -802,7 +802,7 @@ describe('sample-app with its demo identity provider', () => {
     expect(text).toContain(
       'four ways to log in (a password stored here, a dictionary, a company directory or an OpenID Connect provider), one session',
     );
-    expect(text).toContain('<td data-label="Username">fiona@idp.example</td>');
+    expect(text).toContain('<code>fiona@idp.example</code>, password <code>starlight</code>');
     expect(text).toContain('<strong>OidcBackend</strong> is the “Log in with the demo provider” button');
   });
 

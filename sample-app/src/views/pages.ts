@@ -239,7 +239,7 @@ export function sessionsPage(context: LayoutContext, sessions: UserSession[], cs
     html`<h1>Where you are logged in</h1>
       <p class="lead">Each browser you logged in with has its own session. End the ones you do not recognise.</p>
       <section class="card">
-        <table>
+        <table class="sessions">
           <thead><tr><th scope="col">Browser</th><th scope="col">Address</th><th scope="col">Logged in</th><th scope="col">Last active</th><th scope="col"></th></tr></thead>
           <tbody>
             ${sessions.map(
@@ -306,22 +306,19 @@ export function errorPage(context: LayoutContext, { status, title, message }: Er
 
 function demoAccounts(identityProvider: IdentityProviderOptions | null | undefined): SafeHtml {
   const atProvider = identityProvider?.demoAccount;
-  const rows = [
-    ...DEMO_ACCOUNTS.map(({ username, password, staff, backend }) => ({ username, password, staff, checkedBy: backend })),
-    ...(atProvider
-      ? [{ username: atProvider.login, password: atProvider.password, staff: false, checkedBy: `OidcBackend, at ${identityProvider.label}` }]
-      : []),
-  ];
   return html`<table>
     <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Checked by</th></tr></thead>
     <tbody>
-      ${rows.map(
+      ${DEMO_ACCOUNTS.map(
         (account) => html`<tr>
           <td data-label="Username">${account.username}${account.staff && html` <span class="badge">staff</span>`}</td>
           <td data-label="Password"><code>${account.password}</code></td>
-          <td data-label="Checked by">${account.checkedBy}</td>
+          <td data-label="Checked by">${account.backend}</td>
         </tr>`,
       )}
     </tbody>
-  </table>`;
+  </table>
+  ${atProvider &&
+  html`<p class="muted">At ${identityProvider.label} (“Log in with ${identityProvider.label}”, checked by <strong>OidcBackend</strong>):
+    <code>${atProvider.login}</code>, password <code>${atProvider.password}</code>.</p>`}`;
 }
