@@ -211,6 +211,21 @@ describe('the sample site on a loopback port', () => {
         await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-phone.png'), animations: 'disabled', fullPage: true });
       });
 
+      it('fits every page at a tablet’s width too, where the login page’s two columns no longer fit side by side', async () => {
+        await context.close();
+        context = await browser.newContext({ baseURL, viewport: { width: 768, height: 1024 } });
+        page = await context.newPage();
+        await page.goto('/');
+        await expectToFit(page, 768);
+        await page.goto('/login');
+        await expectToFit(page, 768);
+        await logInWithTheForm('alice', 'wonderland');
+        for (const target of ['/', '/dashboard', '/staff', '/password', '/sessions']) {
+          await page.goto(target);
+          await expectToFit(page, 768);
+        }
+      });
+
       it('keeps a long username in the header at phone width: cut short on screen, whole in its title and on the dashboard', async () => {
         // As long as an email an identity provider may give for a name.
         const username = 'maximiliana.featherstonehaugh-vandersteen@research.idp.example';
