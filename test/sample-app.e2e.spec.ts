@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +88,9 @@ describe('sample-app', () => {
       for (const name of Object.keys(PASSWORDS)) expect(text).toContain(`<td data-label="Username">${name}`);
       // Without LDAP_URL, dana and erin come from the in-memory stand-in, and the page says so.
       expect(text).toContain('<strong>DirectoryBackend</strong>: an in-memory stand-in');
+      // Without an identity provider, the ways in it counts are three.
+      expect(text).toContain('three ways to log in (a password stored here, a dictionary or a company directory), one session');
+      expect(text).not.toContain('OidcBackend');
     });
 
     it('greets alice by name, with a logout button carrying the CSRF token', async () => {
@@ -264,7 +268,7 @@ describe('sample-app', () => {
       await logIn(browser, 'bob');
       const { text } = await browser.get('/staff').set(asBrowser).expect(403).expect('Content-Type', /html/);
       expect(text).toContain('You can’t see this page');
-      expect(text).toContain('Signed in as <strong>bob</strong>');
+      expect(text).toContain('Signed in as <strong title="bob">bob</strong>');
       await browser.get('/staff').set('Accept', 'application/json').expect(403).expect('Content-Type', /json/);
     });
   });
@@ -295,6 +299,23 @@ describe('sample-app', () => {
       expect(await loggedIn(phone)).toBe(false);
       expect(await loggedIn(laptop)).toBe(true);
       expect(await loggedIn(bob)).toBe(true);
+    });
+
+    it('names each browser and its system, and shows the User-Agent it sent only on demand', async () => {
+      const edge =
+        'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.87';
+      const firefox = 'Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefox/128.0';
+      const laptop = await device(edge);
+      await device(firefox);
+      await device('curl/8.5.0');
+      const { text } = await laptop.get('/sessions').expect(200);
+      const cells = [...text.matchAll(/<td data-label="Browser">([\s\S]*?)<\/td>/g)].map((match) => match[1].replace(/\s+/g, ' ').trim());
+      const raw = (userAgent: string) => `<details class="raw"><summary>User-Agent</summary><code>${userAgent}</code></details>`;
+      expect(cells.sort()).toEqual([
+        `Firefox 128 on Android ${raw(firefox)}`,
+        `Microsoft Edge 126 on Windows ${raw(edge)}`,
+        `Unknown browser ${raw('curl/8.5.0')}`,
+      ]);
     });
 
     it('logs out every other browser with one button', async () => {
@@ -569,6 +590,8 @@ describe('sample-app in production (NODE_ENV=production)', () => {
       }
       expect(text).not.toContain('demo account');
     }
+    // Only the user table is asked in production: the home page does not promise the demo's other ways.
+    expect((await request(server).get('/').set(overHttps).expect(200)).text).toContain('one way to log in: a password stored here, one session');
   });
 });
 
@@ -772,6 +795,57 @@ describe('sample-app with its demo identity provider', () => {
     expect(dashboard.text).toContain('fiona@idp.example');
     const fiona = (await app.get(UserManager).findByUsername('fiona@idp.example'))!;
     expect(isPasswordUsable(fiona.password)).toBe(false);
+  });
+
+  it('counts the provider among the ways in on the home page, with its demo account and how it decides', async () => {
+    const { text } = await request(server).get('/').expect(200);
+    expect(text).toContain(
+      'four ways to log in (a password stored here, a dictionary, a company directory or an OpenID Connect provider), one session',
+    );
+    expect(text).toContain('<code>fiona@idp.example</code>, password <code>starlight</code>');
+    expect(text).toContain('<strong>OidcBackend</strong> is the “Log in with the demo provider” button');
+  });
+
+  it('dresses the provider’s pages like the site: a phone’s viewport, the site’s stylesheet allowed by its hash, no script, forms to itself and the site only', async () => {
+    const browser = request.agent(server).set('Host', 'localhost:3000');
+    const csrfmiddlewaretoken = await formToken(browser);
+    const started = await browser.post('/oidc/authenticate').type('form').send({ csrfmiddlewaretoken, provider: 'demo-idp' }).expect(303);
+    // The browser at the provider: its redirect to the sign-in page sets the interaction's cookie.
+    const authorize = await fetch(started.headers.location, { redirect: 'manual' });
+    const cookie = authorize.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const signIn = await fetch(new URL(authorize.headers.get('location')!, idp.provider.issuer), { headers: { cookie } });
+    const wrongPassword = await fetch(signIn.url, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ login: 'fiona@idp.example', password: 'wrong' }).toString(),
+    });
+    const refused = await fetch(`${idp.provider.issuer}/auth?client_id=nobody&response_type=code&scope=openid`, { headers: { accept: 'text/html' } });
+    const expired = await fetch(`${idp.provider.issuer}/interaction/no-such-interaction`, { headers: { accept: 'text/html' } });
+    const pages = { signIn, wrongPassword, refused, expired };
+    const siteStyle = /<style>([\s\S]*?)<\/style>/.exec((await browser.get('/login').expect(200)).text)![1];
+    expect(Object.fromEntries(Object.entries(pages).map(([name, response]) => [name, response.status]))).toEqual({
+      signIn: 200,
+      wrongPassword: 200,
+      refused: 400,
+      expired: 400,
+    });
+    for (const [name, response] of Object.entries(pages)) {
+      const text = await response.text();
+      const style = /<style>([\s\S]*?)<\/style>/.exec(text)?.[1] ?? '';
+      const hash = createHash('sha256').update(style).digest('base64');
+      expect({ name, policy: response.headers.get('content-security-policy') }).toEqual({
+        name,
+        policy: `default-src 'none'; style-src 'sha256-${hash}'; form-action 'self' http://localhost:3000; frame-ancestors 'none'; base-uri 'none'`,
+      });
+      expect({ name, frames: response.headers.get('x-frame-options'), cache: response.headers.get('cache-control') }).toEqual({ name, frames: 'DENY', cache: 'no-store' });
+      expect({ name, viewport: text.includes('<meta name="viewport" content="width=device-width, initial-scale=1">'), script: /<script/i.test(text) }).toEqual({
+        name,
+        viewport: true,
+        script: false,
+      });
+      // The site's own stylesheet: the provider looks like the rest of the demo.
+      expect({ name, sameStyle: style === siteStyle }).toEqual({ name, sameStyle: true });
+    }
   });
 
   it('starts on another port when the one asked for is taken, so npm start never fails for it', async () => {

@@ -10,7 +10,7 @@ import {
   type User,
 } from 'nestjs-session-auth';
 import { VIEW_STAFF_PAGE } from './permissions.js';
-import { DEMO_MODE, DIRECTORY_IN_USE } from './app.options.js';
+import { DEMO_MODE, DIRECTORY_IN_USE, IDENTITY_PROVIDER, type IdentityProviderOptions } from './app.options.js';
 import { layoutContext } from './views/layout.js';
 import { dashboardPage, homePage, staffPage } from './views/pages.js';
 
@@ -22,12 +22,13 @@ export class PagesController {
     private readonly permissions: PermissionManager,
     @Inject(DEMO_MODE) private readonly demo: boolean,
     @Inject(DIRECTORY_IN_USE) private readonly directory: string | null,
+    @Inject(IDENTITY_PROVIDER) private readonly identityProvider: IdentityProviderOptions | null,
   ) {}
 
   /** `@CurrentUser()` is the logged-in user, or the `AnonymousUser` for a visitor. */
   @Get()
   home(@Req() request: Request, @CurrentUser() user: RequestUser<User>): string {
-    return homePage(layoutContext(request, user), { demo: this.demo, directory: this.directory });
+    return homePage(layoutContext(request, user), { demo: this.demo, directory: this.directory, identityProvider: this.identityProvider });
   }
 
   /** A visitor who is not logged in is sent to `/login?next=/dashboard`, and comes back here. */

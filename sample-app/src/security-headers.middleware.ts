@@ -8,16 +8,23 @@ import { STYLE_HASH } from './views/style.js';
  * redirects that follow a form to `form-action` too, so the "Log in with …" button, which posts
  * here and is sent on to the identity provider, needs the provider's origin there.
  */
-export function securityHeaders({ formTargets = [] }: { formTargets?: string[] } = {}) {
-  const policy =
-    `default-src 'none'; style-src ${STYLE_HASH}; form-action ${["'self'", ...formTargets].join(' ')}; ` +
-    "frame-ancestors 'none'; base-uri 'none'";
+export function pageHeaders({ formTargets = [] }: { formTargets?: string[] } = {}): Record<string, string> {
+  return {
+    'Content-Security-Policy':
+      `default-src 'none'; style-src ${STYLE_HASH}; form-action ${["'self'", ...formTargets].join(' ')}; ` +
+      "frame-ancestors 'none'; base-uri 'none'",
+    'X-Frame-Options': 'DENY',
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'same-origin',
+    'Cache-Control': 'no-store',
+  };
+}
+
+/** `pageHeaders` on every response of the site. */
+export function securityHeaders(options: { formTargets?: string[] } = {}) {
+  const headers = Object.entries(pageHeaders(options));
   return (_request: Request, response: Response, next: NextFunction): void => {
-    response.setHeader('Content-Security-Policy', policy);
-    response.setHeader('X-Frame-Options', 'DENY');
-    response.setHeader('X-Content-Type-Options', 'nosniff');
-    response.setHeader('Referrer-Policy', 'same-origin');
-    response.setHeader('Cache-Control', 'no-store');
+    for (const [name, value] of headers) response.setHeader(name, value);
     next();
   };
 }

@@ -1,13 +1,15 @@
 import { createHash, generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Provider, { type Configuration } from 'oidc-provider';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { pageHeaders } from '../security-headers.middleware.js';
+import { providerErrorPage, signedOutPage, signInPage, signOutPage } from './provider-pages.js';
 
 /**
  * A demo OpenID Connect identity provider: `oidc-provider` (a certified implementation) in this
  * process on a loopback port, with keys made at start, one client (the sample site) and accounts
- * of its own behind a small login page. `npm start` runs one beside the sample; the tests run
- * their own.
+ * of its own behind a small login page, dressed like the sample. `npm start` runs one beside the
+ * sample; the tests run their own.
  */
 
 export interface DemoAccount {
@@ -51,6 +53,7 @@ export class DemoProvider {
     readonly provider: Provider,
     private readonly server: Server,
     readonly accounts: Map<string, DemoAccount>,
+    private readonly headers: Record<string, string>,
   ) {}
 
   get issuer(): string {
@@ -67,6 +70,13 @@ export class DemoProvider {
     });
     const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const accounts = new Map(settings.accounts.map((account) => [account.sub, { ...account }]));
+    // The sample's page headers: its forms go on to the clients (a login ends at their callback).
+    const headers = pageHeaders({ formTargets: clientOrigins(settings) });
+    const show = (ctx: KoaContextWithOIDC, markup: string) => {
+      ctx.set(headers);
+      ctx.type = 'html';
+      ctx.body = markup;
+    };
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const configuration: Configuration = {
       clients: [
@@ -94,7 +104,15 @@ export class DemoProvider {
       enableHttpPostMethods: settings.httpPost ?? false,
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['given_name', 'family_name', 'name'], groups: ['groups'] },
       scopes: ['openid', 'email', 'profile', 'groups'],
-      features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: settings.rpInitiatedLogout ?? true } },
+      features: {
+        devInteractions: { enabled: false },
+        rpInitiatedLogout: {
+          enabled: settings.rpInitiatedLogout ?? true,
+          logoutSource: (ctx, form) => show(ctx, signOutPage(form)),
+          postLogoutSuccessSource: (ctx) => show(ctx, signedOutPage()),
+        },
+      },
+      renderError: (ctx, out) => show(ctx, providerErrorPage(ctx.status, out)),
       pkce: { required: () => true },
       ttl: { AuthorizationCode: settings.codeTtl ?? 60 },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -116,15 +134,12 @@ export class DemoProvider {
       },
     };
     const provider = new Provider(issuer, configuration);
-    const demo = new DemoProvider(provider, server, accounts);
+    const demo = new DemoProvider(provider, server, accounts, headers);
     const callback = provider.callback();
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       if (request.method === 'POST' && request.url?.startsWith('/token')) demo.tokenRequests++;
       if (request.url?.startsWith('/interaction/')) {
-        demo.interaction(request, response).catch((error) => {
-          response.statusCode = 500;
-          response.end(String(error?.message ?? error));
-        });
+        demo.interaction(request, response).catch((error) => demo.failedInteraction(response, error));
         return;
       }
       callback(request, response);
@@ -135,21 +150,13 @@ export class DemoProvider {
   /** The provider's own login page: the account's id (or email) and password, then back to the flow with consent given. */
   private async interaction(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const details = await this.provider.interactionDetails(request, response);
-    const page = (error = '') => {
-      response.setHeader('Content-Type', 'text/html; charset=utf-8');
-      response.setHeader('Cache-Control', 'no-store');
-      response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Demo identity provider</title></head><body>
-<h1>Demo identity provider</h1>${error ? `<p role="alert">${error}</p>` : ''}
-<form method="post" action="/interaction/${details.uid}">
-<p><label for="login">Email</label><input id="login" name="login" autocomplete="username" required></p>
-<p><label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required></p>
-<p><button type="submit">Sign in</button></p></form></body></html>`);
-    };
+    const page = (form: { login?: string; error?: string } = {}) =>
+      this.send(response, 200, signInPage({ action: `/interaction/${details.uid}`, client: String(details.params.client_id), ...form }));
     if (request.method !== 'POST') return page();
     const form = new URLSearchParams(await readBody(request));
     const login = form.get('login') ?? '';
     const account = [...this.accounts.values()].find((candidate) => candidate.email === login || candidate.sub === login);
-    if (!account || !samePassword(account.password, form.get('password') ?? '')) return page('Wrong email or password.');
+    if (!account || !samePassword(account.password, form.get('password') ?? '')) return page({ login, error: 'Wrong email or password.' });
     const grant = new this.provider.Grant({ accountId: account.sub, clientId: String(details.params.client_id) });
     grant.addOIDCScope(String(details.params.scope ?? 'openid'));
     await this.provider.interactionFinished(
@@ -158,6 +165,21 @@ export class DemoProvider {
       { login: { accountId: account.sub }, consent: { grantId: await grant.save() } },
       { mergeWithLastSubmission: false },
     );
+  }
+
+  /** An interaction that expired or was already used (the back button after signing in): the error page, not a stack trace. */
+  private failedInteraction(response: ServerResponse, error: { statusCode?: number; error?: string; error_description?: string }): void {
+    if (response.headersSent) return void response.end();
+    const status = error.statusCode ?? 500;
+    this.send(response, status, providerErrorPage(status, { error: error.error ?? 'server_error', error_description: status < 500 ? error.error_description : undefined }));
+  }
+
+  /** A page of the provider's own, under the sample's headers (`show` does the same for oidc-provider's pages). */
+  private send(response: ServerResponse, status: number, markup: string): void {
+    for (const [name, value] of Object.entries(this.headers)) response.setHeader(name, value);
+    response.setHeader('Content-Type', 'text/html; charset=utf-8');
+    response.statusCode = status;
+    response.end(markup);
   }
 
   /** Change an account, as the provider's admins would (the next login sees it). */
@@ -171,6 +193,12 @@ export class DemoProvider {
       this.server.close(() => resolve());
     });
   }
+}
+
+/** The origins of every client's callbacks: where the provider's forms end up. */
+function clientOrigins(settings: DemoProviderSettings): string[] {
+  const uris = [...settings.redirectUris, ...(settings.postLogoutRedirectUris ?? []), ...(settings.extraClients ?? []).flatMap((client) => client.redirectUris)];
+  return [...new Set(uris.map((uri) => new URL(uri).origin))];
 }
 
 function listen(server: Server, port: number): Promise<void> {

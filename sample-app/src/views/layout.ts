@@ -54,7 +54,7 @@ export function layout(context: LayoutContext, title: string, main: SafeHtml): s
       </nav>
       <div class="account">
         ${isAuthenticated(user)
-          ? html`<span>Signed in as <strong>${user.username}</strong></span>${logoutButton(context.csrfToken)}`
+          ? html`<span class="who">Signed in as <strong title="${user.username}">${user.username}</strong></span>${logoutButton(context.csrfToken)}`
           : html`<a class="button" href="/login">Log in</a>`}
       </div>
     </div>

@@ -5,6 +5,7 @@ import { DEMO_ACCOUNTS } from '../seed.js';
 import { VIEW_STAFF_PAGE } from '../permissions.js';
 import { html, type SafeHtml } from 'nestjs-session-auth/views';
 import { layout, type LayoutContext } from './layout.js';
+import { describeUserAgent } from './user-agent.js';
 
 /** What each backend did when it let someone in, for the dashboard. */
 const BACKEND_STORIES: Record<string, string> = {
@@ -23,14 +24,22 @@ export interface DemoContext {
   demo: boolean;
 }
 
-export function homePage(context: LayoutContext, { demo, directory }: DemoContext & { directory: string | null }): string {
+/** Which ways in this site offers: the home page counts them and the demo explains them. */
+export interface WaysIn extends DemoContext {
+  /** The real directory server in use (`LDAP_URL`), or `null` for the in-memory stand-in. */
+  directory: string | null;
+  identityProvider: IdentityProviderOptions | null;
+}
+
+export function homePage(context: LayoutContext, ways: WaysIn): string {
   const { user } = context;
+  const { demo, directory, identityProvider } = ways;
   const greeting = isAuthenticated(user)
     ? html`<h1>Hello, ${user.username}</h1>
         <p class="lead">You are logged in through <span class="badge">${user.backend}</span>.</p>
         <div class="actions"><a class="button" href="/dashboard">Open your dashboard</a></div>`
     : html`<h1>Hello, visitor</h1>
-        <p class="lead">A small site on <code>nestjs-session-auth</code>: three ways to log in, one session.</p>
+        <p class="lead">A small site on <code>nestjs-session-auth</code>: ${waysToLogIn(ways)}, one session.</p>
         <div class="actions"><a class="button" href="/login">Log in</a></div>`;
   return layout(
     context,
@@ -40,11 +49,11 @@ export function homePage(context: LayoutContext, { demo, directory }: DemoContex
       html`<div class="grid spaced">
         <section class="card">
           <h2>Demo accounts</h2>
-          ${demoAccounts()}
+          ${demoAccounts(identityProvider)}
         </section>
         <section class="card">
           <h2>How a login is decided</h2>
-          <p class="muted">The backends are asked in this order; the first one that knows you wins.</p>
+          <p class="muted">A username and password typed on the login page go to these backends in this order; the first one that knows you wins.</p>
           <ol>
             <li><strong>ModelBackend</strong>: users with a password stored here (carol).</li>
             <li><strong>DictionaryBackend</strong>: a fixed dictionary of names and passwords (alice, bob).</li>
@@ -52,9 +61,24 @@ export function homePage(context: LayoutContext, { demo, directory }: DemoContex
               ? html`<li><strong>LdapBackend</strong>: ${directory}; local users are created on first login (dana, erin).</li>`
               : html`<li><strong>DirectoryBackend</strong>: an in-memory stand-in for a company directory; local users are created on first login (dana, erin). Run <code>npm run ldap --workspace=sample-app</code> and start with its <code>LDAP_URL</code> for a real OpenLDAP.</li>`}
           </ol>
+          ${identityProvider &&
+          html`<p>The fourth way never sees a password: <strong>OidcBackend</strong> is the “Log in with ${identityProvider.label}” button,
+            which sends you to an OpenID Connect provider. It checks your password there and sends you back with a signed ID token;
+            your local user is created at your first login, linked to your identity at the provider${identityProvider.demoAccount && html` (${identityProvider.demoAccount.login})`}.</p>`}
         </section>
       </div>`}`,
   );
+}
+
+/** "four ways to log in (…)": what this configuration really offers, counted. */
+function waysToLogIn({ demo, directory, identityProvider }: WaysIn): string {
+  const ways = [
+    'a password stored here',
+    ...(demo ? ['a dictionary', directory ? 'an OpenLDAP directory' : 'a company directory'] : []),
+    ...(identityProvider ? ['an OpenID Connect provider'] : []),
+  ];
+  const count = ['one way', 'two ways', 'three ways', 'four ways'][ways.length - 1];
+  return ways.length === 1 ? `${count} to log in: ${ways[0]}` : `${count} to log in (${ways.slice(0, -1).join(', ')} or ${ways.at(-1)})`;
 }
 
 export interface LoginForm {
@@ -106,7 +130,7 @@ export function loginPage(
       ${demo &&
       html`<aside class="card">
         <h2>Demo accounts</h2>
-        ${demoAccounts()}
+        ${demoAccounts(identityProvider)}
       </aside>`}
     </div>`,
   );
@@ -206,7 +230,8 @@ export function passwordPage(context: LayoutContext, form: PasswordForm): string
 
 /** The devices the user is logged in on: each can be logged out, or all but this one. */
 export function sessionsPage(context: LayoutContext, sessions: UserSession[], csrfToken: string): string {
-  const when = (date: Date | null) => (date ? html`<time datetime="${date.toISOString()}">${date.toUTCString()}</time>` : html`<span class="muted">unknown</span>`);
+  const when = (date: Date | null) =>
+    date ? html`<time datetime="${date.toISOString()}">${SHORT_DATE.format(date)} UTC</time>` : html`<span class="muted">unknown</span>`;
   const others = sessions.filter((session) => !session.current).length;
   return layout(
     context,
@@ -214,13 +239,13 @@ export function sessionsPage(context: LayoutContext, sessions: UserSession[], cs
     html`<h1>Where you are logged in</h1>
       <p class="lead">Each browser you logged in with has its own session. End the ones you do not recognise.</p>
       <section class="card">
-        <table>
+        <table class="sessions">
           <thead><tr><th scope="col">Browser</th><th scope="col">Address</th><th scope="col">Logged in</th><th scope="col">Last active</th><th scope="col"></th></tr></thead>
           <tbody>
             ${sessions.map(
               (session) => html`<tr>
-                <td data-label="Browser">${session.userAgent || html`<span class="muted">unknown</span>`}</td>
-                <td data-label="Address">${session.address || html`<span class="muted">unknown</span>`}</td>
+                <td data-label="Browser">${browserCell(session.userAgent)}</td>
+                <td data-label="Address">${displayedAddress(session.address) || html`<span class="muted">unknown</span>`}</td>
                 <td data-label="Logged in">${when(session.loggedInAt)}</td>
                 <td data-label="Last active">${when(session.lastActiveAt)}</td>
                 <td>${session.current
@@ -240,6 +265,21 @@ export function sessionsPage(context: LayoutContext, sessions: UserSession[], cs
         </form>`}
       </section>`,
   );
+}
+
+/** "8 Dec 2026, 14:05": the full instant is in the `<time>` element's `datetime`. */
+const SHORT_DATE = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+
+/** The browser's name, and the header it sent on demand: a User-Agent is one long word, and the visitor wrote it. */
+function browserCell(userAgent: string): SafeHtml {
+  if (!userAgent) return html`<span class="muted">unknown</span>`;
+  return html`${describeUserAgent(userAgent) ?? 'Unknown browser'}
+    <details class="raw"><summary>User-Agent</summary><code>${userAgent}</code></details>`;
+}
+
+/** An IPv4 client seen by a dual-stack server is `::ffff:203.0.113.7` (RFC 4291, 2.5.5.2): shown as the IPv4 address it is. */
+function displayedAddress(address: string): string {
+  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 export interface ErrorDescription {
@@ -264,7 +304,8 @@ export function errorPage(context: LayoutContext, { status, title, message }: Er
   );
 }
 
-function demoAccounts(): SafeHtml {
+function demoAccounts(identityProvider: IdentityProviderOptions | null | undefined): SafeHtml {
+  const atProvider = identityProvider?.demoAccount;
   return html`<table>
     <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Checked by</th></tr></thead>
     <tbody>
@@ -276,5 +317,8 @@ function demoAccounts(): SafeHtml {
         </tr>`,
       )}
     </tbody>
-  </table>`;
+  </table>
+  ${atProvider &&
+  html`<p class="muted">At ${identityProvider.label} (“Log in with ${identityProvider.label}”, checked by <strong>OidcBackend</strong>):
+    <code>${atProvider.login}</code>, password <code>${atProvider.password}</code>.</p>`}`;
 }

@@ -12,6 +12,8 @@ export const STYLE = `
 html { -webkit-text-size-adjust: 100%; }
 body {
   margin: 0; background: var(--page); color: var(--ink);
+  /* A word wider than its line (a long username, an email) breaks rather than pushing the page sideways. */
+  overflow-wrap: break-word;
   font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Liberation Sans", "DejaVu Sans", sans-serif;
 }
 a { color: var(--accent); text-decoration: none; }
@@ -25,8 +27,12 @@ code { font: .9em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu S
 .topbar nav { display: flex; gap: 1rem; flex: 1; }
 .topbar nav a { color: var(--muted); font-weight: 500; }
 .topbar nav a[aria-current="page"] { color: var(--ink); }
-.account { display: flex; align-items: center; gap: .75rem; color: var(--muted); }
-.account strong { color: var(--ink); }
+.brand .logo.provider { background: linear-gradient(135deg, #0ea5e9, #14b8a6); }
+.account { display: flex; align-items: center; gap: .75rem; margin-left: auto; min-width: 0; color: var(--muted); }
+/* A long username (an email from an identity provider) is cut short here; the whole name is its title. */
+.account .who { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: .3em; min-width: 0; }
+.account strong { color: var(--ink); max-width: 14rem; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.account form { flex: none; }
 .account .button { padding: .35rem .9rem; font-size: .9rem; }
 main { max-width: 960px; margin: 0 auto; padding: 2rem 1.25rem 4rem; }
 h1 { font-size: 1.9rem; line-height: 1.2; letter-spacing: -.02em; margin: 0 0 .5rem; }
@@ -37,24 +43,6 @@ h2 { font-size: 1.15rem; margin: 0 0 .75rem; }
 .narrow { max-width: 520px; }
 .spaced { margin-top: 1.25rem; }
 .split { display: grid; gap: 1.5rem; grid-template-columns: minmax(300px, 400px) minmax(260px, 1fr); align-items: start; }
-/* Phones: the navigation gets a row of its own, tables become one card per row. */
-@media (max-width: 720px) {
-  .split { grid-template-columns: 1fr; }
-  .topbar .inner { padding: .6rem 1rem; gap: .5rem 1rem; }
-  .account { margin-left: auto; }
-  .topbar nav { order: 3; flex-basis: 100%; flex-wrap: wrap; gap: .35rem 1.1rem; }
-  main { padding: 1.25rem 1rem 3rem; }
-  .card { padding: 1.1rem; }
-  h1 { font-size: 1.55rem; }
-  table, thead, tbody, tr, th, td { display: block; }
-  thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-  tr { padding: .5rem 0; border-bottom: 1px solid var(--line); }
-  tr:last-child { border-bottom: 0; }
-  td { border: 0; padding: .15rem 0; white-space: normal; }
-  td:first-child { white-space: normal; font-weight: 600; }
-  td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 500; }
-  td:first-child[data-label]::before { content: none; }
-}
 .flashes { list-style: none; margin: 0 0 1.5rem; padding: 0; display: grid; gap: .5rem; }
 .flash, .alert { border-radius: 10px; padding: .7rem 1rem; border: 1px solid transparent; font-weight: 500; }
 .flash.success { background: var(--ok-soft); color: var(--ok); border-color: #b7e4cc; }
@@ -85,6 +73,10 @@ th, td { text-align: left; padding: .55rem .5rem; border-bottom: 1px solid var(-
 th { color: var(--muted); font-weight: 600; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; }
 tr:last-child td { border-bottom: 0; }
 td:first-child { white-space: nowrap; }
+/* Except a browser's name, above its User-Agent (one long word): those wrap. */
+table.sessions td:first-child { white-space: normal; }
+details.raw summary { cursor: pointer; color: var(--muted); font-size: .85rem; }
+details.raw code { display: block; margin-top: .35rem; font-size: .8rem; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .55rem 1.25rem; margin: 0; }
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; font-weight: 500; overflow-wrap: anywhere; }
@@ -92,6 +84,26 @@ dl.facts dd { margin: 0; font-weight: 500; overflow-wrap: anywhere; }
 .muted { color: var(--muted); }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.25rem; }
 .big-status { font-size: 3.5rem; font-weight: 800; color: var(--accent); margin: 0; line-height: 1; }
+/* Last, to override the rules above. Tablets: the two columns of .split one above the other. */
+@media (max-width: 900px) {
+  .split { grid-template-columns: 1fr; }
+}
+/* Phones: the navigation gets a row of its own, tables become one card per row. */
+@media (max-width: 720px) {
+  .topbar .inner { padding: .6rem 1rem; gap: .5rem 1rem; }
+  .topbar nav { order: 3; flex-basis: 100%; flex-wrap: wrap; gap: .35rem 1.1rem; }
+  main { padding: 1.25rem 1rem 3rem; }
+  .card { padding: 1.1rem; }
+  h1 { font-size: 1.55rem; }
+  table, thead, tbody, tr, th, td { display: block; }
+  thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  tr { padding: .5rem 0; border-bottom: 1px solid var(--line); }
+  tr:last-child { border-bottom: 0; }
+  td, td:first-child { border: 0; padding: .15rem 0; white-space: normal; }
+  td:first-child { font-weight: 600; }
+  td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 500; }
+  td:first-child[data-label]::before { content: none; }
+}
 `;
 
 /** For the Content-Security-Policy: this stylesheet, and no other, may style the pages. */
