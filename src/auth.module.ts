@@ -31,6 +31,7 @@ import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { appGuardsRunFirst } from './request/route-readers.js';
 import { prepareRequest, SessionMiddleware } from './request/session.middleware.js';
 import { SessionHandler } from './sessions/session-handler.js';
+import { StartupChecks } from './startup-checks.js';
 import { UserSessions } from './user-sessions.js';
 import { noteReply } from './request/platform.js';
 import { noteUpgradeRequests } from './request/socket-request.js';
@@ -61,6 +62,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     SessionHandler,
     HandshakeRequests,
     UserSessions,
+    StartupChecks,
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },

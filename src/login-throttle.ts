@@ -108,7 +108,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly resetMaxPerAddress: number;
   private readonly resetWindowMs: number;
   private readonly configuredFields: string[];
-  private readonly store?: LockoutStore;
+  /** Where failure counters live; `undefined` when the throttle is off. */
+  readonly store?: LockoutStore;
   private readonly devices?: TrustedDevices;
   private fields?: string[];
   private pruneTimer?: NodeJS.Timeout;
