@@ -1,12 +1,11 @@
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, DataSource, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import {
   AuthModule,
   ExternalIdentity,
@@ -147,9 +146,9 @@ describe('mistakes caught when the app starts, not at the first login', () => {
   it('refuses a table that lacks a column its entity maps (a migration not run)', async () => {
     const database = join(folder, 'old-schema.sqlite');
     expect(await startupError({ entities: [...authEntities], database })).toBeUndefined();
-    const db = new Database(database);
-    db.exec('ALTER TABLE auth_login_lockout DROP COLUMN failures');
-    db.close();
+    const db = await new DataSource({ type: 'better-sqlite3', database }).initialize();
+    await db.query('ALTER TABLE auth_login_lockout DROP COLUMN failures');
+    await db.destroy();
     const error = await startupError({ entities: [...authEntities], database, synchronize: false });
     expect(error).toBeInstanceOf(ImproperlyConfigured);
     expect(error!.message).toMatch(/cannot read the table auth_login_lockout \(LoginLockout, for the login throttle\): .*failures/);

@@ -17,6 +17,10 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('nestjs-session-auth')
     .description("Manage the users of an app that uses nestjs-session-auth (Django's auth commands).")
     .option('-c, --config <path>', `config file exporting { dataSource, auth } (default $${CONFIG_ENV}, else $DATABASE_URL)`)
+    .option(
+      '--create-schema',
+      'create the auth tables the database lacks (a new SQLite file included) before the command; never alters an existing table',
+    )
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
