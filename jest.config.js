@@ -5,7 +5,7 @@ const project = {
   moduleNameMapper: {
     '^nestjs-session-auth$': '<rootDir>/src/index.ts',
     '^nestjs-session-auth/testing$': '<rootDir>/src/testing/index.ts',
-    '^nestjs-session-auth/(passwords|throttle|csrf|messages|views|websockets|ldap|oidc)$': '<rootDir>/src/entries/$1.ts',
+    '^nestjs-session-auth/(passwords|throttle|csrf|messages|views|websockets|ldap|oidc|mailers)$': '<rootDir>/src/entries/$1.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // Mercurius loads @fastify/static, which require()s the ESM-only content-disposition 3; Jest's
     // own require cannot load ESM before Node 24.9, so it gets the CommonJS build of the same API (2.x).

@@ -27,6 +27,7 @@ import { AccessGuard } from './request/access.guard.js';
 import { LoginRedirectFilter } from './request/login-redirect.js';
 import { RetryLaterFilter } from './request/retry-later.filter.js';
 import { SessionHandler } from './sessions/session-handler.js';
+import { StartupChecks } from './startup-checks.js';
 import { UserSessions } from './user-sessions.js';
 import { HandshakeRequests } from './transports/handshake-requests.js';
 import { httpPlatformOf } from './transports/http-platforms.js';
@@ -55,6 +56,7 @@ import { mountAuthViews, type AuthViewsMount } from './views/auth-views.mount.js
     SessionHandler,
     HandshakeRequests,
     UserSessions,
+    StartupChecks,
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_FILTER, useClass: LoginRedirectFilter },
     { provide: APP_FILTER, useClass: RetryLaterFilter },

@@ -108,7 +108,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
   private readonly resetMaxPerAddress: number;
   private readonly resetWindowMs: number;
   private readonly configuredFields: string[];
-  private readonly store?: LockoutStore;
+  /** Where failure counters live; `undefined` when the throttle is off. */
+  readonly store?: LockoutStore;
   private readonly devices?: TrustedDevices;
   private fields?: string[];
   private pruneTimer?: NodeJS.Timeout;
@@ -176,8 +177,8 @@ export class LoginThrottle implements OnApplicationBootstrap, OnApplicationShutd
       if (instance.initialConfig?.trustProxy === true) {
         this.logger.warn(
           "Fastify's trustProxy is true: any client can choose the address the login throttle counts by " +
-            'sending X-Forwarded-For. Set it to the number of proxies in front of the app (new FastifyAdapter({ trustProxy: 1 })) ' +
-            "or to their addresses ('127.0.0.1', '10.0.0.0/8').",
+            "sending X-Forwarded-For. Set it to the addresses of the proxies in front of the app (new FastifyAdapter({ trustProxy: '10.0.0.0/8' })), " +
+            'or count them with a function ((_address, hop) => hop < 1 for one proxy).',
         );
       }
       return;

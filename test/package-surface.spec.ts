@@ -50,7 +50,7 @@ describe('the package surface', () => {
 
   it('maps every entry file to an export (ES modules, CommonJS and types) and a typesVersions path', () => {
     const entries = readdirSync(new URL('../src/entries/', import.meta.url)).map((file) => file.replace(/\.ts$/, ''));
-    expect(entries.sort()).toEqual(['csrf', 'ldap', 'messages', 'oidc', 'passwords', 'throttle', 'views', 'websockets']);
+    expect(entries.sort()).toEqual(['csrf', 'ldap', 'mailers', 'messages', 'oidc', 'passwords', 'throttle', 'views', 'websockets']);
     for (const entry of entries) {
       expect(pkg.exports[`./${entry}`]).toEqual({
         types: `./dist/entries/${entry}.d.ts`,

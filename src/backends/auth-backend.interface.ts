@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { DataSource } from 'typeorm';
 import type { PrefetchedUser } from '../storage/prefetched-user.js';
+import type { RequiredEntities } from '../storage/required-entities.js';
 
 export type Credentials = Record<string, unknown>;
 
@@ -42,6 +43,12 @@ export interface AuthBackend<U = any> {
    * form posting the CSRF token, `provider` and `next` to `action`.
    */
   readonly loginButton?: { label: string; provider: string; action: string };
+  /**
+   * The TypeORM entities this backend reads and writes, and their DataSource. Checked when the
+   * app starts: an entity missing from `entities`, or a table missing from the database, stops
+   * the start with a message instead of failing the first login.
+   */
+  requiredEntities?(): RequiredEntities | undefined;
 }
 
 /** Name a backend is recorded under in sessions. */

@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import { DataSource } from 'typeorm';
 import { Permission } from '../storage/permission.entity.js';
 import type { PrefetchedUser } from '../storage/prefetched-user.js';
+import type { RequiredEntities } from '../storage/required-entities.js';
 import { UserManager } from '../user.manager.js';
 import type { Credentials } from './auth-backend.interface.js';
 import { BaseBackend } from './base.backend.js';
@@ -54,6 +55,11 @@ export class ModelBackend extends BaseBackend {
   async getUser(id: string): Promise<any | null> {
     const user = await this.users.findById(id);
     return user && this.userCanAuthenticate(user) ? user : null;
+  }
+
+  /** Its users, and `Permission` (a superuser holds every permission there is). */
+  requiredEntities(): RequiredEntities | undefined {
+    return { dataSource: this.users.dataSource, entities: [this.users.entity, Permission] };
   }
 
   /** The `UserManager`'s table, unless a subclass loads its users its own way (its own `getUser()`). */

@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { DataSource } from 'typeorm';
 import { ExternalUsers, type LinkExistingUsers } from '../external-users.js';
+import { ExternalIdentity } from '../storage/external-identity.entity.js';
+import type { RequiredEntities } from '../storage/required-entities.js';
 import { UserManager } from '../user.manager.js';
 import { backendName, type Credentials } from './auth-backend.interface.js';
 import { ModelBackend } from './model.backend.js';
@@ -43,6 +45,12 @@ export class RemoteUserBackend<U = any> extends ModelBackend {
     protected readonly externalUsers: ExternalUsers,
   ) {
     super(users, dataSource);
+  }
+
+  /** ModelBackend's, and the links to the names it created users for. */
+  override requiredEntities(): RequiredEntities | undefined {
+    const own = super.requiredEntities();
+    return own && { ...own, entities: [...own.entities, ExternalIdentity] };
   }
 
   override async authenticate(request: Request | undefined, credentials: Credentials): Promise<U | null> {

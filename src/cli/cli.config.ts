@@ -22,6 +22,11 @@ export interface CliConfig {
   auth: Partial<AuthModuleOptions>;
   /** Where the connection came from, for error messages (never shows a password). */
   source: string;
+  /**
+   * Create the auth tables the database lacks: `--create-schema`, or a config whose DataSource
+   * says `synchronize: true` (as the app would at its start) outside production.
+   */
+  createSchema?: 'flag' | 'synchronize';
 }
 
 /** Environment variable naming the config file when `--config` is not given. */
@@ -40,13 +45,20 @@ export async function loadCliConfig(
   configPath: string | undefined,
   env: NodeJS.ProcessEnv,
   cwd: string,
+  { createSchema = false }: { createSchema?: boolean } = {},
 ): Promise<CliConfig> {
   const path = configPath ?? (env[CONFIG_ENV] || undefined);
   let loaded: CliConfig;
   if (path) loaded = await readConfigFile(resolve(cwd, path));
-  else if (env.DATABASE_URL) loaded = fromDatabaseUrl(env.DATABASE_URL, cwd);
+  else if (env.DATABASE_URL) loaded = fromDatabaseUrl(env.DATABASE_URL, cwd, createSchema);
   else throw new CommandError(`No database configured. ${HOW_TO_CONFIGURE}`);
-  return { ...loaded, dataSource: withAuthEntities(loaded.dataSource, loaded.auth) };
+  // Never on a production database without being asked, whatever the config says.
+  const synchronize = loaded.dataSource.synchronize === true && env.NODE_ENV !== 'production';
+  return {
+    ...loaded,
+    dataSource: withAuthEntities(loaded.dataSource, loaded.auth),
+    createSchema: createSchema ? 'flag' : synchronize ? 'synchronize' : undefined,
+  };
 }
 
 async function readConfigFile(path: string): Promise<CliConfig> {
@@ -86,7 +98,7 @@ async function readConfigFile(path: string): Promise<CliConfig> {
 }
 
 /** `postgres://…` (or `postgresql://…`) is PostgreSQL; anything without a scheme is a SQLite file. */
-function fromDatabaseUrl(url: string, cwd: string): CliConfig {
+function fromDatabaseUrl(url: string, cwd: string, createSchema: boolean): CliConfig {
   if (/^postgres(ql)?:\/\//i.test(url)) {
     return { dataSource: { type: 'postgres', url }, auth: {}, source: `DATABASE_URL ${redactUrl(url)}` };
   }
@@ -98,8 +110,11 @@ function fromDatabaseUrl(url: string, cwd: string): CliConfig {
   }
   const file = isAbsolute(url) ? url : resolve(cwd, url);
   // better-sqlite3 would create an empty file and the error would only say "no such table".
-  if (!existsSync(file)) {
-    throw new CommandError(`SQLite database file not found: ${file}. Set DATABASE_URL to the file your app uses.`);
+  if (!existsSync(file) && !createSchema) {
+    throw new CommandError(
+      `SQLite database file not found: ${file}. Set DATABASE_URL to the file your app uses, or pass --create-schema ` +
+        'to create it with the auth tables now (what synchronize: true does at the first start).',
+    );
   }
   const dataSource = { type: sqliteDriver(), database: file } as DataSourceOptions;
   return { dataSource, auth: {}, source: `DATABASE_URL ${file}` };

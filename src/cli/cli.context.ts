@@ -12,6 +12,7 @@ import { User } from '../storage/user.entity.js';
 import { UserManager } from '../user.manager.js';
 import type { CliConfig } from './cli.config.js';
 import { CommandError } from './cli.errors.js';
+import { createMissingTables, schemaEntities } from './create-schema.js';
 
 /** The library's own services over the app's database, for one command. */
 export interface AuthContext {
@@ -30,7 +31,7 @@ const UNUSED_SECRET = 'nestjs-session-auth-cli-signs-nothing';
  * runs with the same options. The DataSource is opened here rather than by `TypeOrmModule`,
  * whose retry loop would make an unreachable database take half a minute to report.
  */
-export async function openAuthContext(config: CliConfig): Promise<AuthContext> {
+export async function openAuthContext(config: CliConfig, say: (line: string) => void): Promise<AuthContext> {
   const dataSource = new DataSource(config.dataSource);
   try {
     await dataSource.initialize();
@@ -42,7 +43,7 @@ export async function openAuthContext(config: CliConfig): Promise<AuthContext> {
   }
   let app: INestApplicationContext | undefined;
   try {
-    await checkTables(dataSource, config);
+    await checkTables(dataSource, config, say);
     app = await NestFactory.createApplicationContext(cliModule(dataSource, config.auth), {
       logger: false,
       // Nest would otherwise call process.exit() on a bad option instead of letting us report it.
@@ -83,9 +84,15 @@ function cliModule(dataSource: DataSource, auth: Partial<AuthModuleOptions>) {
   return AuthCliModule;
 }
 
-/** Fail before any prompt when the schema is not there: the CLI never creates it. */
-async function checkTables(dataSource: DataSource, config: CliConfig): Promise<void> {
-  const entities = [config.auth.userEntity ?? User, Group, Permission, SessionRecord];
+/**
+ * Fail before any prompt when the schema is not there, unless asked to create it
+ * (`--create-schema`, or a config with `synchronize: true` outside production).
+ */
+async function checkTables(dataSource: DataSource, config: CliConfig, say: (line: string) => void): Promise<void> {
+  // Creating, it makes every table the app will need; checking, only those the commands use.
+  const entities = config.createSchema
+    ? schemaEntities(config.auth.userEntity)
+    : [config.auth.userEntity ?? User, Group, Permission, SessionRecord];
   const tables = new Set<string>();
   for (const entity of entities) {
     const metadata = dataSource.getMetadata(entity);
@@ -98,13 +105,18 @@ async function checkTables(dataSource: DataSource, config: CliConfig): Promise<v
   try {
     const missing: string[] = [];
     for (const table of tables) if (!(await runner.hasTable(table))) missing.push(table);
-    if (missing.length > 0) {
+    if (missing.length === 0) return;
+    if (!config.createSchema) {
       throw new CommandError(
         `The database (${config.source}) has no ${missing.join(', ')} ${missing.length === 1 ? 'table' : 'tables'}. ` +
-          'Run your app\'s migrations first (or start it once with synchronize: true); the CLI never changes the schema.',
+          "Run your app's migrations first (or start it once with synchronize: true), or pass --create-schema to " +
+          'create the missing auth tables now; without it the CLI never changes the schema.',
       );
     }
   } finally {
     await runner.release();
   }
+  const created = await createMissingTables(config.dataSource, config.auth.userEntity);
+  const why = config.createSchema === 'flag' ? '--create-schema' : 'the DataSource says synchronize: true';
+  say(`Created the ${created.length === 1 ? 'table' : 'tables'} ${created.join(', ')} (${why}).`);
 }

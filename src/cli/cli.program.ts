@@ -8,6 +8,7 @@ import { createCommandContext } from './commands/command.context.js';
 import { registerCreateSuperuser } from './commands/createsuperuser.command.js';
 import { registerCreateUser } from './commands/createuser.command.js';
 import { registerGrant } from './commands/grant.command.js';
+import { registerInit } from './commands/init.command.js';
 import { Prompter, type CliIo } from './prompter.js';
 
 export type { CliIo } from './prompter.js';
@@ -15,8 +16,12 @@ export type { CliIo } from './prompter.js';
 /** The `nestjs-session-auth` command with its subcommands, writing to `io`. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('nestjs-session-auth')
-    .description("Manage the users of an app that uses nestjs-session-auth (Django's auth commands).")
+    .description("Wire nestjs-session-auth into a Nest app (init) and manage its users (Django's auth commands).")
     .option('-c, --config <path>', `config file exporting { dataSource, auth } (default $${CONFIG_ENV}, else $DATABASE_URL)`)
+    .option(
+      '--create-schema',
+      'create the auth tables the database lacks (a new SQLite file included) before the command; never alters an existing table',
+    )
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
@@ -30,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
   registerChangePassword(program, context);
   registerClearSessions(program, context);
   registerGrant(program, context);
+  registerInit(program, context);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import { DataSource, In, LessThan } from 'typeorm';
 import { LoginLockout } from './login-lockout.entity.js';
+import type { RequiredEntities } from './required-entities.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
 
 /** Failures counted so far for one key, within the current window. */
@@ -22,11 +23,18 @@ export interface LockoutStore {
   reset(key: string): Promise<void>;
   /** Delete counters whose window started before `windowStartBefore`; resolves how many went. */
   prune?(windowStartBefore: number): Promise<number>;
+  /** The entities a store in the app's database uses, checked when the app starts. */
+  requiredEntities?(): RequiredEntities | undefined;
 }
 
 /** Counters in the `auth_login_lockout` table. */
 export class TypeOrmLockoutStore implements LockoutStore {
   constructor(private readonly dataSource: DataSource) {}
+
+  /** Checked when the app starts (`StartupChecks`): the counters' table in this DataSource. */
+  requiredEntities(): RequiredEntities {
+    return { dataSource: this.dataSource, entities: [LoginLockout] };
+  }
 
   private get repository() {
     return this.dataSource.getRepository(LoginLockout);

@@ -6,6 +6,7 @@ import { DEFAULT_SESSION_AGE_MS, SESSION_KEY } from '../auth.constants.js';
 import { attachPrefetchedUser } from './prefetched-user.js';
 import { PreparedQuery, selectableColumns, sqlNames } from './prepared-query.js';
 import { primaryKeyKind } from './primary-key.js';
+import type { RequiredEntities } from './required-entities.js';
 import { parseSessionData, type StoredSession } from './session-data.js';
 import { SessionRecord } from './session.entity.js';
 import { escapedTablePath, placeholder, upsertDialect, type UpsertDialect } from './sql-dialect.js';
@@ -68,6 +69,11 @@ export class TypeOrmSessionStore extends session.Store {
       }, interval);
       this.pruneTimer.unref();
     }
+  }
+
+  /** Checked when the app starts (`StartupChecks`): the sessions' table in this DataSource. */
+  requiredEntities(): RequiredEntities {
+    return { dataSource: this.dataSource, entities: [SessionRecord] };
   }
 
   private get repository(): Repository<SessionRecord> {

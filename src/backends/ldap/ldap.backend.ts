@@ -3,6 +3,10 @@ import type { Request } from 'express';
 import { PermissionDenied } from '../../errors.js';
 import { ExternalUsers } from '../../external-users.js';
 import { PermissionManager } from '../../permission.manager.js';
+import { ExternalIdentity } from '../../storage/external-identity.entity.js';
+import { Group } from '../../storage/group.entity.js';
+import { Permission } from '../../storage/permission.entity.js';
+import type { RequiredEntities } from '../../storage/required-entities.js';
 import { UserManager } from '../../user.manager.js';
 import type { Credentials } from '../auth-backend.interface.js';
 import { BaseBackend, configuredBackend, configuredOptions } from '../base.backend.js';
@@ -80,6 +84,15 @@ export class LdapBackend extends BaseBackend {
    * runs at every login that updates the user. Override it in a subclass.
    */
   protected populateUser(_context: LdapPopulateContext): void | Promise<void> {}
+
+  /** Its users and their links to entries; groups to mirror, and their permissions for `findGroupPerms`. */
+  requiredEntities(): RequiredEntities {
+    const { mirrorGroups, findGroupPerms } = this.settings;
+    const entities: Function[] = [this.users.entity, ExternalIdentity];
+    if (mirrorGroups || findGroupPerms) entities.push(Group);
+    if (findGroupPerms) entities.push(Permission);
+    return { dataSource: this.users.dataSource, entities };
+  }
 
   async authenticate(request: Request | undefined, credentials: Credentials): Promise<any | null> {
     const { username, password } = credentials;

@@ -3,6 +3,9 @@ import type { Request } from 'express';
 import * as client from 'openid-client';
 import { ExternalUsers } from '../../external-users.js';
 import { PermissionManager } from '../../permission.manager.js';
+import { ExternalIdentity } from '../../storage/external-identity.entity.js';
+import { Group } from '../../storage/group.entity.js';
+import type { RequiredEntities } from '../../storage/required-entities.js';
 import { stateOf } from '../../request/request-state.js';
 import { sessionOf } from '../../sessions/session-of.js';
 import { UserManager } from '../../user.manager.js';
@@ -87,6 +90,13 @@ export class OidcBackend extends BaseBackend {
 
   /** Customise the local user before it is saved, at every login. Override it in a subclass. */
   protected populateUser(_context: OidcPopulateContext): void | Promise<void> {}
+
+  /** Its users and their links to the provider's subjects; the groups `mirrorGroups` keeps in line. */
+  requiredEntities(): RequiredEntities {
+    const entities: Function[] = [this.users.entity, ExternalIdentity];
+    if (this.settings.mirrorGroups && this.settings.groupsClaim) entities.push(Group);
+    return { dataSource: this.users.dataSource, entities };
+  }
 
   /**
    * Start a login: a new state, nonce and PKCE verifier kept in the session, and the provider's

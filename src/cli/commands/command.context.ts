@@ -16,8 +16,9 @@ export function createCommandContext(io: CliIo, prompter: Prompter): CommandCont
     io,
     prompter,
     async withAuth(command, work) {
-      const { config } = command.optsWithGlobals<{ config?: string }>();
-      const auth = await openAuthContext(await loadCliConfig(config, io.env, io.cwd));
+      const { config, createSchema } = command.optsWithGlobals<{ config?: string; createSchema?: boolean }>();
+      const settings = await loadCliConfig(config, io.env, io.cwd, { createSchema });
+      const auth = await openAuthContext(settings, (line) => prompter.say(line));
       try {
         return await work(auth);
       } finally {
